@@ -1,0 +1,207 @@
+"""Load and check `config.toml`. Paths in it are relative to the file itself."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aggregator.errors import ConfigError
+
+DEFAULT_TRACKING_PARAMS = (
+    "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
+    "_ga", "_gl", "igshid", "yclid", "ref", "ref_src", "cmpid", "esrc", "source",
+    "ocid", "cid", "__twitter_impression", "spm", "sr_share",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    title: str
+    base_url: str
+    output_dir: Path
+    description: str
+    language: str
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    path: Path | None = None
+    url: str | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsConfig:
+    default_quality: float = 50.0
+    default_heat: float = 50.0
+    tracking_params: tuple[str, ...] = DEFAULT_TRACKING_PARAMS
+
+
+@dataclass(frozen=True, slots=True)
+class RankingConfig:
+    quality_weight: float = 1.0
+    heat_weight: float = 1.0
+    doubling_hours: float = 24.0
+    max_per_provider: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsConfig:
+    max_items: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    site: SiteConfig
+    sources: tuple[SourceConfig, ...]
+    records: RecordsConfig = field(default_factory=RecordsConfig)
+    ranking: RankingConfig = field(default_factory=RankingConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
+
+
+class _Table:
+    """A TOML table read with typed getters that name the key on error."""
+
+    def __init__(self, path: Path, name: str, data: Any) -> None:
+        self.path, self.name = str(path), name
+        if not isinstance(data, dict):
+            raise ConfigError(self.path, name, "expected a table")
+        self.data = data
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def check_known(self, known: set[str]) -> None:
+        for key in self.data:
+            if key not in known:
+                raise ConfigError(
+                    self.path, self.key(key), f"unknown setting; expected one of {sorted(known)}"
+                )
+
+    def string(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str) or (default is None and not value.strip()):
+            raise ConfigError(self.path, self.key(key), "expected a non-empty string")
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float, exclusive: bool = False) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(self.path, self.key(key), f"expected a number, got {value!r}")
+        if value < minimum or (exclusive and value == minimum):
+            bound = "greater than" if exclusive else "at least"
+            raise ConfigError(self.path, self.key(key), f"expected a number {bound} {minimum}")
+        return float(value)
+
+    def integer(self, key: str, default: int, *, minimum: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(
+                self.path, self.key(key), f"expected a whole number >= {minimum}, got {value!r}"
+            )
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.data.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.path, self.key(key), "expected a list of strings")
+        return tuple(value)
+
+    def table(self, key: str) -> _Table:
+        return _Table(Path(self.path), self.key(key), self.data.get(key, {}))
+
+
+def load_config(path: Path) -> Config:
+    """Read `path` and return a checked Config, or raise ConfigError naming the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "(file)", "config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "(file)", f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "(syntax)", f"not valid TOML: {exc}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    root = _Table(path, "", raw)
+    root.check_known({"site", "sources", "records", "ranking", "feeds"})
+    base = path.parent
+    return Config(
+        path=path,
+        site=_site(root.table("site"), base),
+        sources=_sources(root, base),
+        records=_records(root.table("records")),
+        ranking=_ranking(root.table("ranking")),
+        feeds=_feeds(root.table("feeds")),
+    )
+
+
+def _site(table: _Table, base: Path) -> SiteConfig:
+    table.check_known({"title", "base_url", "output_dir", "description", "language", "author"})
+    base_url = table.string("base_url")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(table.path, table.key("base_url"), "expected an absolute http(s) URL")
+    title = table.string("title")
+    return SiteConfig(
+        title=title,
+        base_url=base_url.rstrip("/") + "/",
+        output_dir=base / table.string("output_dir", "feeds"),
+        description=table.string("description", f"{title}: ranked news by topic"),
+        language=table.string("language", "en"),
+        author=table.string("author", title),
+    )
+
+
+def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
+    raw = root.data.get("sources")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(root.path, "sources", "expected at least one [[sources]] table")
+    sources = []
+    for index, item in enumerate(raw):
+        table = _Table(Path(root.path), f"sources[{index}]", item)
+        table.check_known({"path", "url", "name"})
+        if ("path" in item) == ("url" in item):
+            raise ConfigError(root.path, table.name, "expected exactly one of 'path' or 'url'")
+        if "path" in item:
+            source_path = base / table.string("path")
+            sources.append(
+                SourceConfig(path=source_path, name=table.string("name", str(source_path)))
+            )
+        else:
+            url = table.string("url")
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise ConfigError(root.path, table.key("url"), "expected an http(s) URL")
+            sources.append(SourceConfig(url=url, name=table.string("name", url)))
+    return tuple(sources)
+
+
+def _records(table: _Table) -> RecordsConfig:
+    table.check_known({"default_quality", "default_heat", "tracking_params"})
+    return RecordsConfig(
+        default_quality=table.number("default_quality", 50, minimum=0),
+        default_heat=table.number("default_heat", 50, minimum=0),
+        tracking_params=table.strings("tracking_params", DEFAULT_TRACKING_PARAMS),
+    )
+
+
+def _ranking(table: _Table) -> RankingConfig:
+    table.check_known({"quality_weight", "heat_weight", "doubling_hours", "max_per_provider"})
+    return RankingConfig(
+        quality_weight=table.number("quality_weight", 1.0, minimum=0),
+        heat_weight=table.number("heat_weight", 1.0, minimum=0),
+        doubling_hours=table.number("doubling_hours", 24.0, minimum=0, exclusive=True),
+        max_per_provider=table.integer("max_per_provider", 3, minimum=1),
+    )
+
+
+def _feeds(table: _Table) -> FeedsConfig:
+    table.check_known({"max_items"})
+    return FeedsConfig(max_items=table.integer("max_items", 50, minimum=1))

@@ -1,0 +1,46 @@
+"""Typed errors and problems. Every error carries where it happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AggregatorError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class ConfigError(AggregatorError):
+    """The configuration is unusable; `key` names the offending setting."""
+
+    def __init__(self, path: str, key: str, expected: str) -> None:
+        self.path = path
+        self.key = key
+        self.expected = expected
+        super().__init__(f"{path}: {key}: {expected}")
+
+
+class RecordError(AggregatorError):
+    """One record (or one whole file) could not be used."""
+
+    def __init__(self, field: str | None, reason: str, *, line: int | None = None) -> None:
+        self.field = field
+        self.reason = reason
+        self.line = line
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A reported issue with one input: where, which field, what, and what was done."""
+
+    origin: str
+    line: int | None
+    field: str | None
+    reason: str
+    action: str = "record skipped"
+    severity: str = "error"  # "error" counts as a rejection; "warning" does not
+
+    def __str__(self) -> str:
+        where = self.origin if self.line is None else f"{self.origin}:{self.line}"
+        what = f"{self.field}: {self.reason}" if self.field else self.reason
+        return f"{where}: {self.severity}: {what}; {self.action}"

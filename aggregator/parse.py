@@ -1,0 +1,127 @@
+"""Turn the bytes of a record document into plain mappings (one per record).
+
+Understands Markdown with YAML front matter, YAML and JSON documents holding one
+record, a list of records, or a collection page (`value`, `news` or `items`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from aggregator.errors import RecordError
+
+# libyaml's C loader is several times faster; both are safe (plain data only).
+SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+COLLECTION_KEYS = ("value", "news", "items")
+_FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
+_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
+
+
+class NotARecord(RecordError):
+    """A Markdown file without front matter: a page, not a record (as in Jekyll)."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "no YAML front matter, so not a record", line=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record's mapping as found in a document, with the line it starts on."""
+
+    data: dict[str, Any]
+    line: int | None
+    index: int | None = None  # position in a list or collection, when there was one
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 with or without BOM; CRLF is left to the parsers, which accept it."""
+    if b"\x00" in data[:8192]:
+        raise RecordError(None, "binary file (NUL bytes), not a text record")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RecordError(None, f"not valid UTF-8 (byte {exc.start})", line=line) from None
+
+
+def split_front_matter(text: str) -> tuple[str, int]:
+    """Return the YAML between the `---` fences and the line number it starts on."""
+    if not _FENCE.match(text):
+        raise NotARecord
+    start = text.index("\n") + 1 if "\n" in text else len(text)
+    close = _CLOSE.search(text, start)
+    if close is None:
+        raise RecordError(None, "front matter is not closed by a '---' line", line=1)
+    return text[start : close.start()], 2
+
+
+def load_yaml(text: str, first_line: int = 1) -> Any:
+    try:
+        return yaml.load(text, Loader=SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + first_line
+        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise RecordError(None, f"invalid YAML: {reason}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise RecordError(None, f"invalid YAML: {exc}") from None
+
+
+def load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(None, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    except RecursionError:
+        raise RecordError(None, "invalid JSON: nested too deeply") from None
+
+
+def raw_records(value: Any, line: int | None = None) -> list[RawRecord]:
+    """Find the records in a parsed document: one mapping, a list, or a collection page."""
+    if isinstance(value, dict):
+        for key in COLLECTION_KEYS:
+            items = value.get(key)
+            if isinstance(items, list) and "title" not in value:
+                return _list_records(items)
+        return [RawRecord(value, line)]
+    if isinstance(value, list):
+        return _list_records(value)
+    if value is None:
+        raise RecordError(None, "document is empty", line=line)
+    raise RecordError(None, f"expected a record (a mapping), got {type(value).__name__}", line=line)
+
+
+def _list_records(items: list[Any]) -> list[RawRecord]:
+    return [RawRecord(item, None, index) for index, item in enumerate(items)]
+
+
+def parse_document(text: str, kind: str) -> list[RawRecord]:
+    """`kind` is "markdown", "yaml" or "json"."""
+    if kind == "markdown":
+        front, first_line = split_front_matter(text)
+        return raw_records(load_yaml(front, first_line), line=1)
+    if kind == "yaml":
+        return raw_records(load_yaml(text), line=1)
+    return raw_records(load_json(text), line=1)
+
+
+def kind_for_suffix(suffix: str) -> str:
+    return {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(suffix.lower(), "markdown")
+
+
+def field_line(text: str, field: str, start: int = 1) -> int | None:
+    """The line where `field:` is first set, searching from line `start` (1-based)."""
+    match = re.compile(rf"^\s*-?\s*[\"']?{re.escape(field)}[\"']?\s*:", re.MULTILINE)
+    offset = 0
+    for _ in range(start - 1):
+        offset = text.find("\n", offset) + 1
+        if offset == 0:
+            return None
+    found = match.search(text, offset)
+    return None if found is None else text.count("\n", 0, found.start()) + 1

@@ -1,0 +1,47 @@
+"""Write output files atomically, and only when their bytes changed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+TEMP_SUFFIX = ".aggregator-tmp"
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` unless it already holds exactly those bytes.
+
+    The new content goes to a temp file in the same folder, is flushed to disk and
+    then renamed over the old file, so readers and web servers see either the old
+    or the new file, never a partial one. Returns True if the file was written.
+    """
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o644)  # mkstemp makes 0600; web servers must be able to read feeds
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def remove_stale_temp_files(root: Path) -> int:
+    """Delete temp files left by a run that was killed mid-write."""
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for temp in root.rglob(f".*{TEMP_SUFFIX}"):
+        temp.unlink(missing_ok=True)
+        removed += 1
+    return removed

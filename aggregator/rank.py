@@ -1,0 +1,92 @@
+"""Score records, order them, and choose the items of each feed.
+
+score = log2(1 + quality_weight * quality + heat_weight * heat)
+        + published_seconds / (doubling_hours * 3600)
+
+A story `doubling_hours` newer counts as much as one twice as good and hot. The score
+depends only on the records, never on when the build runs, so every cron run gives the
+same order. Ties: newer first, then by guid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aggregator.config import RankingConfig
+from aggregator.records import Record
+from aggregator.topics import assign_slugs, display_names, topic_key
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    key: str
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    """One feed to write: `topic` is None for the all-topics feed."""
+
+    topic: Topic | None
+    items: tuple[Record, ...]
+    total: int  # records in this topic before the caps
+
+    @property
+    def directory(self) -> str:
+        """Where the feed lives, relative to the output folder ("" for the all-topics feed)."""
+        return "" if self.topic is None else f"topics/{self.topic.slug}"
+
+
+def score(record: Record, ranking: RankingConfig) -> float:
+    worth = ranking.quality_weight * record.quality + ranking.heat_weight * record.heat
+    return math.log2(1.0 + worth) + record.published.timestamp() / (ranking.doubling_hours * 3600)
+
+
+def rank(records: Iterable[Record], ranking: RankingConfig) -> list[Record]:
+    """Best first; deterministic for equal scores."""
+    return sorted(records, key=lambda r: (-score(r, ranking), -r.published.timestamp(), r.guid))
+
+
+def select(ranked: Sequence[Record], max_items: int, max_per_provider: int) -> tuple[Record, ...]:
+    """Take items in rank order, at most `max_per_provider` from any one provider."""
+    chosen: list[Record] = []
+    per_provider: Counter[str] = Counter()
+    for record in ranked:
+        key = record.provider_key
+        if per_provider[key] >= max_per_provider:
+            continue
+        per_provider[key] += 1
+        chosen.append(record)
+        if len(chosen) == max_items:
+            break
+    return tuple(chosen)
+
+
+def topics_of(records: Sequence[Record]) -> dict[str, Topic]:
+    """Every topic key with its display name and slug."""
+    names = display_names(topic for record in records for topic in record.topics)
+    slugs = assign_slugs(names)
+    return {key: Topic(key, names[key], slugs[key]) for key in sorted(names)}
+
+
+def plan_feeds(
+    records: Sequence[Record], ranking: RankingConfig, max_items: int
+) -> tuple[list[FeedPlan], dict[str, Topic]]:
+    """The all-topics feed first, then one feed per topic in slug order."""
+    ranked = rank(records, ranking)
+    topics = topics_of(ranked)
+    members: dict[str, list[Record]] = {key: [] for key in topics}
+    for record in ranked:
+        for name in record.topics:
+            members[topic_key(name)].append(record)
+    plans = [FeedPlan(None, select(ranked, max_items, ranking.max_per_provider), len(ranked))]
+    for topic in sorted(topics.values(), key=lambda t: t.slug):
+        items = members[topic.key]
+        plans.append(
+            FeedPlan(topic, select(items, max_items, ranking.max_per_provider), len(items))
+        )
+    return plans, topics

@@ -1,0 +1,1 @@
+"""Turn planned feeds into bytes: RSS, Atom (and, later, OPML and HTML)."""

@@ -1,0 +1,174 @@
+"""RSS 2.0 and Atom 1.0 documents for one planned feed, written with feedgen.
+
+Nothing here reads the clock: every date comes from the records, so the same
+records always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urljoin
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
+
+from aggregator.config import SiteConfig
+from aggregator.rank import FeedPlan
+from aggregator.records import Record
+from aggregator.topics import topic_key
+
+PROJECT_URL = "https://github.com/aggregator-feeds/aggregator"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the date of a feed that has no items yet
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+
+
+class _ItemExtension(BaseExtension):
+    """Declares the Media RSS namespace on the feed."""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"media": MEDIA_NS}
+
+
+class _ItemEntryExtension(BaseEntryExtension):
+    """The lead image as a bare `media:content` and Atom `link rel="related"` elements.
+
+    feedgen's own media extension wraps every image in a `media:group` (invalid with
+    one child), and its Atom writer drops the `rel` of entry links.
+    """
+
+    def __init__(self) -> None:
+        self.image: dict[str, str] | None = None
+        self.related: list[tuple[str, str]] = []
+
+    def _add_image(self, item: object) -> None:
+        if self.image:
+            xml_elem(f"{{{MEDIA_NS}}}content", item, **self.image)
+
+    def extend_rss(self, item: object) -> object:
+        self._add_image(item)
+        return item
+
+    def extend_atom(self, entry: object) -> object:
+        for href, title in self.related:
+            xml_elem("link", entry, href=href, rel="related", title=title)
+        self._add_image(entry)
+        return entry
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLinks:
+    """Absolute URLs of one feed's files and of the page they belong to."""
+
+    rss: str
+    atom: str
+    page: str
+
+    @classmethod
+    def for_plan(cls, site: SiteConfig, plan: FeedPlan) -> FeedLinks:
+        folder = urljoin(site.base_url, plan.directory + "/" if plan.directory else "")
+        return cls(rss=folder + "rss.xml", atom=folder + "atom.xml", page=folder)
+
+
+def feed_title(site: SiteConfig, plan: FeedPlan) -> str:
+    return site.title if plan.topic is None else f"{site.title}: {plan.topic.name}"
+
+
+def newest_date(plan: FeedPlan) -> datetime:
+    return max((item.updated for item in plan.items), default=EPOCH)
+
+
+def render_feeds(
+    site: SiteConfig, plan: FeedPlan, topic_names: dict[str, str]
+) -> tuple[bytes, bytes]:
+    """Return (rss, atom) bytes for `plan`."""
+    links = FeedLinks.for_plan(site, plan)
+    generator = _feed(site, plan, links)
+    for record in plan.items:
+        _add_entry(generator, record, topic_names)
+    generator.link(href=links.rss, rel="self", type="application/rss+xml")
+    generator.link(href=links.page, rel="alternate", type="text/html")
+    rss = generator.rss_str(pretty=True)
+    generator.link(href=links.atom, rel="self", type="application/atom+xml", replace=True)
+    generator.link(href=links.page, rel="alternate", type="text/html")
+    atom = generator.atom_str(pretty=True)
+    return rss, atom
+
+
+def _feed(site: SiteConfig, plan: FeedPlan, links: FeedLinks) -> FeedGenerator:
+    generator = FeedGenerator()
+    generator.register_extension("item", _ItemExtension, _ItemEntryExtension)
+    generator.load_extension("dc", atom=False, rss=True)
+    title = feed_title(site, plan)
+    generator.id(links.atom)
+    generator.title(title)
+    if plan.topic is None:
+        generator.description(site.description)
+    else:
+        generator.description(
+            f"The top stories about {plan.topic.name}, ranked by quality, heat and freshness."
+        )
+    generator.language(site.language)
+    generator.author(name=site.author, uri=site.base_url)
+    generator.generator("aggregator", uri=PROJECT_URL)
+    generator.updated(newest_date(plan))  # also lastBuildDate: the newest item, not the clock
+    return generator
+
+
+def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, str]) -> None:
+    entry = generator.add_entry(order="append")  # keep rank order
+    entry.id(record.guid)
+    entry.guid(record.guid, permalink=True)
+    entry.title(record.title)
+    entry.link(href=record.url, rel="alternate")
+    entry.item.related = [(related.url, related.title) for related in record.related]
+    entry.published(record.published)
+    entry.updated(record.updated)
+    if record.excerpt:
+        # RSS descriptions are HTML; Atom's summary is declared plain text.
+        entry.description(html.escape(record.excerpt, quote=False))
+        entry.summary(record.excerpt)
+    entry.content(_content_html(record), type="html")
+    if record.provider:
+        uri = f"https://{record.provider.domain}/" if record.provider.domain else None
+        entry.author(name=record.provider.name, uri=uri)
+        entry.dc.dc_creator(record.provider.name)
+    for name in record.topics:
+        entry.category(term=topic_names.get(topic_key(name), name))
+    if record.images:
+        entry.item.image = _media(record)
+
+
+def _media(record: Record) -> dict[str, str]:
+    image = record.images[0]
+    media = {"url": image.url, "medium": "image"}
+    kind = mimetypes.guess_type(image.url.split("?")[0])[0]
+    if kind and kind.startswith("image/"):
+        media["type"] = kind
+    if image.width and image.height:
+        media["width"], media["height"] = str(image.width), str(image.height)
+    return media
+
+
+def _content_html(record: Record) -> str:
+    """The excerpt, lead image and related coverage as HTML, for readers that show content."""
+    parts = []
+    if record.images:
+        src, alt = html.escape(record.images[0].url), html.escape(record.title)
+        parts.append(f'<p><img src="{src}" alt="{alt}"/></p>')
+    if record.excerpt:
+        parts.append(f"<p>{html.escape(record.excerpt)}</p>")
+    source = record.provider.name if record.provider else record.guid.split("/")[2]
+    parts.append(f'<p><a href="{html.escape(record.url)}">Read at {html.escape(source)}</a></p>')
+    if record.related:
+        items = "".join(
+            f'<li><a href="{html.escape(r.url)}">{html.escape(r.title)}</a>'
+            + (f" ({html.escape(r.provider)})" if r.provider else "")
+            + "</li>"
+            for r in record.related
+        )
+        parts.append(f"<p>Related coverage:</p><ul>{items}</ul>")
+    return "".join(parts)

@@ -1,0 +1,46 @@
+"""Topic identity, display names and file-system slugs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+
+from slugify import slugify
+
+MAX_SLUG_LENGTH = 60
+
+
+def topic_key(name: str) -> str:
+    """Names that differ only in case or spacing are one topic."""
+    return " ".join(name.split()).casefold()
+
+
+def display_names(names: Iterable[str]) -> dict[str, str]:
+    """Map each topic key to its most common spelling (ties: the alphabetically first)."""
+    counts: dict[str, Counter[str]] = {}
+    for name in names:
+        counts.setdefault(topic_key(name), Counter())[name] += 1
+    return {
+        key: min(spellings.items(), key=lambda item: (-item[1], item[0]))[0]
+        for key, spellings in counts.items()
+    }
+
+
+def assign_slugs(keys: Iterable[str]) -> dict[str, str]:
+    """A unique slug per topic key: lowercase ASCII and hyphens, safe as one path segment.
+
+    The topic whose key sorts first keeps the plain slug; any other topic with the same
+    slug gets a suffix derived from its own key, so its slug never depends on which
+    other topics exist.
+    """
+    slugs: dict[str, str] = {}
+    taken: set[str] = set()
+    for key in sorted(set(keys)):
+        base = slugify(key, max_length=MAX_SLUG_LENGTH, word_boundary=True) or "topic"
+        slug = base
+        if slug in taken or slug == "topic":
+            slug = f"{base}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        taken.add(slug)
+        slugs[key] = slug
+    return slugs

@@ -1,0 +1,72 @@
+"""Check, normalise and canonicalise links."""
+
+from __future__ import annotations
+
+import html
+from fnmatch import fnmatchcase
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+# Characters left as they are when percent-encoding a path, query or fragment.
+_SAFE = "/:@!$&'()*+,;=?~%-._"
+
+
+def normalise_url(value: object) -> str:
+    """Return `value` as an absolute, properly encoded http(s) URL or raise ValueError.
+
+    Real records carry HTML entities (`&#038;`), spaces and non-ASCII in links;
+    IDN hosts become punycode so the result is plain ASCII.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"expected a URL string, got {type(value).__name__}")
+    text = html.unescape(value.strip())
+    if not text:
+        raise ValueError("empty URL")
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        shown = f"{scheme}:" if scheme else "no scheme (relative link)"
+        raise ValueError(f"only absolute http(s) links are allowed, got {shown}")
+    host = parts.hostname
+    if not host:
+        raise ValueError("URL has no host")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"host {parts.hostname!r} is not a valid domain name") from None
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("URL has an invalid port") from None
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username or parts.password:
+        raise ValueError("URL carries a user name or password")
+    return urlunsplit(
+        (
+            scheme,
+            netloc,
+            quote(parts.path, safe=_SAFE) or "/",
+            quote(parts.query, safe=_SAFE),
+            quote(parts.fragment, safe=_SAFE),
+        )
+    )
+
+
+def canonical_url(url: str, tracking_params: tuple[str, ...]) -> str:
+    """The identity of an article: tracking parameters, fragment and trailing slash removed.
+
+    `url` must already be normalised (scheme and host are lower-case).
+    """
+    parts = urlsplit(url)
+    # Filter the raw `key=value` pairs so the values we keep stay byte-for-byte as they were.
+    kept = [
+        pair
+        for pair in parts.query.split("&")
+        if pair and not _is_tracking(unquote_plus(pair.partition("=")[0]), tracking_params)
+    ]
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme, parts.netloc, path, "&".join(kept), ""))
+
+
+def _is_tracking(key: str, patterns: tuple[str, ...]) -> bool:
+    key = key.lower()
+    return any(fnmatchcase(key, pattern) for pattern in patterns)
