@@ -25,13 +25,54 @@ class SiteConfig:
     description: str
     language: str
     author: str
+    websub_hub: str | None = None  # announce changed feeds to this WebSub hub
+
+
+DEFAULT_NEXT_PAGE = "page/{n}/index.json"  # the seed API: page N beside page 1's folder
 
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
+    """One `[[sources]]` table: a local `path` or a remote `url`."""
+
     path: Path | None = None
     url: str | None = None
     name: str = ""
+    topics: tuple[str, ...] = ()  # added to every record from this source
+    quality: float | None = None  # default for documents that carry none
+    heat: float | None = None
+    max_pages: int = 10
+    next_page: str = DEFAULT_NEXT_PAGE  # relative to the first page's folder; {n} = page
+    timeout: float | None = None  # overrides [fetch] timeout
+
+
+@dataclass(frozen=True, slots=True)
+class FetchConfig:
+    concurrency: int = 8
+    timeout: float = 10.0  # seconds, per connect / read
+    retries: int = 2
+    backoff: float = 0.5  # seconds before the first retry; doubles each time
+    max_retry_after: float = 30.0  # cap on a server's Retry-After
+    max_bytes: int = 10 * 1024 * 1024  # per response, counted after decompression
+    max_redirects: int = 5
+    user_agent: str = "aggregator/0.1 (+https://github.com/aggregator-feeds/aggregator)"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_file_bytes: int = 1024 * 1024
+    max_yaml_depth: int = 32
+    max_yaml_aliases: int = 64
+    max_items_per_source: int = 10_000
+    max_title_chars: int = 1_000
+    max_excerpt_chars: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    state_path: Path  # SQLite file: fetch cache, parse cache, feed digests
+    workers: int = 0  # parsing processes; 0 = one per core
+    lock_timeout: float = 30.0  # seconds a build waits for another one to finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +80,7 @@ class RecordsConfig:
     default_quality: float = 50.0
     default_heat: float = 50.0
     tracking_params: tuple[str, ...] = DEFAULT_TRACKING_PARAMS
+    excerpt_html: str = "sanitize"  # "sanitize" (allow-list) or "text" (strip all markup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +101,12 @@ class Config:
     path: Path
     site: SiteConfig
     sources: tuple[SourceConfig, ...]
+    build: BuildConfig
     records: RecordsConfig = field(default_factory=RecordsConfig)
     ranking: RankingConfig = field(default_factory=RankingConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
 class _Table:
@@ -89,14 +134,38 @@ class _Table:
             raise ConfigError(self.path, self.key(key), "expected a non-empty string")
         return value
 
-    def number(self, key: str, default: float, *, minimum: float, exclusive: bool = False) -> float:
+    def number(
+        self,
+        key: str,
+        default: float,
+        *,
+        minimum: float,
+        maximum: float | None = None,
+        exclusive: bool = False,
+    ) -> float:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(self.path, self.key(key), f"expected a number, got {value!r}")
         if value < minimum or (exclusive and value == minimum):
             bound = "greater than" if exclusive else "at least"
             raise ConfigError(self.path, self.key(key), f"expected a number {bound} {minimum}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(self.path, self.key(key), f"expected a number at most {maximum}")
         return float(value)
+
+    def optional_number(
+        self, key: str, *, minimum: float, maximum: float | None = None
+    ) -> float | None:
+        if key not in self.data:
+            return None
+        return self.number(key, 0.0, minimum=minimum, maximum=maximum)
+
+    def url(self, key: str) -> str:
+        value = self.string(key)
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(self.path, self.key(key), "expected an absolute http(s) URL")
+        return value
 
     def integer(self, key: str, default: int, *, minimum: int) -> int:
         value = self.data.get(key, default)
@@ -131,24 +200,27 @@ def load_config(path: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     root = _Table(path, "", raw)
-    root.check_known({"site", "sources", "records", "ranking", "feeds"})
+    root.check_known({"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build"})
     base = path.parent
     return Config(
         path=path,
         site=_site(root.table("site"), base),
         sources=_sources(root, base),
+        build=_build(root.table("build"), base),
         records=_records(root.table("records")),
         ranking=_ranking(root.table("ranking")),
         feeds=_feeds(root.table("feeds")),
+        fetch=_fetch(root.table("fetch")),
+        limits=_limits(root.table("limits")),
     )
 
 
 def _site(table: _Table, base: Path) -> SiteConfig:
-    table.check_known({"title", "base_url", "output_dir", "description", "language", "author"})
-    base_url = table.string("base_url")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(table.path, table.key("base_url"), "expected an absolute http(s) URL")
+    table.check_known(
+        {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub"}
+    )
+    base_url = table.url("base_url")
+    hub = table.url("websub_hub") if "websub_hub" in table.data else None
     title = table.string("title")
     return SiteConfig(
         title=title,
@@ -157,6 +229,7 @@ def _site(table: _Table, base: Path) -> SiteConfig:
         description=table.string("description", f"{title}: ranked news by topic"),
         language=table.string("language", "en"),
         author=table.string("author", title),
+        websub_hub=hub,
     )
 
 
@@ -184,11 +257,50 @@ def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
 
 
 def _records(table: _Table) -> RecordsConfig:
-    table.check_known({"default_quality", "default_heat", "tracking_params"})
+    table.check_known({"default_quality", "default_heat", "tracking_params", "excerpt_html"})
+    excerpt_html = table.string("excerpt_html", "sanitize")
+    if excerpt_html not in ("sanitize", "text"):
+        raise ConfigError(table.path, table.key("excerpt_html"), "expected 'sanitize' or 'text'")
     return RecordsConfig(
-        default_quality=table.number("default_quality", 50, minimum=0),
-        default_heat=table.number("default_heat", 50, minimum=0),
+        default_quality=table.number("default_quality", 50, minimum=0, maximum=100),
+        default_heat=table.number("default_heat", 50, minimum=0, maximum=100),
         tracking_params=table.strings("tracking_params", DEFAULT_TRACKING_PARAMS),
+        excerpt_html=excerpt_html,
+    )
+
+
+def _build(table: _Table, base: Path) -> BuildConfig:
+    table.check_known({"state_path", "workers", "lock_timeout"})
+    return BuildConfig(
+        state_path=base / table.string("state_path", ".aggregator/state.db"),
+        workers=table.integer("workers", 0, minimum=0),
+        lock_timeout=table.number("lock_timeout", 30.0, minimum=0),
+    )
+
+
+def _fetch(table: _Table) -> FetchConfig:
+    default = FetchConfig()
+    table.check_known(set(FetchConfig.__slots__))
+    return FetchConfig(
+        concurrency=table.integer("concurrency", default.concurrency, minimum=1),
+        timeout=table.number("timeout", default.timeout, minimum=0, exclusive=True),
+        retries=table.integer("retries", default.retries, minimum=0),
+        backoff=table.number("backoff", default.backoff, minimum=0),
+        max_retry_after=table.number("max_retry_after", default.max_retry_after, minimum=0),
+        max_bytes=table.integer("max_bytes", default.max_bytes, minimum=1),
+        max_redirects=table.integer("max_redirects", default.max_redirects, minimum=0),
+        user_agent=table.string("user_agent", default.user_agent),
+    )
+
+
+def _limits(table: _Table) -> LimitsConfig:
+    default = LimitsConfig()
+    table.check_known(set(LimitsConfig.__slots__))
+    return LimitsConfig(
+        **{
+            name: table.integer(name, getattr(default, name), minimum=1)
+            for name in LimitsConfig.__slots__
+        }
     )
 
 

@@ -1,0 +1,120 @@
+"""The state store: one SQLite file holding what a build remembers between runs.
+
+One small interface, a key-value table per namespace ("http" for the fetch cache,
+"parse" for the parse cache, "feeds" for rendered-feed digests). Values are bytes;
+each user chooses its own encoding. Writes happen in transactions, so a killed run
+leaves the previous state intact. A corrupt or foreign file is moved aside and
+rebuilt with a warning, never fatal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x41676772  # "Aggr": tells our file from any other SQLite file
+
+
+class StateStore:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, warn: Callable[[str], None] = lambda message: None) -> StateStore:
+        """Open (or create) the store at `path`; `:memory:` gives a throw-away store."""
+        if str(path) == ":memory:":
+            return cls(_connect(":memory:"), path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls(_connect(str(path)), path)
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            warn(f"{path}: state file unusable ({exc}); moved to {aside.name} and rebuilt")
+            path.replace(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+            return cls(_connect(str(path)), path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes: all of them land, or (on error or kill) none. Nests."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def get(self, namespace: str, key: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT value FROM entries WHERE namespace = ? AND key = ?", (namespace, key)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def items(self, namespace: str) -> dict[str, bytes]:
+        rows = self._db.execute("SELECT key, value FROM entries WHERE namespace = ?", (namespace,))
+        return {key: bytes(value) for key, value in rows}
+
+    def put(self, namespace: str, key: str, value: bytes) -> None:
+        self.put_many(namespace, [(key, value)])
+
+    def put_many(self, namespace: str, pairs: Iterable[tuple[str, bytes]]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO entries (namespace, key, value) VALUES (?, ?, ?)",
+                ((namespace, key, value) for key, value in pairs),
+            )
+
+    def delete_many(self, namespace: str, keys: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "DELETE FROM entries WHERE namespace = ? AND key = ?",
+                ((namespace, key) for key in keys),
+            )
+
+
+def _connect(target: str) -> sqlite3.Connection:
+    # Autocommit mode: transactions are explicit, in StateStore.transaction().
+    db = sqlite3.connect(target, timeout=30, isolation_level=None)
+    try:
+        _prepare(db)
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    return db
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if tables and app_id != APPLICATION_ID:
+        raise sqlite3.DatabaseError("not an aggregator state file")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if tables and version != SCHEMA_VERSION:
+        db.execute("DROP TABLE IF EXISTS entries")  # a cache: safe to start over
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS entries ("
+        " namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+        " PRIMARY KEY (namespace, key)) WITHOUT ROWID"
+    )
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
