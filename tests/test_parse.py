@@ -62,7 +62,9 @@ def test_crlf_line_endings_are_read() -> None:
 
 def test_bom_and_crlf_file_loads_as_a_record(tmp_path: Path) -> None:
     path = tmp_path / "bom-crlf.md"
-    path.write_bytes(b"\xef\xbb\xbf" + markdown(fields(1, title="Caf\u00e9")).replace("\n", "\r\n").encode())
+    path.write_bytes(
+        b"\xef\xbb\xbf" + markdown(fields(1, title="Caf\u00e9")).replace("\n", "\r\n").encode()
+    )
     result = load_record_file(str(path), DEFAULTS)
     assert result.problems == ()
     [record] = result.records

@@ -93,7 +93,9 @@ def test_max_per_provider_lets_others_in() -> None:
         make_record(n, title=f"wire-{n}", provider=wire, quality=90, publishedDateTime=at(0))
         for n in range(1, 6)
     ]
-    others = [make_record(n, title=f"other-{n}", quality=10, publishedDateTime=at(0)) for n in (6, 7)]
+    others = [
+        make_record(n, title=f"other-{n}", quality=10, publishedDateTime=at(0)) for n in (6, 7)
+    ]
     ranked = rank([*flood, *others], RANKING)
     chosen = select(ranked, max_items=50, max_per_provider=2)
     assert sorted(titles(chosen)) == ["other-6", "other-7", "wire-1", "wire-2"]

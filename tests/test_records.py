@@ -210,7 +210,11 @@ def test_provider_images_related_type_and_excerpt_are_kept() -> None:
             "https://img.example/second.png",
         ],
         related=[
-            {"title": "Other take", "webUrl": "https://other.example/take", "provider": {"name": "Other"}},
+            {
+                "title": "Other take",
+                "webUrl": "https://other.example/take",
+                "provider": {"name": "Other"},
+            },
             {"title": "Broken", "webUrl": "/nope"},
             {"webUrl": "https://untitled.example/x"},
         ],

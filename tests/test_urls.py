@@ -13,7 +13,9 @@ def canonical(url: str) -> str:
 
 
 def test_scheme_and_host_are_lower_cased_path_is_not() -> None:
-    assert normalise_url("HTTPS://News.Example.ORG/Path/Case") == "https://news.example.org/Path/Case"
+    assert (
+        normalise_url("HTTPS://News.Example.ORG/Path/Case") == "https://news.example.org/Path/Case"
+    )
 
 
 def test_html_entity_in_query_is_decoded() -> None:
@@ -26,7 +28,9 @@ def test_html_entity_in_query_is_decoded() -> None:
 
 
 def test_spaces_and_non_ascii_are_percent_encoded_once() -> None:
-    assert normalise_url("  https://a.example/my story/ü  ") == "https://a.example/my%20story/%C3%BC"
+    assert (
+        normalise_url("  https://a.example/my story/ü  ") == "https://a.example/my%20story/%C3%BC"
+    )
     assert normalise_url("https://a.example/my%20story") == "https://a.example/my%20story"
 
 
