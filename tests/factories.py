@@ -77,6 +77,14 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
     return result
 
 
+FEED_NAMES = ("rss.xml", "atom.xml")
+
+
+def feed_paths(root: Path) -> list[Path]:
+    """The RSS and Atom files under `root` (other outputs may sit beside them)."""
+    return sorted(p for p in root.rglob("*.xml") if p.name in FEED_NAMES)
+
+
 def tree_bytes(root: Path) -> dict[str, bytes]:
     return {name: data for name, (data, _, _) in snapshot(root).items()}
 

@@ -23,6 +23,7 @@ from aggregator.build import build
 from aggregator.config import load_config
 
 from .conftest import CORPUS, ROOT
+from .factories import feed_paths
 
 NEWSBOAT = shutil.which("newsboat")
 pytestmark = pytest.mark.skipif(NEWSBOAT is None, reason="newsboat is not installed")
@@ -81,7 +82,7 @@ def read_with_newsboat(url: str, home: Path) -> list[tuple[str, str]]:
 
 
 def feeds_of(root: Path, site: str) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in (root / site).rglob("*.xml"))
+    return sorted(p.relative_to(root).as_posix() for p in feed_paths(root / site))
 
 
 def check_feed(root: Path, base: str, relative: str, home: Path) -> None:

@@ -12,7 +12,7 @@ from aggregator.build import build
 from aggregator.config import load_config
 from aggregator.topics import MAX_SLUG_LENGTH, assign_slugs, display_names, topic_key
 
-from .factories import fields, write_config, write_record
+from .factories import feed_paths, fields, write_config, write_record
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -114,7 +114,7 @@ def test_build_merges_spellings_into_one_feed_named_by_the_commonest(tmp_path: P
     assert feed.feed.title == "Test News: AI"
     assert len(feed.entries) == 4
     assert {tag.term for entry in feed.entries for tag in entry.tags} == {"AI"}
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.xml")) == [
+    assert [p.relative_to(tmp_path).as_posix() for p in feed_paths(tmp_path)] == [
         "out/atom.xml",
         "out/rss.xml",
         "out/topics/ai/atom.xml",
