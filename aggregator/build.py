@@ -107,14 +107,20 @@ def build(
     output = output_dir or config.site.output_dir
     written: list[Path] = []
     if write:
-        remove_stale_temp_files(output)
-        for plan in plans:
-            for relative, data in zip(
-                feed_files(plan), render_feeds(config.site, plan, names), strict=True
-            ):
-                target = output / relative
-                if write_if_changed(target, data):
-                    written.append(target)
+        key = "site.output_dir" if output_dir is None else "--output"
+        try:
+            remove_stale_temp_files(output)
+            for plan in plans:
+                for relative, data in zip(
+                    feed_files(plan), render_feeds(config.site, plan, names), strict=True
+                ):
+                    target = output / relative
+                    if write_if_changed(target, data):
+                        written.append(target)
+        except OSError as exc:
+            # An output folder we cannot write is a setting to fix, not a crash.
+            reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
+            raise ConfigError(str(config.path), key, reason) from None
     return BuildReport(
         documents=collection.documents,
         records=len(collection.records),

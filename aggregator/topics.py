@@ -39,8 +39,12 @@ def assign_slugs(keys: Iterable[str]) -> dict[str, str]:
     for key in sorted(set(keys)):
         base = slugify(key, max_length=MAX_SLUG_LENGTH, word_boundary=True) or "topic"
         slug = base
-        if slug in taken or slug == "topic":
-            slug = f"{base}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        digest = hashlib.sha1(key.encode()).hexdigest()
+        length = 8
+        while slug in taken or slug == "topic":
+            # Another topic's plain slug may look like a suffixed one: lengthen until free.
+            slug = f"{base}-{digest[:length]}"
+            length += 4
         taken.add(slug)
         slugs[key] = slug
     return slugs

@@ -5,7 +5,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+# The shared corpus sits beside the repository (CI: a copy of shared/ beside the clone);
+# a git worktree nested deeper finds it in the nearest ancestor that has one.
+CORPUS = next(
+    (
+        folder / "shared" / "corpus"
+        for folder in ROOT.parents
+        if (folder / "shared" / "corpus").is_dir()
+    ),
+    ROOT.parent / "shared" / "corpus",
+)
 
 
 @pytest.fixture

@@ -1,0 +1,99 @@
+"""Small builders for foundation tests: record files, Records, config files, folder snapshots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aggregator.config import DEFAULT_TRACKING_PARAMS
+from aggregator.records import Record, RecordDefaults, record_from_mapping
+
+DEFAULTS = RecordDefaults(50.0, 50.0, DEFAULT_TRACKING_PARAMS)
+BASE_URL = "https://feeds.example.org/news/"
+
+
+def fields(n: int = 1, **overrides: Any) -> dict[str, Any]:
+    """A realistic, valid record mapping; `n` makes title and link unique."""
+    data: dict[str, Any] = {
+        "category": "news",
+        "title": f"Story number {n}",
+        "excerpt": f"What happened in story {n}.",
+        "publishedDateTime": f"2026-11-{1 + n % 28:02d}T08:00:00Z",
+        "webUrl": f"https://www.outlet{n}.example/2026/11/story-{n}/",
+        "type": "article",
+        "quality": 50,
+        "heat": 50,
+        "published": True,
+        "provider": {"name": f"Outlet {n}", "domain": f"outlet{n}.example"},
+        "topics": ["AI"],
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def make_record(n: int = 1, **overrides: Any) -> Record:
+    """A Record made the way the pipeline makes one (through validation)."""
+    return record_from_mapping(fields(n, **overrides), DEFAULTS, origin=f"record-{n}.md", line=1)
+
+
+def markdown(data: dict[str, Any], body: str = "") -> str:
+    front = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return f"---\n{front}---\n{body}"
+
+
+def write_record(folder: Path, name: str, data: dict[str, Any], body: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(markdown(data, body), encoding="utf-8")
+    return path
+
+
+def write_config(folder: Path, sources: list[str], extra: str = "", output: str = "out") -> Path:
+    """A config.toml in `folder`; `sources` are `path` values (relative to the file)."""
+    tables = "".join(f'\n[[sources]]\npath = "{source}"\n' for source in sources)
+    path = folder / "config.toml"
+    path.write_text(
+        f'[site]\ntitle = "Test News"\nbase_url = "{BASE_URL}"\noutput_dir = "{output}"\n'
+        f"{tables}{extra}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under `root`: (bytes, mtime in ns, inode), keyed by relative path."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            info = os.stat(path)
+            result[path.relative_to(root).as_posix()] = (
+                path.read_bytes(),
+                info.st_mtime_ns,
+                info.st_ino,
+            )
+    return result
+
+
+FEED_NAMES = ("rss.xml", "atom.xml")
+
+
+def feed_paths(root: Path) -> list[Path]:
+    """The RSS and Atom files under `root` (other outputs may sit beside them)."""
+    return sorted(p for p in root.rglob("*.xml") if p.name in FEED_NAMES)
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {name: data for name, (data, _, _) in snapshot(root).items()}
+
+
+OLD_NS = 1_000_000_000 * 10**9  # 2001-09-09: any rewrite after this shows in st_mtime_ns
+
+
+def age(root: Path) -> None:
+    """Backdate every file under `root`, so a rewrite is visible whatever the clock's grain."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(OLD_NS, OLD_NS))

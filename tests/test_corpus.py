@@ -1,0 +1,150 @@
+"""A build over the real records in ../shared/corpus/everyday-ai (skipped where absent).
+
+The expectations are worked out here straight from the files' front matter, not from the
+pipeline: every published record with a title, a date and an http(s) link must reach the
+all-topics feed, and every topic of those records must get its own pair of feeds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import feedparser
+import pytest
+import yaml
+from lxml import etree
+
+from aggregator.build import BuildReport, build
+from aggregator.config import DEFAULT_TRACKING_PARAMS, load_config
+from aggregator.urls import canonical_url, normalise_url
+
+from .conftest import CORPUS
+from .factories import age, feed_paths, snapshot
+
+SOURCE = CORPUS / "everyday-ai"
+pytestmark = pytest.mark.skipif(not SOURCE.is_dir(), reason=f"corpus not found at {SOURCE}")
+
+TITLE = "AI Every Day"
+FRONT = re.compile(r"\A\ufeff?---\r?\n(.*?)^---\r?$", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Expected:
+    guids: frozenset[str]  # canonical links of the publishable records
+    topics: frozenset[str]  # case-folded topic names of those records
+    unpublished: int
+    invalid: int
+
+
+def usable_link(data: dict) -> str | None:
+    for key in ("webUrl", "originalUrl"):
+        value = data.get(key)
+        if isinstance(value, str) and re.match(r"\s*https?://[^/\s]", value, re.IGNORECASE):
+            return value
+    return None
+
+
+def expected_from_files() -> Expected:
+    guids, topics, unpublished, invalid = set(), set(), 0, 0
+    for path in sorted(SOURCE.rglob("*.md")):
+        match = FRONT.match(path.read_text(encoding="utf-8"))
+        assert match, path
+        data = yaml.safe_load(match.group(1))
+        if data.get("published") is False:
+            unpublished += 1
+            continue
+        link = usable_link(data)
+        if not (str(data.get("title") or "").strip() and link and data.get("publishedDateTime")):
+            invalid += 1
+            continue
+        guids.add(canonical_url(normalise_url(link), DEFAULT_TRACKING_PARAMS))
+        topics.update(" ".join(t.split()).casefold() for t in data.get("topics") or [] if t)
+    return Expected(frozenset(guids), frozenset(topics), unpublished, invalid)
+
+
+@dataclass(frozen=True)
+class Built:
+    report: BuildReport
+    output: Path
+    config: object
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    folder = tmp_path_factory.mktemp("corpus")
+    path = folder / "config.toml"
+    path.write_text(
+        f'[site]\ntitle = "{TITLE}"\nbase_url = "https://news.example.org/ai/"\n'
+        f'output_dir = "public"\n\n[[sources]]\npath = "{SOURCE}"\n\n'
+        "[feeds]\nmax_items = 100000\n\n[ranking]\nmax_per_provider = 100000\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    return Built(build(config), folder / "public", config)
+
+
+@pytest.fixture(scope="module")
+def expected() -> Expected:
+    return expected_from_files()
+
+
+def feed_files(output: Path) -> list[Path]:
+    return feed_paths(output)
+
+
+def test_counts_match_the_files(built: Built, expected: Expected) -> None:
+    report = built.report
+    assert report.documents == len(list(SOURCE.rglob("*.md")))
+    assert report.unpublished == expected.unpublished
+    assert report.rejected == expected.invalid
+    assert report.items == len(expected.guids)
+    assert report.records == report.items + report.duplicates
+    assert report.feeds == 2 * (1 + len(expected.topics))
+
+
+def test_every_publishable_record_reaches_the_all_topics_feed(built: Built, expected) -> None:
+    for name in ("rss.xml", "atom.xml"):
+        entries = feedparser.parse((built.output / name).read_bytes()).entries
+        ids = [entry.id for entry in entries]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == expected.guids
+
+
+def test_every_topic_gets_an_rss_and_an_atom_feed(built: Built, expected: Expected) -> None:
+    folders = sorted((built.output / "topics").iterdir())
+    assert len(folders) == len(expected.topics)
+    names = set()
+    for folder in folders:
+        assert (folder / "rss.xml").is_file() and (folder / "atom.xml").is_file()
+        rss = feedparser.parse((folder / "rss.xml").read_bytes())
+        atom = feedparser.parse((folder / "atom.xml").read_bytes())
+        assert rss.feed.title == atom.feed.title
+        assert rss.feed.title.startswith(f"{TITLE}: ")
+        names.add(rss.feed.title.removeprefix(f"{TITLE}: ").casefold())
+        assert [e.id for e in rss.entries] == [e.id for e in atom.entries]
+        assert rss.entries, folder
+        topic = rss.feed.title.removeprefix(f"{TITLE}: ")
+        assert all(topic in {t.term for t in e.tags} for e in rss.entries)
+    assert names == expected.topics
+
+
+def test_every_feed_is_well_formed_and_read_without_bozo(built: Built) -> None:
+    files = feed_files(built.output)
+    assert len(files) == built.report.feeds
+    parser = etree.XMLParser(recover=False, resolve_entities=False, no_network=True)
+    for path in files:
+        data = path.read_bytes()
+        etree.fromstring(data, parser)
+        parsed = feedparser.parse(data)
+        assert not parsed.bozo, (path, parsed.get("bozo_exception"))
+        assert parsed.version == ("rss20" if path.name == "rss.xml" else "atom10")
+
+
+def test_second_build_changes_no_file(built: Built) -> None:
+    age(built.output)
+    before = snapshot(built.output)
+    report = build(built.config)
+    assert report.written == 0
+    assert snapshot(built.output) == before
