@@ -58,7 +58,7 @@ def server(site: Config) -> Iterator[PreviewServer]:
 
 
 def edit_ai_story(records: Path) -> None:
-    story = records / "2026-11-21-startup-claims-its-agent-can-file-your-expense-reports-we-tried-it.md"
+    (story,) = records.glob("2026-11-21-startup-claims-its-agent-*.md")
     text = story.read_text(encoding="utf-8")
     story.write_text(text.replace("We Tried It", "We Tried It Twice"), encoding="utf-8")
 
@@ -80,9 +80,10 @@ def test_unchanged_feed_answers_304(server: PreviewServer, site: Config, records
     long_ago = formatdate(0, usegmt=True)
     assert get(server, "/topics/ai/rss.xml", If_Modified_Since=long_ago)[0] == 200
     # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2)
-    assert get(server, "/topics/ai/rss.xml", If_None_Match='"old"', If_Modified_Since=modified)[
-        0
-    ] == 200
+    assert (
+        get(server, "/topics/ai/rss.xml", If_None_Match='"old"', If_Modified_Since=modified)[0]
+        == 200
+    )
 
     edit_ai_story(records)
     build(site)
