@@ -20,14 +20,16 @@ EXAMPLES = ROOT / "examples" / "records"
 BASE_URL = "https://feeds.example.org/news/"
 
 
-def write_site_config(folder: Path, records: Path, site_extra: str = "") -> Path:
+def write_site_config(
+    folder: Path, records: Path, site_extra: str = "", base_url: str = BASE_URL
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.toml"
     path.write_text(
         f"""
 [site]
 title = "Test News"
-base_url = "{BASE_URL}"
+base_url = "{base_url}"
 output_dir = "out"
 {site_extra}
 
@@ -50,8 +52,8 @@ def rss_files(output: Path) -> list[Path]:
     return sorted(output.rglob("rss.xml"))
 
 
-def public_url(output: Path, path: Path) -> str:
-    return BASE_URL + path.relative_to(output).as_posix()
+def public_url(output: Path, path: Path, base_url: str = BASE_URL) -> str:
+    return base_url + path.relative_to(output).as_posix()
 
 
 @contextmanager

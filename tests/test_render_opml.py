@@ -1,14 +1,28 @@
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
+import subprocess
 from pathlib import Path
 
+import feedparser
 import pytest
 from lxml import etree
 
 from aggregator.build import build
+from aggregator.config import load_config
 
 from .conftest import CORPUS
-from .support_site import BASE_URL, EXAMPLES, build_site, public_url, rss_files
+from .support_site import (
+    BASE_URL,
+    EXAMPLES,
+    build_site,
+    preview,
+    public_url,
+    rss_files,
+    write_site_config,
+)
 
 
 def outlines(output: Path) -> list[etree._Element]:
@@ -70,3 +84,31 @@ def test_opml_is_byte_identical_and_not_rewritten(tmp_path: Path) -> None:
     other = build(config, tmp_path / "elsewhere")
     assert other.written == other.feeds
     assert (tmp_path / "elsewhere" / "index.opml").read_bytes() == first
+
+
+@pytest.mark.skipif(shutil.which("newsboat") is None, reason="newsboat is not installed")
+def test_a_real_reader_imports_the_opml_and_reads_every_feed(tmp_path: Path) -> None:
+    """newsboat imports index.opml, then fetches each feed (stylesheet PI and all)."""
+    output = tmp_path / "out"
+    output.mkdir()
+    with preview(output) as server:
+        config = load_config(write_site_config(tmp_path, EXAMPLES, base_url=server.url))
+        build(config)
+        home = tmp_path / "newsboat"
+        home.mkdir()
+        urls, cache = home / "urls", home / "cache.db"
+        urls.write_text("", encoding="utf-8")
+        env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+               "XDG_DATA_HOME": str(home / "data")}  # fmt: skip
+        newsboat = ["newsboat", "-u", str(urls), "-c", str(cache)]
+        run = {"env": env, "capture_output": True, "text": True, "timeout": 120, "check": True}
+        subprocess.run([*newsboat, "-i", str(output / "index.opml")], **run)
+        feeds = [public_url(output, path, server.url) for path in rss_files(output)]
+        assert sorted(urls.read_text(encoding="utf-8").split()) == sorted(feeds)
+        result = subprocess.run([*newsboat, "-x", "reload", "print-unread"], **run)
+    guids = {entry.id for path in rss_files(output) for entry in feedparser.parse(path).entries}
+    assert result.stdout.strip() == f"{len(guids)} unread articles"
+    with sqlite3.connect(cache) as db:
+        titles = dict(db.execute("SELECT rssurl, title FROM rss_feed").fetchall())
+    assert titles[server.url + "topics/ai/rss.xml"] == "Test News: AI"
+    assert len(titles) == len(feeds)
