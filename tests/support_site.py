@@ -21,14 +21,18 @@ BASE_URL = "https://feeds.example.org/news/"
 
 
 def write_site_config(
-    folder: Path, records: Path, site_extra: str = "", base_url: str = BASE_URL
+    folder: Path,
+    records: Path,
+    site_extra: str = "",
+    base_url: str = BASE_URL,
+    title: str = "Test News",
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.toml"
     path.write_text(
         f"""
 [site]
-title = "Test News"
+title = {json.dumps(title)}
 base_url = "{base_url}"
 output_dir = "out"
 {site_extra}

@@ -32,6 +32,7 @@ needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="Debian chromium i
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 # Set to a path (e.g. docs/screenshot.png) to refresh the README's screenshot.
 SCREENSHOT_ENV = "AGGREGATOR_SCREENSHOT"
+TITLE = "Aggregator Example News"
 
 HOSTILE = """---
 title: "<script>alert('title')</script> Chips & \\"Dips\\""
@@ -72,7 +73,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, images: HTTPServer) -> Config
         text = path.read_text(encoding="utf-8")
         path.write_text(re.sub(r"https://images\.([^/\"]+)/", host + r"\1/", text), "utf-8")
     (records / "hostile.md").write_text(HOSTILE, encoding="utf-8")
-    config = load_config(write_site_config(folder, records))
+    config = load_config(write_site_config(folder, records, title=TITLE))
     build(config)
     return config
 
@@ -239,7 +240,7 @@ def test_front_page_links_every_topic_to_its_feeds(
     from selenium.webdriver.common.by import By
 
     browser.get(served.url)
-    assert browser.title == "Test News"
+    assert browser.title == TITLE
     assert console_errors(browser) == []
     assert browser.execute_script("return document.scripts.length") == 0
     failed = browser.execute_async_script(LOAD_ALL_IMAGES)  # lazy ones too
@@ -287,7 +288,7 @@ def test_topic_page_in_the_browser(browser: Any, served: PreviewServer, site: Co
     from selenium.webdriver.common.by import By
 
     browser.get(served.url + "topics/r-d-labs/")
-    assert browser.title == "Test News: R&D <Labs>"
+    assert browser.title == f"{TITLE}: R&D <Labs>"
     assert console_errors(browser) == []
     assert browser.find_element(By.TAG_NAME, "h1").text == "R&D <Labs>"
     story = browser.find_element(By.CSS_SELECTOR, "article h3")
