@@ -13,7 +13,10 @@ from aggregator.merge import merge_duplicates
 from aggregator.publish import remove_stale_temp_files, write_if_changed
 from aggregator.rank import FeedPlan, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
-from aggregator.render.feeds import render_feeds
+from aggregator.render.feeds import STYLESHEET_NAME, feed_stylesheet, render_feeds
+from aggregator.render.html import render_pages
+from aggregator.render.jsonfeed import JSON_FEED_NAME, render_json_feed
+from aggregator.render.opml import OPML_NAME, render_opml
 from aggregator.sources import iter_record_files
 
 
@@ -35,8 +38,9 @@ class BuildReport:
     unpublished: int
     duplicates: int
     items: int  # distinct stories after merging
-    feeds: int  # feed files made
-    written: int  # feed files whose bytes changed
+    feeds: int  # RSS and Atom documents made
+    written: int  # output files whose bytes changed
+    files: int = 0  # every output file made: feeds, JSON Feeds, pages, OPML, stylesheet
     problems: tuple[Problem, ...] = ()
     seconds: float = 0.0
     written_paths: tuple[Path, ...] = field(default=())
@@ -45,8 +49,8 @@ class BuildReport:
         return (
             f"{self.records} records from {self.documents} files: {self.rejected} rejected, "
             f"{self.unpublished} unpublished, {self.duplicates} duplicates merged; "
-            f"{self.items} stories; wrote {self.written} of {self.feeds} feed files "
-            f"in {self.seconds:.2f} s"
+            f"{self.items} stories in {self.feeds // 2} feeds; "
+            f"wrote {self.written} of {self.files} files in {self.seconds:.2f} s"
         )
 
 
@@ -91,6 +95,20 @@ def feed_files(plan: FeedPlan) -> tuple[str, str]:
     return f"{prefix}rss.xml", f"{prefix}atom.xml"
 
 
+def subscriber_files(
+    config: Config, plans: list[FeedPlan], names: dict[str, str]
+) -> dict[str, bytes]:
+    """The files beside the RSS/Atom feeds: JSON Feeds, HTML pages, OPML and the stylesheet."""
+    files = {
+        f"{plan.directory}/{JSON_FEED_NAME}".lstrip("/"): render_json_feed(config.site, plan, names)
+        for plan in plans
+    }
+    files.update(render_pages(config.site, plans))
+    files[OPML_NAME] = render_opml(config.site, plans)
+    files[STYLESHEET_NAME] = feed_stylesheet()
+    return files
+
+
 def build(
     config: Config,
     output_dir: Path | None = None,
@@ -106,6 +124,7 @@ def build(
     names = {key: topic.name for key, topic in topics.items()}
     output = output_dir or config.site.output_dir
     written: list[Path] = []
+    extra: dict[str, bytes] = {}
     if write:
         key = "site.output_dir" if output_dir is None else "--output"
         try:
@@ -117,6 +136,10 @@ def build(
                     target = output / relative
                     if write_if_changed(target, data):
                         written.append(target)
+            extra = subscriber_files(config, plans, names)
+            for relative, data in extra.items():
+                if write_if_changed(output / relative, data):
+                    written.append(output / relative)
         except OSError as exc:
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
@@ -129,6 +152,7 @@ def build(
         duplicates=duplicates,
         items=len(stories),
         feeds=2 * len(plans) if write else 0,
+        files=2 * len(plans) + len(extra) if write else 0,
         written=len(written),
         problems=collection.problems,
         seconds=clock() - started,

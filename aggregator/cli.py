@@ -1,16 +1,18 @@
-"""Command line: `aggregator build` and `aggregator check`."""
+"""Command line: `aggregator build`, `aggregator check` and `aggregator serve`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aggregator import __version__
 from aggregator.build import BuildReport, build
-from aggregator.config import load_config
-from aggregator.errors import ConfigError
+from aggregator.config import Config, load_config
+from aggregator.errors import AggregatorError, ConfigError
+from aggregator.serve import PreviewServer, Rebuilder
+from aggregator.websub import announce_build
 
 EXIT_OK = 0
 EXIT_REJECTED = 1  # some input was rejected; everything else was still published
@@ -33,7 +35,30 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd = commands.add_parser("build", parents=[common], help="build the feeds")
     build_cmd.add_argument("--output", type=Path, help="output folder (default: [site] output_dir)")
     commands.add_parser("check", parents=[common], help="validate records; write nothing")
+    serve_cmd = commands.add_parser(
+        "serve", parents=[common], help="preview the output folder on 127.0.0.1"
+    )
+    serve_cmd.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    serve_cmd.add_argument("--build-every", type=_seconds, metavar="SECONDS",
+                           help="build now and then every SECONDS while serving")  # fmt: skip
+    serve_cmd.add_argument("--output", type=Path, help="output folder (default: [site] output_dir)")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _report(report: BuildReport, args: argparse.Namespace) -> int:
@@ -56,16 +81,80 @@ def _check_summary(report: BuildReport) -> str:
     )
 
 
+def _warn(args: argparse.Namespace) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    return warn
+
+
+def _announce(config: Config, report: BuildReport, args: argparse.Namespace) -> None:
+    """WebSub: tell the hub which feeds changed. Never changes the exit code."""
+    output = args.output or config.site.output_dir
+    result = announce_build(config, output, report.written_paths, _warn(args))
+    if result is not None and result.announced and args.verbose:
+        print(f"announced {len(result.announced)} feed URL(s) to {config.site.websub_hub}")
+
+
+def _build_for_serve(args: argparse.Namespace) -> None:
+    """One build while serving: config re-read, so edits show up; errors never stop the server."""
+    try:
+        config = load_config(args.config)
+        report = build(config, args.output)
+    except ConfigError as exc:
+        print(f"aggregator: config error: {exc}", file=sys.stderr, flush=True)
+        return
+    except (AggregatorError, OSError) as exc:
+        print(f"aggregator: build failed: {exc}", file=sys.stderr, flush=True)
+        return
+    _report(report, args)
+    _announce(config, report, args)
+    sys.stdout.flush()
+
+
+def _serve(config: Config, args: argparse.Namespace) -> int:
+    output = args.output or config.site.output_dir
+    if args.build_every is not None or not output.is_dir():
+        _build_for_serve(args)
+    log = _warn(args) if args.verbose else None
+    try:
+        server = PreviewServer(output, args.port, log)
+    except OSError as exc:
+        print(f"aggregator: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    rebuilder = None
+    if args.build_every is not None:
+        rebuilder = Rebuilder(lambda: _build_for_serve(args), args.build_every)
+        rebuilder.start()
+    print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if rebuilder is not None:
+            rebuilder.stop()
+        server.server_close()
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        output = getattr(args, "output", None)  # only `build` has --output
+        if args.command == "serve":
+            return _serve(config, args)
+        output = getattr(args, "output", None)  # `check` has no --output
         report = build(config, output, write=args.command == "build")
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _report(report, args)
+    code = _report(report, args)
+    if args.command == "build":
+        _announce(config, report, args)
+    return code
 
 
 if __name__ == "__main__":

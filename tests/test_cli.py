@@ -51,7 +51,7 @@ def test_all_well_is_exit_0_with_one_summary_line(tmp_path: Path, capsys) -> Non
     assert line.startswith(
         "4 records from 4 files: 0 rejected, 0 unpublished, 0 duplicates merged;"
     )
-    assert "wrote 8 of 8 feed files in " in line
+    assert "stories in 4 feeds; wrote 18 of 18 files in " in line
     assert line.endswith(" s")
 
 
@@ -255,7 +255,7 @@ def test_second_build_changes_no_file(tmp_path: Path, capsys) -> None:
     first = snapshot(out)
     code, summary, _ = run(["build", "--config", config], capsys)
     assert code == 1
-    assert "wrote 0 of 8 feed files" in summary
+    assert "wrote 0 of 18 files" in summary
     assert snapshot(out) == first  # bytes, mtime_ns and inode of every file
 
 

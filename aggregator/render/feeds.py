@@ -10,6 +10,7 @@ import html
 import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from urllib.parse import urljoin
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -24,6 +25,8 @@ from aggregator.topics import topic_key
 PROJECT_URL = "https://github.com/aggregator-feeds/aggregator"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the date of a feed that has no items yet
 MEDIA_NS = "http://search.yahoo.com/mrss/"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+STYLESHEET_NAME = "feed.xsl"  # beside the all-topics feed, at the top of the output folder
 
 
 class _ItemExtension(BaseExtension):
@@ -59,6 +62,27 @@ class _ItemEntryExtension(BaseEntryExtension):
         return entry
 
 
+class _HubExtension(BaseExtension):
+    """The WebSub hub as `atom:link rel="hub"` (RSS) and `link rel="hub"` (Atom).
+
+    feedgen writes only the self link into RSS, so the hub needs an extension there.
+    """
+
+    def __init__(self) -> None:
+        self.hub = ""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_rss(self, rss: object) -> object:
+        xml_elem(f"{{{ATOM_NS}}}link", rss[0], href=self.hub, rel="hub")  # type: ignore[index]
+        return rss
+
+    def extend_atom(self, feed: object) -> object:
+        xml_elem("link", feed, href=self.hub, rel="hub")
+        return feed
+
+
 @dataclass(frozen=True, slots=True)
 class FeedLinks:
     """Absolute URLs of one feed's files and of the page they belong to."""
@@ -72,9 +96,19 @@ class FeedLinks:
         folder = urljoin(site.base_url, plan.directory + "/" if plan.directory else "")
         return cls(rss=folder + "rss.xml", atom=folder + "atom.xml", page=folder)
 
+    @property
+    def json(self) -> str:
+        return self.page + "feed.json"
+
 
 def feed_title(site: SiteConfig, plan: FeedPlan) -> str:
     return site.title if plan.topic is None else f"{site.title}: {plan.topic.name}"
+
+
+def feed_description(site: SiteConfig, plan: FeedPlan) -> str:
+    if plan.topic is None:
+        return site.description
+    return f"The top stories about {plan.topic.name}, ranked by quality, heat and freshness."
 
 
 def newest_date(plan: FeedPlan) -> datetime:
@@ -87,6 +121,9 @@ def render_feeds(
     """Return (rss, atom) bytes for `plan`."""
     links = FeedLinks.for_plan(site, plan)
     generator = _feed(site, plan, links)
+    if site.websub_hub:
+        generator.register_extension("websub", _HubExtension, None)
+        generator.websub.hub = site.websub_hub
     for record in plan.items:
         _add_entry(generator, record, topic_names)
     generator.link(href=links.rss, rel="self", type="application/rss+xml")
@@ -95,7 +132,33 @@ def render_feeds(
     generator.link(href=links.atom, rel="self", type="application/atom+xml", replace=True)
     generator.link(href=links.page, rel="alternate", type="text/html")
     atom = generator.atom_str(pretty=True)
-    return rss, atom
+    href = stylesheet_href(plan)
+    return with_stylesheet(rss, href), with_stylesheet(atom, href)
+
+
+def stylesheet_href(plan: FeedPlan) -> str:
+    """The stylesheet relative to the feed, so it resolves on any host and in a preview."""
+    depth = plan.directory.count("/") + 1 if plan.directory else 0
+    return "../" * depth + STYLESHEET_NAME
+
+
+def with_stylesheet(document: bytes, href: str) -> bytes:
+    """Insert an `xml-stylesheet` processing instruction after the XML declaration.
+
+    Browsers that still run XSLT show the feed as a page explaining how to subscribe;
+    feed readers ignore the instruction.
+    """
+    quoted = html.escape(href, quote=True)
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{quoted}"?>\n'.encode()
+    if not document.startswith(b"<?xml "):
+        return instruction + document
+    declaration, _, rest = document.partition(b"?>")
+    return declaration + b"?>\n" + instruction + rest.removeprefix(b"\n")
+
+
+def feed_stylesheet() -> bytes:
+    """The XSL stylesheet the feeds refer to (package data), copied to the output folder."""
+    return resources.files("aggregator").joinpath("static", STYLESHEET_NAME).read_bytes()
 
 
 def _feed(site: SiteConfig, plan: FeedPlan, links: FeedLinks) -> FeedGenerator:
@@ -105,12 +168,7 @@ def _feed(site: SiteConfig, plan: FeedPlan, links: FeedLinks) -> FeedGenerator:
     title = feed_title(site, plan)
     generator.id(links.atom)
     generator.title(title)
-    if plan.topic is None:
-        generator.description(site.description)
-    else:
-        generator.description(
-            f"The top stories about {plan.topic.name}, ranked by quality, heat and freshness."
-        )
+    generator.description(feed_description(site, plan))
     generator.language(site.language)
     generator.author(name=site.author, uri=site.base_url)
     generator.generator("aggregator", uri=PROJECT_URL)

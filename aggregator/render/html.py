@@ -1,0 +1,188 @@
+"""Static HTML pages: `index.html` and `topics/<slug>/index.html`.
+
+Jinja2 templates (package data in aggregator/templates/) with autoescaping on. Links
+are relative, so the pages work on any host, under any path and in a local preview.
+Every date shown comes from the records, never the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from aggregator.config import SiteConfig
+from aggregator.rank import FeedPlan, Topic
+from aggregator.records import Record
+from aggregator.render.feeds import feed_description, feed_title, newest_date
+from aggregator.render.jsonfeed import JSON_FEED_NAME
+from aggregator.render.opml import OPML_NAME
+from aggregator.topics import topic_key
+
+PAGE_NAME = "index.html"
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July",
+    "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHrefs:
+    """A feed's files, relative to the page that links to them."""
+
+    title: str
+    rss: str
+    atom: str
+    json: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicView:
+    name: str
+    slug: str
+    count: int  # stories about the topic, before the per-feed caps
+    page: str
+    feeds: FeedHrefs
+
+
+@dataclass(frozen=True, slots=True)
+class ImageView:
+    url: str
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    title: str
+    url: str
+    provider: str
+    published: datetime
+    excerpt: str
+    image: ImageView | None
+    topics: tuple[tuple[str, str], ...]  # (name, page href)
+
+
+def date_text(moment: datetime) -> str:
+    """`24 November 2026`, spelled the same whatever the machine's locale."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}"
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("aggregator", "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["date_text"] = date_text
+    env.filters["isodate"] = lambda moment: moment.astimezone(UTC).isoformat()
+    return env
+
+
+def render_pages(site: SiteConfig, plans: Sequence[FeedPlan]) -> dict[str, bytes]:
+    """Every page, keyed by its path relative to the output folder."""
+    env = environment()
+    main = next(plan for plan in plans if plan.topic is None)
+    topics = {plan.topic.key: plan for plan in plans if plan.topic is not None}
+    pages = {PAGE_NAME: _index(env, site, main, topics)}
+    for plan in topics.values():
+        pages[f"{plan.directory}/{PAGE_NAME}"] = _topic_page(env, site, plan, main, topics)
+    return pages
+
+
+def _index(
+    env: Environment, site: SiteConfig, main: FeedPlan, topics: dict[str, FeedPlan]
+) -> bytes:
+    return _render(
+        env,
+        "index.html",
+        site=site,
+        root="",
+        title=site.title,
+        description=feed_description(site, main),
+        feeds=_feed_hrefs(site, main, ""),
+        all_feeds=_feed_hrefs(site, main, ""),
+        topics=_topic_views(site, topics, ""),
+        stories=_stories(main.items, topics, ""),
+        total=main.total,
+        updated=newest_date(main),
+    )
+
+
+def _topic_page(
+    env: Environment,
+    site: SiteConfig,
+    plan: FeedPlan,
+    main: FeedPlan,
+    topics: dict[str, FeedPlan],
+) -> bytes:
+    assert plan.topic is not None
+    root = "../" * (plan.directory.count("/") + 1)
+    return _render(
+        env,
+        "topic.html",
+        site=site,
+        root=root,
+        title=feed_title(site, plan),
+        topic=plan.topic,
+        description=feed_description(site, plan),
+        feeds=_feed_hrefs(site, plan, ""),  # beside the page
+        all_feeds=_feed_hrefs(site, main, root),
+        stories=_stories(plan.items, topics, root),
+        total=plan.total,
+        updated=newest_date(plan),
+    )
+
+
+def _render(env: Environment, template: str, **context: object) -> bytes:
+    context["opml"] = f"{context['root']}{OPML_NAME}"
+    return env.get_template(template).render(**context).encode("utf-8")
+
+
+def _feed_hrefs(site: SiteConfig, plan: FeedPlan, folder: str) -> FeedHrefs:
+    return FeedHrefs(
+        title=feed_title(site, plan),
+        rss=f"{folder}rss.xml",
+        atom=f"{folder}atom.xml",
+        json=f"{folder}{JSON_FEED_NAME}",
+    )
+
+
+def _topic_views(site: SiteConfig, topics: dict[str, FeedPlan], root: str) -> list[TopicView]:
+    views = []
+    for plan in topics.values():
+        topic: Topic = plan.topic  # type: ignore[assignment]
+        folder = f"{root}{plan.directory}/"
+        views.append(
+            TopicView(topic.name, topic.slug, plan.total, folder, _feed_hrefs(site, plan, folder))
+        )
+    return sorted(views, key=lambda view: (view.name.casefold(), view.slug))
+
+
+def _stories(records: Sequence[Record], topics: dict[str, FeedPlan], root: str) -> list[StoryView]:
+    return [_story(record, topics, root) for record in records]
+
+
+def _story(record: Record, topics: dict[str, FeedPlan], root: str) -> StoryView:
+    image = record.images[0] if record.images else None
+    provider = record.provider.name if record.provider else record.guid.split("/")[2]
+    story_topics = []
+    for name in record.topics:
+        plan = topics.get(topic_key(name))
+        if plan is not None and plan.topic is not None:
+            story_topics.append((plan.topic.name, f"{root}{plan.directory}/"))
+    return StoryView(
+        title=record.title,
+        url=record.url,
+        provider=provider,
+        published=record.published,
+        excerpt=record.excerpt,
+        image=ImageView(image.url, image.width, image.height) if image else None,
+        topics=tuple(story_topics),
+    )

@@ -1,0 +1,59 @@
+"""OPML 2.0 subscription list (http://opml.org/spec2.opml): every feed in one file.
+
+A reader imports `index.opml` and subscribes to the all-topics feed and each topic
+feed in one step. Each outline points at the RSS file; the Atom and JSON files carry
+the same items.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import UTC
+from email.utils import format_datetime
+
+from aggregator.config import SiteConfig
+from aggregator.rank import FeedPlan
+from aggregator.render.feeds import EPOCH, FeedLinks, feed_description, feed_title, newest_date
+
+OPML_NAME = "index.opml"
+OPML_DOCS = "http://opml.org/spec2.opml"
+
+
+def render_opml(site: SiteConfig, plans: Sequence[FeedPlan]) -> bytes:
+    """The all-topics feed first, then each topic by name."""
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = f"{site.title}: all feeds"
+    newest = max((newest_date(plan) for plan in plans), default=EPOCH)
+    ET.SubElement(head, "dateModified").text = format_datetime(newest.astimezone(UTC), usegmt=True)
+    ET.SubElement(head, "ownerName").text = site.author
+    ET.SubElement(head, "docs").text = OPML_DOCS
+    body = ET.SubElement(root, "body")
+    for plan in sorted(plans, key=_order):
+        _outline(body, site, plan)
+    ET.indent(root)
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+
+
+def _order(plan: FeedPlan) -> tuple[int, str, str]:
+    if plan.topic is None:
+        return (0, "", "")
+    return (1, plan.topic.name.casefold(), plan.topic.slug)
+
+
+def _outline(body: ET.Element, site: SiteConfig, plan: FeedPlan) -> None:
+    links = FeedLinks.for_plan(site, plan)
+    title = feed_title(site, plan)
+    ET.SubElement(
+        body,
+        "outline",
+        text=title,
+        title=title,
+        type="rss",
+        version="RSS2",
+        xmlUrl=links.rss,
+        htmlUrl=links.page,
+        description=feed_description(site, plan),
+        language=site.language,
+    )

@@ -1,0 +1,137 @@
+<?xml version="1.0" encoding="UTF-8"?>
+<!--
+  Shows an RSS 2.0 or Atom 1.0 feed written by aggregator as a readable page when it is
+  opened in a web browser, with a note on how to subscribe. Feed readers ignore it.
+  Links are relative to the feed: every feed folder also holds index.html, rss.xml,
+  atom.xml and feed.json.
+-->
+<xsl:stylesheet version="1.0"
+    xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+    xmlns:atom="http://www.w3.org/2005/Atom"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    exclude-result-prefixes="atom dc">
+  <xsl:output method="html" encoding="UTF-8" indent="yes" doctype-system="about:legacy-compat"/>
+
+  <xsl:variable name="title" select="/rss/channel/title | /atom:feed/atom:title"/>
+  <xsl:variable name="description" select="/rss/channel/description | /atom:feed/atom:subtitle"/>
+  <xsl:variable name="self"
+      select="/rss/channel/atom:link[@rel='self']/@href | /atom:feed/atom:link[@rel='self']/@href"/>
+  <xsl:variable name="language" select="/rss/channel/language | /atom:feed/@xml:lang"/>
+
+  <xsl:template match="/">
+    <html lang="{$language}">
+      <head>
+        <meta charset="utf-8"/>
+        <meta name="viewport" content="width=device-width, initial-scale=1"/>
+        <title><xsl:value-of select="$title"/> (web feed)</title>
+        <link rel="icon" href="data:,"/>
+        <style>
+          :root { color-scheme: light dark; --fg: #1b1b1b; --bg: #ffffff; --muted: #4a4a4a;
+                  --link: #0b57a4; --note: #fff4d6; --line: #d0d0d0; }
+          @media (prefers-color-scheme: dark) {
+            :root { --fg: #ececec; --bg: #121212; --muted: #c4c4c4; --link: #8cc4ff;
+                    --note: #2d2611; --line: #3a3a3a; }
+          }
+          body { margin: 0; font: 1.0625rem/1.55 system-ui, -apple-system, "Segoe UI", Roboto,
+                 sans-serif; color: var(--fg); background: var(--bg); }
+          .wrap { max-width: 46rem; margin: 0 auto; padding: 0 1rem; }
+          a { color: var(--link); }
+          .note { background: var(--note); border-bottom: 1px solid var(--line); padding: 1rem 0; }
+          .note p { margin: 0.4rem 0; }
+          code { font-size: 0.95em; word-break: break-all; background: var(--bg);
+                 border: 1px solid var(--line); padding: 0.1rem 0.3rem; }
+          h1 { font-size: 1.6rem; line-height: 1.25; margin: 1.5rem 0 0.3rem; }
+          .meta { color: var(--muted); font-size: 0.9rem; }
+          ol { list-style: none; padding: 0; }
+          li { border-top: 1px solid var(--line); padding: 0.9rem 0; }
+          h2 { font-size: 1.15rem; line-height: 1.3; margin: 0 0 0.25rem; }
+          li p { margin: 0.3rem 0 0; }
+        </style>
+      </head>
+      <body>
+        <header class="note">
+          <div class="wrap">
+            <p><strong>This is a web feed.</strong> Feed readers check it for new stories,
+              so you see them without visiting the site.</p>
+            <p>To subscribe, copy this address into your feed reader:
+              <code><xsl:value-of select="$self"/></code></p>
+            <p><a href="./">Open the web page for this feed</a>
+              · also as <a href="rss.xml">RSS</a>, <a href="atom.xml">Atom</a> and
+              <a href="feed.json">JSON Feed</a></p>
+          </div>
+        </header>
+        <main class="wrap">
+          <h1><xsl:value-of select="$title"/></h1>
+          <p class="meta"><xsl:value-of select="$description"/></p>
+          <ol>
+            <xsl:apply-templates select="/rss/channel/item | /atom:feed/atom:entry"/>
+          </ol>
+        </main>
+      </body>
+    </html>
+  </xsl:template>
+
+  <xsl:template match="item">
+    <li>
+      <h2><a href="{link}"><xsl:value-of select="title"/></a></h2>
+      <div class="meta">
+        <xsl:value-of select="dc:creator"/>
+        <xsl:if test="dc:creator and pubDate"> · </xsl:if>
+        <xsl:value-of select="substring(pubDate, 6, 11)"/>
+      </div>
+      <xsl:if test="description">
+        <p>
+          <xsl:call-template name="unescape">
+            <xsl:with-param name="text" select="description"/>
+          </xsl:call-template>
+        </p>
+      </xsl:if>
+    </li>
+  </xsl:template>
+
+  <xsl:template match="atom:entry">
+    <li>
+      <h2>
+        <a href="{atom:link[not(@rel) or @rel='alternate'][1]/@href}">
+          <xsl:value-of select="atom:title"/>
+        </a>
+      </h2>
+      <div class="meta">
+        <xsl:value-of select="atom:author/atom:name"/>
+        <xsl:if test="atom:author and atom:published"> · </xsl:if>
+        <xsl:value-of select="substring(atom:published, 1, 10)"/>
+      </div>
+      <xsl:if test="atom:summary">
+        <p><xsl:value-of select="atom:summary"/></p>
+      </xsl:if>
+    </li>
+  </xsl:template>
+  <!-- RSS descriptions are escaped HTML: show &amp; &lt; &gt; as the characters they stand for. -->
+  <xsl:template name="unescape">
+    <xsl:param name="text"/>
+    <xsl:choose>
+      <xsl:when test="contains($text, '&amp;')">
+        <xsl:value-of select="substring-before($text, '&amp;')"/>
+        <xsl:variable name="rest" select="substring-after($text, '&amp;')"/>
+        <xsl:variable name="entity" select="substring-before($rest, ';')"/>
+        <xsl:choose>
+          <xsl:when test="$entity = 'amp'">&amp;</xsl:when>
+          <xsl:when test="$entity = 'lt'">&lt;</xsl:when>
+          <xsl:when test="$entity = 'gt'">&gt;</xsl:when>
+          <xsl:otherwise>&amp;</xsl:otherwise>
+        </xsl:choose>
+        <xsl:call-template name="unescape">
+          <xsl:with-param name="text">
+            <xsl:choose>
+              <xsl:when test="$entity = 'amp' or $entity = 'lt' or $entity = 'gt'">
+                <xsl:value-of select="substring-after($rest, ';')"/>
+              </xsl:when>
+              <xsl:otherwise><xsl:value-of select="$rest"/></xsl:otherwise>
+            </xsl:choose>
+          </xsl:with-param>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="$text"/></xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+</xsl:stylesheet>
