@@ -1,0 +1,240 @@
+"""Collect records from every `url` source: fetch, page, cache, and isolate failures.
+
+Per page URL the state store keeps the last good records, so:
+- a 304 reuses them without parsing anything;
+- a failing page (DNS, refused, timeout, 4xx, 5xx, a body that does not parse)
+  contributes them, and so do the pages after it (from the store, not fetched), and
+  the source is reported on one line: what failed, why, and since when;
+- a source that never succeeded contributes nothing.
+
+Paging: page N's URL is the `next_page` template (default "page/{n}/index.json", {n} = the
+`nextPage` value) resolved against the first page's URL, so `api/news/index.json` is
+followed by `api/news/page/2/index.json`. A `nextPage` holding a link (with a "/") is
+followed as that link. Paging stops at a null `nextPage`, at `max_pages`, or at a
+page seen before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from urllib.parse import quote, urljoin
+
+from aggregator.config import Config, SourceConfig
+from aggregator.errors import Problem
+from aggregator.fetch import Fetcher, FetchError, NotModified
+from aggregator.fetch_state import UrlState, UrlStates
+from aggregator.progress import Progress, SilentProgress
+from aggregator.records import DocumentResult, RecordDefaults
+from aggregator.remote import SourceDefaults, UnparseableBody, parse_body
+from aggregator.state import StateStore
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchStats:
+    sources: int = 0  # remote sources in the config
+    pages: int = 0  # pages that contributed records (fetched, not modified or kept)
+    changed: int = 0  # pages whose body was received (2xx)
+    not_modified: int = 0  # pages answered with 304
+    failing: int = 0  # sources with a page that failed
+    bodies_parsed: int = 0  # response bodies handed to a parser
+    requests: int = 0  # HTTP requests, retries and redirects included
+
+    def summary(self) -> str:
+        return (
+            f"{self.sources} remote sources: {self.changed} pages changed, "
+            f"{self.not_modified} not modified, {self.failing} sources failing; "
+            f"{self.bodies_parsed} bodies parsed"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCollection:
+    results: tuple[DocumentResult, ...] = ()
+    stats: FetchStats = field(default_factory=FetchStats)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    result: DocumentResult
+    next_page: str | None
+    failure: Problem | None = None  # set when this page failed (result = its kept records)
+
+
+def page_url(first_page: str, template: str, next_page: str) -> str:
+    """The URL of the page `nextPage` names; see the module docstring."""
+    if "/" in next_page:
+        return urljoin(first_page, next_page)
+    return urljoin(first_page, template.replace("{n}", quote(next_page, safe="")))
+
+
+def collect_remote(
+    config: Config,
+    store: StateStore,
+    progress: Progress | None = None,
+    *,
+    persist: bool = True,
+    now: Clock = lambda: datetime.now(UTC),
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> RemoteCollection:
+    """Fetch every `url` source; never raises for what a server does.
+
+    With `persist=False` (aggregator check) the state store is read but not written.
+    """
+    sources = [source for source in config.sources if source.url is not None]
+    if not sources:
+        return RemoteCollection()
+    states = UrlStates(store)
+    collector = _Collector(config, states, progress or SilentProgress(), now)
+    results = asyncio.run(collector.run(sources, sleep))
+    if persist:
+        states.save()
+    return RemoteCollection(tuple(results), collector.stats(len(sources)))
+
+
+class _Collector:
+    def __init__(self, config: Config, states: UrlStates, progress: Progress, now: Clock) -> None:
+        self._config = config
+        self._states = states
+        self._progress = progress
+        self._now = now
+        self._counts = {"pages": 0, "changed": 0, "not_modified": 0, "failing": 0, "parsed": 0}
+        self._requests = 0
+
+    def stats(self, sources: int) -> FetchStats:
+        c = self._counts
+        return FetchStats(sources, c["pages"], c["changed"], c["not_modified"], c["failing"],
+                          c["parsed"], self._requests)  # fmt: skip
+
+    async def run(
+        self, sources: list[SourceConfig], sleep: Callable[[float], Awaitable[object]]
+    ) -> list[DocumentResult]:
+        self._progress.start(len(sources))
+        try:
+            async with Fetcher.open(self._config.fetch, sleep=sleep, now=self._now) as fetcher:
+                per_source = await asyncio.gather(*(self._source(fetcher, s) for s in sources))
+                self._requests = fetcher.requests
+        finally:
+            self._progress.finish()
+        return [result for results in per_source for result in results]
+
+    async def _source(self, fetcher: Fetcher, source: SourceConfig) -> list[DocumentResult]:
+        assert source.url is not None
+        pages: list[_Page] = []
+        failed_at: int | None = None  # index of the page that failed
+        seen: set[str] = set()
+        url: str | None = source.url
+        while url is not None and len(pages) < source.max_pages and url not in seen:
+            seen.add(url)
+            if failed_at is None:
+                page = await self._page(fetcher, source, url, len(pages) + 1)
+                if page.failure is not None:
+                    failed_at = len(pages)
+            else:  # after a failure, later pages come from the store, unfetched
+                stored = self._states.get(url)
+                if stored.result is None:
+                    break
+                page = _Page(stored.result, stored.next_page)
+            pages.append(page)
+            url = page_url(source.url, source.next_page, page.next_page) if page.next_page else None
+        self._counts["pages"] += len(pages)
+        self._progress.advance(source.name)
+        results = [page.result for page in pages]
+        if failed_at is not None:
+            self._counts["failing"] += 1
+            results.append(self._failure_report(source, pages, failed_at))
+        return results
+
+    def _failure_report(
+        self, source: SourceConfig, pages: list[_Page], failed_at: int
+    ) -> DocumentResult:
+        failure = pages[failed_at].failure
+        assert failure is not None
+        kept = sum(len(page.result.records) for page in pages[failed_at:])
+        if kept:
+            action = f"kept its {kept} records from the last good fetch"
+        elif failed_at == 0:
+            action = "nothing published from it: it has never been fetched successfully"
+        else:
+            action = "nothing kept for this page: never fetched successfully"
+        if failed_at:
+            action += f"; pages 1-{failed_at} still used"
+        return DocumentResult(problems=(replace(failure, action=action),))
+
+    async def _page(self, fetcher: Fetcher, source: SourceConfig, url: str, number: int) -> _Page:
+        state = self._states.get(url)
+        origin = source.name if number == 1 else f"{url} (page {number} of {source.name})"
+        try:
+            response = await fetcher.fetch(state.moved_to or url, state.validators, source.timeout)
+        except FetchError as exc:
+            return self._failed(url, origin, state, exc.reason, forget_move=True)
+        moved_to = response.moved_to or state.moved_to
+        notes = self._moved_notes(origin, moved_to)
+        if isinstance(response, NotModified):
+            if state.result is None:
+                return self._failed(
+                    url, origin, state, "HTTP 304 Not Modified, but no copy is stored"
+                )
+            self._counts["not_modified"] += 1
+            self._states.set(url, replace(self._succeeded(state), moved_to=moved_to))
+            return _Page(_with_problems(state.result, notes), state.next_page)
+        self._counts["changed"] += 1
+        self._counts["parsed"] += 1
+        try:
+            parsed = parse_body(
+                response.body, response.content_type, response.url, self._defaults(source)
+            )
+        except UnparseableBody as exc:
+            where = f"line {exc.line}: " if exc.line else ""
+            return self._failed(url, origin, state, f"body not usable: {where}{exc.reason}")
+        stored = replace(
+            self._succeeded(state),
+            etag=response.validators.etag,
+            last_modified=response.validators.last_modified,
+            result=parsed.result,
+            next_page=parsed.next_page,
+            moved_to=moved_to,
+        )
+        self._states.set(url, stored)
+        return _Page(_with_problems(parsed.result, notes), parsed.next_page)
+
+    def _failed(
+        self, url: str, origin: str, state: UrlState, reason: str, *, forget_move: bool = False
+    ) -> _Page:
+        since = state.failing_since or self._now()
+        failed = replace(state, failing_since=since, failure=reason)
+        if forget_move:
+            failed = replace(failed, moved_to=None)  # try the configured URL next time
+        self._states.set(url, failed)
+        problem = Problem(origin, None, None, f"{reason} (failing since {_when(since)})", "")
+        kept = state.result or DocumentResult()
+        return _Page(kept, state.next_page if state.result else None, problem)
+
+    def _succeeded(self, state: UrlState) -> UrlState:
+        return replace(state, succeeded_at=self._now(), failing_since=None, failure=None)
+
+    def _defaults(self, source: SourceConfig) -> SourceDefaults:
+        records = self._config.records
+        quality = records.default_quality if source.quality is None else source.quality
+        heat = records.default_heat if source.heat is None else source.heat
+        return SourceDefaults(RecordDefaults(quality, heat, records.tracking_params), source.topics)
+
+    @staticmethod
+    def _moved_notes(origin: str, moved_to: str | None) -> tuple[Problem, ...]:
+        if moved_to is None:
+            return ()
+        reason = f"moved permanently to {moved_to}"
+        action = "fetched from there; update the config"
+        return (Problem(origin, None, None, reason, action, "warning"),)
+
+
+def _with_problems(result: DocumentResult, problems: tuple[Problem, ...]) -> DocumentResult:
+    return replace(result, problems=result.problems + problems) if problems else result
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
