@@ -124,6 +124,7 @@ class BadContentEncoding(FetchError):
 
 
 FetchResult = Fetched | NotModified
+NO_VALIDATORS = Validators()  # an unconditional GET
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,7 @@ class Fetcher:
             yield cls(config, client, sleep=sleep, now=now)
 
     async def fetch(
-        self, url: str, validators: Validators = Validators(), timeout: float | None = None
+        self, url: str, validators: Validators = NO_VALIDATORS, timeout: float | None = None
     ) -> FetchResult:
         """GET `url`, retrying what is worth retrying; raise FetchError when it fails."""
         attempt = 0
@@ -302,7 +303,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 def fetch_url(
-    config: FetchConfig, url: str, validators: Validators = Validators(), **kwargs: object
+    config: FetchConfig, url: str, validators: Validators = NO_VALIDATORS, **kwargs: object
 ) -> FetchResult:
     """Fetch one URL synchronously (for scripts and tests)."""
 

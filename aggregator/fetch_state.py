@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from aggregator.errors import Problem
-from aggregator.fetch import Validators
+from aggregator.fetch import NO_VALIDATORS, Validators
 from aggregator.records import DocumentResult, Image, Provider, Record, Related
 from aggregator.state import StateStore
 
@@ -37,7 +37,7 @@ class UrlState:
     def validators(self) -> Validators:
         """Only worth sending when we still hold the records a 304 would point to."""
         if self.result is None:
-            return Validators()
+            return NO_VALIDATORS
         return Validators(self.etag, self.last_modified)
 
 

@@ -192,7 +192,7 @@ def _feed_entries(body: bytes, content_type: str, url: str) -> list[RawRecord]:
         raise UnparseableBody(url, f"not an RSS or Atom feed ({reason})")
     feed = parsed.feed
     provider = _provider(feed.get("title"), feed.get("link") or url)
-    fallback_date = feed.get("updated_parsed") or feed.get("published_parsed")
+    fallback_date = dict.get(feed, "updated_parsed") or dict.get(feed, "published_parsed")
     return [
         RawRecord(_entry_mapping(entry, provider, fallback_date), None, index)
         for index, entry in enumerate(parsed.entries)
@@ -202,8 +202,10 @@ def _feed_entries(body: bytes, content_type: str, url: str) -> list[RawRecord]:
 def _entry_mapping(
     entry: Any, provider: dict[str, str], fallback_date: time.struct_time | None
 ) -> dict[str, Any]:
-    published = entry.get("published_parsed") or entry.get("updated_parsed") or fallback_date
-    updated = entry.get("updated_parsed")
+    # dict.get: FeedParserDict.get maps a missing `updated_parsed` to `published_parsed`
+    # (with a DeprecationWarning); we want to know what the entry really holds.
+    updated = dict.get(entry, "updated_parsed")
+    published = dict.get(entry, "published_parsed") or updated or fallback_date
     entry_id = entry.get("id") or ""
     return {
         "title": entry.get("title"),

@@ -46,7 +46,8 @@ class FetchStats:
 
     def summary(self) -> str:
         return (
-            f"{self.sources} remote sources: {self.changed} pages changed, "
+            f"{self.sources} remote source{'' if self.sources == 1 else 's'}: "
+            f"{self.changed} pages changed, "
             f"{self.not_modified} not modified, {self.failing} sources failing; "
             f"{self.bodies_parsed} bodies parsed"
         )
@@ -63,6 +64,7 @@ class _Page:
     result: DocumentResult
     next_page: str | None
     failure: Problem | None = None  # set when this page failed (result = its kept records)
+    last_good: datetime | None = None  # for a failed page: when it last succeeded
 
 
 def page_url(first_page: str, template: str, next_page: str) -> str:
@@ -146,24 +148,26 @@ class _Collector:
         results = [page.result for page in pages]
         if failed_at is not None:
             self._counts["failing"] += 1
-            results.append(self._failure_report(source, pages, failed_at))
+            report = self._failure_report(pages, failed_at)
+            results[failed_at] = _with_problems(results[failed_at], (report,))
         return results
 
-    def _failure_report(
-        self, source: SourceConfig, pages: list[_Page], failed_at: int
-    ) -> DocumentResult:
-        failure = pages[failed_at].failure
-        assert failure is not None
+    @staticmethod
+    def _failure_report(pages: list[_Page], failed_at: int) -> Problem:
+        """One line for a failing source: what failed, why, since when, and what was kept."""
+        failed = pages[failed_at]
+        assert failed.failure is not None
         kept = sum(len(page.result.records) for page in pages[failed_at:])
         if kept:
-            action = f"kept its {kept} records from the last good fetch"
+            when = f" ({_when(failed.last_good)})" if failed.last_good else ""
+            action = f"kept its {kept} records from the last good fetch{when}"
         elif failed_at == 0:
             action = "nothing published from it: it has never been fetched successfully"
         else:
             action = "nothing kept for this page: never fetched successfully"
         if failed_at:
             action += f"; pages 1-{failed_at} still used"
-        return DocumentResult(problems=(replace(failure, action=action),))
+        return replace(failed.failure, action=action)
 
     async def _page(self, fetcher: Fetcher, source: SourceConfig, url: str, number: int) -> _Page:
         state = self._states.get(url)
@@ -212,7 +216,8 @@ class _Collector:
         self._states.set(url, failed)
         problem = Problem(origin, None, None, f"{reason} (failing since {_when(since)})", "")
         kept = state.result or DocumentResult()
-        return _Page(kept, state.next_page if state.result else None, problem)
+        next_page = state.next_page if state.result else None
+        return _Page(kept, next_page, problem, state.succeeded_at)
 
     def _succeeded(self, state: UrlState) -> UrlState:
         return replace(state, succeeded_at=self._now(), failing_since=None, failure=None)

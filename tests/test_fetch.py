@@ -53,9 +53,9 @@ def server(shared_server: HTTPServer) -> Iterator[HTTPServer]:
 
 
 def fetch(
-    config: FetchConfig, url: str, validators: Validators = Validators()
+    config: FetchConfig, url: str, validators: Validators | None = None
 ) -> Fetched | NotModified:
-    return fetch_url(config, url, validators)
+    return fetch_url(config, url, validators or Validators())
 
 
 def fetch_recording_sleeps(
