@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from aggregator.errors import Problem
@@ -52,36 +52,56 @@ def _fingerprint() -> bytes:
 FINGERPRINT = _fingerprint()
 
 
-def encode(state: UrlState) -> bytes:
-    return FINGERPRINT + pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+def encode(value: object) -> bytes:
+    return FINGERPRINT + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decode(data: bytes | None) -> UrlState:
-    """The stored state, or a fresh one if there is none or it is from another version."""
+def decode(data: bytes | None, kind: type) -> object | None:
+    """The stored value, or None if there is none, it is damaged or from another version."""
     if data is None or not data.startswith(FINGERPRINT):
-        return UrlState()
+        return None
     try:
-        state = pickle.loads(data[len(FINGERPRINT) :])
+        value = pickle.loads(data[len(FINGERPRINT) :])
     except Exception:  # a damaged entry is a cache miss, never an error
-        return UrlState()
-    return state if isinstance(state, UrlState) else UrlState()
+        return None
+    return value if isinstance(value, kind) else None
 
 
 class UrlStates:
-    """Reads entries on demand; writes them all in one transaction at the end of a run."""
+    """Per-URL state in the store: "meta URL" (small) and "records URL" (the records).
+
+    The two are apart so a 304, which only touches the meta, rewrites a few bytes and
+    not the records. Reads happen on demand; writes all at once, in one transaction.
+    """
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
+        self._loaded: dict[str, UrlState] = {}
         self._changed: dict[str, UrlState] = {}
 
     def get(self, url: str) -> UrlState:
         if url in self._changed:
             return self._changed[url]
-        return decode(self._store.get(NAMESPACE, url))
+        if url not in self._loaded:
+            state = decode(self._store.get(NAMESPACE, f"meta {url}"), UrlState)
+            if not isinstance(state, UrlState):
+                state = UrlState()
+            result = decode(self._store.get(NAMESPACE, f"records {url}"), DocumentResult)
+            if isinstance(result, DocumentResult):
+                state = replace(state, result=result)
+            self._loaded[url] = state
+        return self._loaded[url]
 
     def set(self, url: str, state: UrlState) -> None:
         self._changed[url] = state
 
     def save(self) -> None:
-        self._store.put_many(NAMESPACE, ((url, encode(s)) for url, s in self._changed.items()))
+        pairs: list[tuple[str, bytes]] = []
+        for url, state in self._changed.items():
+            pairs.append((f"meta {url}", encode(replace(state, result=None))))
+            before = self._loaded.get(url)
+            if state.result is not None and (before is None or before.result is not state.result):
+                pairs.append((f"records {url}", encode(state.result)))
+        self._store.put_many(NAMESPACE, pairs)
+        self._loaded.update(self._changed)
         self._changed.clear()

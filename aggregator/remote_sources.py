@@ -16,22 +16,21 @@ page seen before.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import quote, urljoin
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import Problem
-from aggregator.fetch import Fetcher, FetchError, NotModified
+from aggregator.fetch import Clock, Fetcher, FetchError, NotModified, Sleep, utc_now
 from aggregator.fetch_state import UrlState, UrlStates
 from aggregator.progress import Progress, SilentProgress
 from aggregator.records import DocumentResult, RecordDefaults
 from aggregator.remote import SourceDefaults, UnparseableBody, parse_body
 from aggregator.state import StateStore
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,51 +79,83 @@ def collect_remote(
     progress: Progress | None = None,
     *,
     persist: bool = True,
-    now: Clock = lambda: datetime.now(UTC),
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    now: Clock = utc_now,
+    sleep: Sleep = time.sleep,
 ) -> RemoteCollection:
     """Fetch every `url` source; never raises for what a server does.
 
-    With `persist=False` (aggregator check) the state store is read but not written.
+    Sources are fetched by `[fetch] concurrency` threads; the state store is only
+    touched here, in the calling thread: each source's stored pages are read before
+    and its new states written after. With `persist=False` (aggregator check) the
+    store is read but not written.
     """
     sources = [source for source in config.sources if source.url is not None]
     if not sources:
         return RemoteCollection()
     states = UrlStates(store)
-    collector = _Collector(config, states, progress or SilentProgress(), now)
-    results = asyncio.run(collector.run(sources, sleep))
+    runs = [_SourceRun(source, _stored_pages(states, source)) for source in sources]
+    progress = progress or SilentProgress()
+    progress.start(len(runs))
+    try:
+        with (
+            Fetcher.open(config.fetch, sleep=sleep, now=now) as fetcher,
+            ThreadPoolExecutor(config.fetch.concurrency, "aggregator-fetch") as pool,
+        ):
+            collector = _Collector(config, fetcher, now)
+            futures = {pool.submit(collector.collect, run): run for run in runs}
+            for future in as_completed(futures):
+                progress.advance(futures[future].source.name)
+            per_source = [future.result() for future in futures]
+            requests = fetcher.requests
+    finally:
+        progress.finish()
+    counts: Counter[str] = Counter()
+    for run in runs:
+        counts.update(run.counts)
+        for url, state in run.updated.items():
+            states.set(url, state)
     if persist:
         states.save()
-    return RemoteCollection(tuple(results), collector.stats(len(sources)))
+    stats = FetchStats(len(sources), counts["pages"], counts["changed"], counts["not_modified"],
+                       counts["failing"], counts["parsed"], requests)  # fmt: skip
+    return RemoteCollection(tuple(r for results in per_source for r in results), stats)
+
+
+@dataclass(slots=True)
+class _SourceRun:
+    """One source's work: read by one fetch thread, handed back to the calling thread."""
+
+    source: SourceConfig
+    stored: dict[str, UrlState]  # its pages' states as stored, read beforehand
+    updated: dict[str, UrlState] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def state(self, url: str) -> UrlState:
+        return self.updated.get(url) or self.stored.get(url) or UrlState()
+
+
+def _stored_pages(states: UrlStates, source: SourceConfig) -> dict[str, UrlState]:
+    """The states of the pages the last run walked through, following stored nextPages."""
+    assert source.url is not None
+    stored: dict[str, UrlState] = {}
+    url: str | None = source.url
+    while url is not None and url not in stored and len(stored) < source.max_pages:
+        state = stored[url] = states.get(url)
+        next_page = state.next_page if state.result is not None else None
+        url = page_url(source.url, source.next_page, next_page) if next_page else None
+    return stored
 
 
 class _Collector:
-    def __init__(self, config: Config, states: UrlStates, progress: Progress, now: Clock) -> None:
+    """Fetches and parses the pages of one source at a time; safe to call from threads."""
+
+    def __init__(self, config: Config, fetcher: Fetcher, now: Clock) -> None:
         self._config = config
-        self._states = states
-        self._progress = progress
+        self._fetcher = fetcher
         self._now = now
-        self._counts = {"pages": 0, "changed": 0, "not_modified": 0, "failing": 0, "parsed": 0}
-        self._requests = 0
 
-    def stats(self, sources: int) -> FetchStats:
-        c = self._counts
-        return FetchStats(sources, c["pages"], c["changed"], c["not_modified"], c["failing"],
-                          c["parsed"], self._requests)  # fmt: skip
-
-    async def run(
-        self, sources: list[SourceConfig], sleep: Callable[[float], Awaitable[object]]
-    ) -> list[DocumentResult]:
-        self._progress.start(len(sources))
-        try:
-            async with Fetcher.open(self._config.fetch, sleep=sleep, now=self._now) as fetcher:
-                per_source = await asyncio.gather(*(self._source(fetcher, s) for s in sources))
-                self._requests = fetcher.requests
-        finally:
-            self._progress.finish()
-        return [result for results in per_source for result in results]
-
-    async def _source(self, fetcher: Fetcher, source: SourceConfig) -> list[DocumentResult]:
+    def collect(self, run: _SourceRun) -> list[DocumentResult]:
+        source = run.source
         assert source.url is not None
         pages: list[_Page] = []
         failed_at: int | None = None  # index of the page that failed
@@ -133,21 +164,20 @@ class _Collector:
         while url is not None and len(pages) < source.max_pages and url not in seen:
             seen.add(url)
             if failed_at is None:
-                page = await self._page(fetcher, source, url, len(pages) + 1)
+                page = self._page(run, url, len(pages) + 1)
                 if page.failure is not None:
                     failed_at = len(pages)
             else:  # after a failure, later pages come from the store, unfetched
-                stored = self._states.get(url)
+                stored = run.state(url)
                 if stored.result is None:
                     break
                 page = _Page(stored.result, stored.next_page)
             pages.append(page)
             url = page_url(source.url, source.next_page, page.next_page) if page.next_page else None
-        self._counts["pages"] += len(pages)
-        self._progress.advance(source.name)
+        run.counts["pages"] += len(pages)
         results = [page.result for page in pages]
         if failed_at is not None:
-            self._counts["failing"] += 1
+            run.counts["failing"] += 1
             report = self._failure_report(pages, failed_at)
             results[failed_at] = _with_problems(results[failed_at], (report,))
         return results
@@ -169,32 +199,33 @@ class _Collector:
             action += f"; pages 1-{failed_at} still used"
         return replace(failed.failure, action=action)
 
-    async def _page(self, fetcher: Fetcher, source: SourceConfig, url: str, number: int) -> _Page:
-        state = self._states.get(url)
+    def _page(self, run: _SourceRun, url: str, number: int) -> _Page:
+        source, state = run.source, run.state(url)
         origin = source.name if number == 1 else f"{url} (page {number} of {source.name})"
+        target = state.moved_to or url
         try:
-            response = await fetcher.fetch(state.moved_to or url, state.validators, source.timeout)
+            response = self._fetcher.fetch(target, state.validators, source.timeout)
         except FetchError as exc:
-            return self._failed(url, origin, state, exc.reason, forget_move=True)
+            return self._failed(run, url, origin, exc.reason, forget_move=True)
         moved_to = response.moved_to or state.moved_to
         notes = self._moved_notes(origin, moved_to)
         if isinstance(response, NotModified):
             if state.result is None:
                 return self._failed(
-                    url, origin, state, "HTTP 304 Not Modified, but no copy is stored"
+                    run, url, origin, "HTTP 304 Not Modified, but no copy is stored"
                 )
-            self._counts["not_modified"] += 1
-            self._states.set(url, replace(self._succeeded(state), moved_to=moved_to))
+            run.counts["not_modified"] += 1
+            run.updated[url] = replace(self._succeeded(state), moved_to=moved_to)
             return _Page(_with_problems(state.result, notes), state.next_page)
-        self._counts["changed"] += 1
-        self._counts["parsed"] += 1
+        run.counts["changed"] += 1
+        run.counts["parsed"] += 1
         try:
             parsed = parse_body(
                 response.body, response.content_type, response.url, self._defaults(source)
             )
         except UnparseableBody as exc:
             where = f"line {exc.line}: " if exc.line else ""
-            return self._failed(url, origin, state, f"body not usable: {where}{exc.reason}")
+            return self._failed(run, url, origin, f"body not usable: {where}{exc.reason}")
         stored = replace(
             self._succeeded(state),
             etag=response.validators.etag,
@@ -203,17 +234,18 @@ class _Collector:
             next_page=parsed.next_page,
             moved_to=moved_to,
         )
-        self._states.set(url, stored)
+        run.updated[url] = stored
         return _Page(_with_problems(parsed.result, notes), parsed.next_page)
 
     def _failed(
-        self, url: str, origin: str, state: UrlState, reason: str, *, forget_move: bool = False
+        self, run: _SourceRun, url: str, origin: str, reason: str, *, forget_move: bool = False
     ) -> _Page:
+        state = run.state(url)
         since = state.failing_since or self._now()
         failed = replace(state, failing_since=since, failure=reason)
         if forget_move:
             failed = replace(failed, moved_to=None)  # try the configured URL next time
-        self._states.set(url, failed)
+        run.updated[url] = failed
         problem = Problem(origin, None, None, f"{reason} (failing since {_when(since)})", "")
         kept = state.result or DocumentResult()
         next_page = state.next_page if state.result else None

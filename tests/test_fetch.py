@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import socket
 import threading
@@ -10,6 +9,7 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import brotli
@@ -63,15 +63,8 @@ def fetch_recording_sleeps(
 ) -> tuple[Fetched | NotModified, list[float]]:
     """Fetch with the backoff clock replaced by a recorder, to see the delays asked for."""
     delays: list[float] = []
-
-    async def record(seconds: float) -> None:
-        delays.append(seconds)
-
-    async def run() -> Fetched | NotModified:
-        async with Fetcher.open(config, sleep=record) as fetcher:
-            return await fetcher.fetch(url)
-
-    return asyncio.run(run()), delays
+    with Fetcher.open(config, sleep=delays.append) as fetcher:
+        return fetcher.fetch(url), delays
 
 
 def test_plain_get_returns_body_validators_and_sends_user_agent(server: HTTPServer) -> None:
@@ -162,16 +155,8 @@ def test_backoff_doubles_between_connection_retries(server: HTTPServer) -> None:
     server.expect_request("/down").respond_with_data(b"", status=502)
     config = FetchConfig(retries=3, backoff=0.5, max_retry_after=30)
     delays: list[float] = []
-
-    async def record(seconds: float) -> None:
-        delays.append(seconds)
-
-    async def run() -> None:
-        async with Fetcher.open(config, sleep=record) as fetcher:
-            await fetcher.fetch(server.url_for("/down"))
-
-    with pytest.raises(HTTPStatusFailure):
-        asyncio.run(run())
+    with Fetcher.open(config, sleep=delays.append) as fetcher, pytest.raises(HTTPStatusFailure):
+        fetcher.fetch(server.url_for("/down"))
     assert delays == [0.5, 1.0, 2.0]
 
 
@@ -363,11 +348,7 @@ def test_concurrency_is_bounded(server: HTTPServer) -> None:
     server.expect_request("/t").respond_with_handler(tracked)
     config = FetchConfig(concurrency=2)
 
-    async def run() -> list[Fetched | NotModified]:
-        async with Fetcher.open(config) as fetcher:
-            return await asyncio.gather(
-                *(fetcher.fetch(server.url_for("/t") + f"?n={n}") for n in range(6))
-            )
-
-    assert len(asyncio.run(run())) == 6
-    assert active[1] == 2
+    urls = [server.url_for("/t") + f"?n={n}" for n in range(6)]
+    with Fetcher.open(config) as fetcher, ThreadPoolExecutor(6) as callers:
+        assert len(list(callers.map(fetcher.fetch, urls))) == 6
+    assert active[1] == 2  # six callers at once, never more than two requests in flight
