@@ -316,10 +316,15 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 def fetch_url(
-    config: FetchConfig, url: str, validators: Validators = NO_VALIDATORS, **kwargs: object
+    config: FetchConfig,
+    url: str,
+    validators: Validators = NO_VALIDATORS,
+    *,
+    sleep: Sleep = time.sleep,
+    now: Clock = utc_now,
 ) -> FetchResult:
     """Fetch one URL (for scripts and tests)."""
-    with Fetcher.open(config, **kwargs) as fetcher:  # type: ignore[arg-type]
+    with Fetcher.open(config, sleep=sleep, now=now) as fetcher:
         return fetcher.fetch(url, validators)
 
 

@@ -95,13 +95,24 @@ class UrlStates:
     def set(self, url: str, state: UrlState) -> None:
         self._changed[url] = state
 
-    def save(self) -> None:
+    def save(self, *, prune: bool = True) -> None:
+        """Write the changed states; with `prune`, forget URLs this run did not touch
+        (sources removed from the config, pages past the end), so the store stays small."""
         pairs: list[tuple[str, bytes]] = []
         for url, state in self._changed.items():
             pairs.append((f"meta {url}", encode(replace(state, result=None))))
             before = self._loaded.get(url)
             if state.result is not None and (before is None or before.result is not state.result):
                 pairs.append((f"records {url}", encode(state.result)))
-        self._store.put_many(NAMESPACE, pairs)
+        with self._store.transaction():
+            if prune:
+                touched = self._loaded.keys() | self._changed.keys()
+                stale = [
+                    key
+                    for key in self._store.items(NAMESPACE)
+                    if key.partition(" ")[2] not in touched
+                ]
+                self._store.delete_many(NAMESPACE, stale)
+            self._store.put_many(NAMESPACE, pairs)
         self._loaded.update(self._changed)
         self._changed.clear()

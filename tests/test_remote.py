@@ -662,3 +662,38 @@ def test_check_fetches_but_does_not_write_the_state(server: HTTPServer, tmp_path
             0,
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_state_of_removed_sources_is_forgotten(server: HTTPServer, tmp_path: Path) -> None:
+    server.expect_request("/a.json").respond_with_data(
+        json.dumps([ONE]), content_type="application/json"
+    )
+    server.expect_request("/b.json").respond_with_data(
+        json.dumps([TWO]), content_type="application/json"
+    )
+    a, b = server.url_for("/a.json"), server.url_for("/b.json")
+    run_build(write_config(tmp_path, url_source(a) + url_source(b)))
+    run_build(write_config(tmp_path, url_source(a)))
+    with sqlite3.connect(tmp_path / ".aggregator" / "state.db") as db:
+        keys = sorted(
+            key for (key,) in db.execute("SELECT key FROM entries WHERE namespace = 'http'")
+        )
+    assert keys == [f"meta {a}", f"records {a}"]
+
+
+def test_state_from_another_version_is_a_cache_miss(server: HTTPServer, tmp_path: Path) -> None:
+    served: list[str] = []
+    server.expect_request("/a.json").respond_with_handler(
+        conditional(json.dumps([ONE]).encode(), "application/json", served)
+    )
+    config = write_config(tmp_path, url_source(server.url_for("/a.json")))
+    run_build(config)
+    with sqlite3.connect(tmp_path / ".aggregator" / "state.db") as db:
+        rows = db.execute("SELECT key, value FROM entries WHERE namespace = 'http'").fetchall()
+        db.executemany(
+            "UPDATE entries SET value = ? WHERE namespace = 'http' AND key = ?",
+            [(b"older version" + value, key) for key, value in rows],
+        )
+    report = run_build(config)
+    assert served == ["200 /a.json", "200 /a.json"]  # no validators sent: nothing to reuse
+    assert report.records == 1 and errors(report) == []
