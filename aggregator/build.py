@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.config import Config, SourceConfig
@@ -16,10 +15,9 @@ from aggregator.progress import Progress, progress_for
 from aggregator.publish import remove_stale_temp_files, write_if_changed
 from aggregator.rank import FeedPlan, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
-from aggregator.remote_sources import FetchStats, RemoteCollection, collect_remote
+from aggregator.remote_sources import FetchStats, collect_remote_sources
 from aggregator.render.feeds import render_feeds
 from aggregator.sources import iter_record_files
-from aggregator.state import StateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +84,7 @@ def collect(
         results.extend(
             load_record_file(str(p), defaults) for p in _source_paths(source, index, config)
         )
-    remote = _collect_remote(config, progress, persist)
+    remote = collect_remote_sources(config, progress or progress_for(sys.stderr), persist)
     results.extend(remote.results)
     return Collection(
         records=tuple(r for result in results for r in result.records),
@@ -95,29 +93,6 @@ def collect(
         unpublished=sum(result.unpublished for result in results),
         fetch=remote.stats,
     )
-
-
-def _collect_remote(config: Config, progress: Progress | None, persist: bool) -> RemoteCollection:
-    """Fetch the `url` sources, with their cache in the state store."""
-    if not any(source.url for source in config.sources):
-        return RemoteCollection()
-    warnings: list[str] = []
-    path = config.build.state_path
-    try:
-        store = StateStore.open(path, warn=warnings.append)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(str(config.path), "build.state_path",
-                          f"expected a usable state file; {path}: {exc}") from None  # fmt: skip
-    with store:
-        remote = collect_remote(config, store, progress or progress_for(sys.stderr),
-                                persist=persist)  # fmt: skip
-    notes = tuple(
-        Problem(str(path), None, None, w.removeprefix(f"{path}: "), "cache reset", "warning")
-        for w in warnings
-    )
-    if notes:
-        remote = replace(remote, results=(DocumentResult(problems=notes), *remote.results))
-    return remote
 
 
 def feed_files(plan: FeedPlan) -> tuple[str, str]:

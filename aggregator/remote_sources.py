@@ -16,6 +16,7 @@ page seen before.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urljoin
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import Problem
+from aggregator.errors import ConfigError, Problem
 from aggregator.fetch import Clock, Fetcher, FetchError, NotModified, Sleep, utc_now
 from aggregator.fetch_state import UrlState, UrlStates
 from aggregator.progress import Progress, SilentProgress
@@ -119,6 +120,28 @@ def collect_remote(
     stats = FetchStats(len(sources), counts["pages"], counts["changed"], counts["not_modified"],
                        counts["failing"], counts["parsed"], requests)  # fmt: skip
     return RemoteCollection(tuple(r for results in per_source for r in results), stats)
+
+
+def collect_remote_sources(config: Config, progress: Progress, persist: bool) -> RemoteCollection:
+    """`collect_remote` with the state store at `[build] state_path` opened around it."""
+    if not any(source.url for source in config.sources):
+        return RemoteCollection()
+    warnings: list[str] = []
+    path = config.build.state_path
+    try:
+        store = StateStore.open(path, warn=warnings.append)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(str(config.path), "build.state_path",
+                          f"expected a usable state file; {path}: {exc}") from None  # fmt: skip
+    with store:
+        remote = collect_remote(config, store, progress, persist=persist)
+    notes = tuple(
+        Problem(str(path), None, None, w.removeprefix(f"{path}: "), "cache reset", "warning")
+        for w in warnings
+    )
+    if notes:
+        remote = replace(remote, results=(DocumentResult(problems=notes), *remote.results))
+    return remote
 
 
 @dataclass(slots=True)

@@ -697,3 +697,26 @@ def test_state_from_another_version_is_a_cache_miss(server: HTTPServer, tmp_path
     report = run_build(config)
     assert served == ["200 /a.json", "200 /a.json"]  # no validators sent: nothing to reuse
     assert report.records == 1 and errors(report) == []
+
+
+def test_a_corrupt_state_file_is_set_aside_with_a_warning(
+    server: HTTPServer, tmp_path: Path, capsys
+) -> None:
+    server.expect_request("/a.json").respond_with_data(
+        json.dumps([ONE]), content_type="application/json"
+    )
+    config = write_config(tmp_path, url_source(server.url_for("/a.json")))
+    (tmp_path / ".aggregator").mkdir()
+    (tmp_path / ".aggregator" / "state.db").write_bytes(b"not a database at all" * 100)
+    assert main(["build", "--config", str(config)]) == 0
+    assert "state.db: warning: state file unusable" in capsys.readouterr().err
+    assert (tmp_path / ".aggregator" / "state.db.corrupt").is_file()
+    assert all_feed_links(tmp_path) == {ONE["webUrl"]}
+
+
+def test_an_unusable_state_path_is_a_config_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    extra = FAST_FETCH + '\n[build]\nstate_path = "a-file/state.db"\n'
+    config = write_config(tmp_path, url_source("http://127.0.0.1:9/a.json"), extra)
+    assert main(["build", "--config", str(config)]) == 2
+    assert "build.state_path: expected a usable state file" in capsys.readouterr().err
