@@ -151,9 +151,13 @@ class Fetcher:
     """
 
     def __init__(
-        self, config: FetchConfig, client: httpx.Client, *, sleep: Sleep = time.sleep,
+        self,
+        config: FetchConfig,
+        client: httpx.Client,
+        *,
+        sleep: Sleep = time.sleep,
         now: Clock = utc_now,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._config = config
         self._client = client
         self._slots = threading.BoundedSemaphore(config.concurrency)
@@ -335,10 +339,13 @@ def _drain(response: httpx.Response) -> None:
     than the request itself. Bodies over DRAIN_LIMIT are not worth it: they are dropped.
     """
     size = 0
-    for chunk in response.iter_raw():
-        size += len(chunk)
-        if size > DRAIN_LIMIT:
-            return
+    try:
+        for chunk in response.iter_raw():
+            size += len(chunk)
+            if size > DRAIN_LIMIT:
+                return
+    except httpx.HTTPError:
+        pass  # the status is what matters; the connection is simply not reused
 
 
 def _check_scheme(source: str, url: str) -> None:

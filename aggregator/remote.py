@@ -149,6 +149,8 @@ def _json_records(value: Any) -> tuple[list[RawRecord], str | None]:
             if isinstance(items, list) and ("nextPage" in value or "page" in value):
                 raw = [RawRecord(item, None, index) for index, item in enumerate(items)]
                 return raw, page_number(value.get("nextPage"))
+        if "nextPage" in value:
+            raise RecordError(None, "a collection page without a list under value, news or items")
     return raw_records(value, line=1), None
 
 

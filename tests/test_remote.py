@@ -162,6 +162,7 @@ def test_feed_entry_without_date_takes_the_feed_date_or_is_reported() -> None:
         (b'{"title": "broken", ', "application/json", "invalid JSON"),
         (b"just some words", "text/plain", "expected a record"),
         (b"# Heading\n\nNo front matter.", "text/markdown", "without YAML front matter"),
+        (b'{"page": 1, "value": null, "nextPage": null}', "application/json", "collection page"),
     ],
 )
 def test_garbage_bodies_are_unparseable(body: bytes, content_type: str, reason: str) -> None:
