@@ -84,7 +84,7 @@ def collect(
         results.extend(
             load_record_file(str(p), defaults) for p in _source_paths(source, index, config)
         )
-    remote = collect_remote_sources(config, progress or progress_for(sys.stderr), persist)
+    remote = collect_remote_sources(config, progress or progress_for(sys.stderr), persist, defaults)
     results.extend(remote.results)
     return Collection(
         records=tuple(r for result in results for r in result.records),

@@ -80,6 +80,7 @@ def collect_remote(
     progress: Progress | None = None,
     *,
     persist: bool = True,
+    defaults: RecordDefaults | None = None,
     now: Clock = utc_now,
     sleep: Sleep = time.sleep,
 ) -> RemoteCollection:
@@ -88,7 +89,8 @@ def collect_remote(
     Sources are fetched by `[fetch] concurrency` threads; the state store is only
     touched here, in the calling thread: each source's stored pages are read before
     and its new states written after. With `persist=False` (aggregator check) the
-    store is read but not written.
+    store is read but not written. `defaults` are the build's record defaults
+    (build.record_defaults); without them they are made from `[records]`.
     """
     sources = [source for source in config.sources if source.url is not None]
     if not sources:
@@ -102,7 +104,7 @@ def collect_remote(
             Fetcher.open(config.fetch, sleep=sleep, now=now) as fetcher,
             ThreadPoolExecutor(config.fetch.concurrency, "aggregator-fetch") as pool,
         ):
-            collector = _Collector(config, fetcher, now)
+            collector = _Collector(config, fetcher, now, defaults or _record_defaults(config))
             futures = {pool.submit(collector.collect, run): run for run in runs}
             for future in as_completed(futures):
                 progress.advance(futures[future].source.name)
@@ -122,7 +124,9 @@ def collect_remote(
     return RemoteCollection(tuple(r for results in per_source for r in results), stats)
 
 
-def collect_remote_sources(config: Config, progress: Progress, persist: bool) -> RemoteCollection:
+def collect_remote_sources(
+    config: Config, progress: Progress, persist: bool, defaults: RecordDefaults
+) -> RemoteCollection:
     """`collect_remote` with the state store at `[build] state_path` opened around it."""
     if not any(source.url for source in config.sources):
         return RemoteCollection()
@@ -134,7 +138,7 @@ def collect_remote_sources(config: Config, progress: Progress, persist: bool) ->
         raise ConfigError(str(config.path), "build.state_path",
                           f"expected a usable state file; {path}: {exc}") from None  # fmt: skip
     with store:
-        remote = collect_remote(config, store, progress, persist=persist)
+        remote = collect_remote(config, store, progress, persist=persist, defaults=defaults)
     notes = tuple(
         Problem(str(path), None, None, w.removeprefix(f"{path}: "), "cache reset", "warning")
         for w in warnings
@@ -172,10 +176,13 @@ def _stored_pages(states: UrlStates, source: SourceConfig) -> dict[str, UrlState
 class _Collector:
     """Fetches and parses the pages of one source at a time; safe to call from threads."""
 
-    def __init__(self, config: Config, fetcher: Fetcher, now: Clock) -> None:
+    def __init__(
+        self, config: Config, fetcher: Fetcher, now: Clock, defaults: RecordDefaults
+    ) -> None:
         self._config = config
         self._fetcher = fetcher
         self._now = now
+        self._defaults_all = defaults  # the build's; a source may override quality/heat
 
     def collect(self, run: _SourceRun) -> list[DocumentResult]:
         source = run.source
@@ -278,10 +285,11 @@ class _Collector:
         return replace(state, succeeded_at=self._now(), failing_since=None, failure=None)
 
     def _defaults(self, source: SourceConfig) -> SourceDefaults:
-        records = self._config.records
-        quality = records.default_quality if source.quality is None else source.quality
-        heat = records.default_heat if source.heat is None else source.heat
-        return SourceDefaults(RecordDefaults(quality, heat, records.tracking_params), source.topics)
+        quality = self._defaults_all.quality if source.quality is None else source.quality
+        heat = self._defaults_all.heat if source.heat is None else source.heat
+        return SourceDefaults(
+            replace(self._defaults_all, quality=quality, heat=heat), source.topics
+        )
 
     @staticmethod
     def _moved_notes(origin: str, moved_to: str | None) -> tuple[Problem, ...]:
@@ -290,6 +298,11 @@ class _Collector:
         reason = f"moved permanently to {moved_to}"
         action = "fetched from there; update the config"
         return (Problem(origin, None, None, reason, action, "warning"),)
+
+
+def _record_defaults(config: Config) -> RecordDefaults:
+    records = config.records
+    return RecordDefaults(records.default_quality, records.default_heat, records.tracking_params)
 
 
 def _with_problems(result: DocumentResult, problems: tuple[Problem, ...]) -> DocumentResult:
