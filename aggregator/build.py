@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,9 +11,11 @@ from pathlib import Path
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
 from aggregator.merge import merge_duplicates
+from aggregator.progress import Progress, progress_for
 from aggregator.publish import remove_stale_temp_files, write_if_changed
 from aggregator.rank import FeedPlan, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
+from aggregator.remote_sources import FetchStats, collect_remote_sources
 from aggregator.render.feeds import STYLESHEET_NAME, feed_stylesheet, render_feeds
 from aggregator.render.html import render_pages
 from aggregator.render.jsonfeed import JSON_FEED_NAME, render_json_feed
@@ -28,6 +31,7 @@ class Collection:
     problems: tuple[Problem, ...]
     documents: int
     unpublished: int
+    fetch: FetchStats = field(default_factory=FetchStats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +48,15 @@ class BuildReport:
     problems: tuple[Problem, ...] = ()
     seconds: float = 0.0
     written_paths: tuple[Path, ...] = field(default=())
+    fetch: FetchStats = field(default_factory=FetchStats)
 
     def summary(self) -> str:
+        remote = f"; {self.fetch.summary()}" if self.fetch.sources else ""
         return (
             f"{self.records} records from {self.documents} files: {self.rejected} rejected, "
             f"{self.unpublished} unpublished, {self.duplicates} duplicates merged; "
             f"{self.items} stories in {self.feeds // 2} feeds; "
-            f"wrote {self.written} of {self.files} files in {self.seconds:.2f} s"
+            f"wrote {self.written} of {self.files} files in {self.seconds:.2f} s{remote}"
         )
 
 
@@ -70,22 +76,26 @@ def _source_paths(source: SourceConfig, index: int, config: Config) -> list[Path
     return list(iter_record_files(source.path))
 
 
-def collect(config: Config) -> Collection:
+def collect(
+    config: Config, progress: Progress | None = None, *, persist: bool = True
+) -> Collection:
     """Read every source. Bad input becomes Problems; it never raises for content."""
     defaults = record_defaults(config)
     results: list[DocumentResult] = []
     for index, source in enumerate(config.sources):
         if source.path is None:
-            raise ConfigError(str(config.path), f"sources[{index}].url",
-                              "remote sources are not supported yet; use 'path'")  # fmt: skip
+            continue  # remote: fetched together, below
         results.extend(
             load_record_file(str(p), defaults) for p in _source_paths(source, index, config)
         )
+    remote = collect_remote_sources(config, progress or progress_for(sys.stderr), persist, defaults)
+    results.extend(remote.results)
     return Collection(
         records=tuple(r for result in results for r in result.records),
         problems=tuple(p for result in results for p in result.problems),
         documents=len(results),
         unpublished=sum(result.unpublished for result in results),
+        fetch=remote.stats,
     )
 
 
@@ -115,10 +125,14 @@ def build(
     *,
     write: bool = True,
     clock: Callable[[], float] = time.perf_counter,
+    progress: Progress | None = None,
 ) -> BuildReport:
-    """Run the whole pipeline; with `write=False` only read and check (nothing is written)."""
+    """Run the whole pipeline; with `write=False` only read and check (nothing is written).
+
+    `progress` shows fetching; by default a bar on stderr when it is a terminal.
+    """
     started = clock()
-    collection = collect(config)
+    collection = collect(config, progress, persist=write)
     stories, duplicates = merge_duplicates(collection.records)
     plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
     names = {key: topic.name for key, topic in topics.items()}
@@ -157,4 +171,5 @@ def build(
         problems=collection.problems,
         seconds=clock() - started,
         written_paths=tuple(written),
+        fetch=collection.fetch,
     )

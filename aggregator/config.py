@@ -240,20 +240,46 @@ def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
     sources = []
     for index, item in enumerate(raw):
         table = _Table(Path(root.path), f"sources[{index}]", item)
-        table.check_known({"path", "url", "name"})
+        table.check_known({"path", "url", "name", *REMOTE_SOURCE_KEYS})
         if ("path" in item) == ("url" in item):
             raise ConfigError(root.path, table.name, "expected exactly one of 'path' or 'url'")
         if "path" in item:
+            remote_only = sorted(REMOTE_SOURCE_KEYS & item.keys())
+            if remote_only:
+                raise ConfigError(root.path, table.key(remote_only[0]), "only for 'url' sources")
             source_path = base / table.string("path")
             sources.append(
                 SourceConfig(path=source_path, name=table.string("name", str(source_path)))
             )
         else:
-            url = table.string("url")
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise ConfigError(root.path, table.key("url"), "expected an http(s) URL")
-            sources.append(SourceConfig(url=url, name=table.string("name", url)))
+            sources.append(_remote_source(table))
     return tuple(sources)
+
+
+# Settings only a `url` source takes.
+REMOTE_SOURCE_KEYS = frozenset({"topics", "quality", "heat", "max_pages", "next_page", "timeout"})
+
+
+def _remote_source(table: _Table) -> SourceConfig:
+    url = table.url("url")
+    next_page = table.string("next_page", DEFAULT_NEXT_PAGE)
+    if "{n}" not in next_page:
+        raise ConfigError(
+            table.path, table.key("next_page"), "expected a template holding {n} (the page)"
+        )
+    timeout = table.optional_number("timeout", minimum=0)
+    if timeout == 0:
+        raise ConfigError(table.path, table.key("timeout"), "expected a number greater than 0")
+    return SourceConfig(
+        url=url,
+        name=table.string("name", url),
+        topics=tuple(t.strip() for t in table.strings("topics", ()) if t.strip()),
+        quality=table.optional_number("quality", minimum=0, maximum=100),
+        heat=table.optional_number("heat", minimum=0, maximum=100),
+        max_pages=table.integer("max_pages", 10, minimum=1),
+        next_page=next_page,
+        timeout=timeout,
+    )
 
 
 def _records(table: _Table) -> RecordsConfig:

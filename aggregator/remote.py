@@ -1,0 +1,300 @@
+"""Turn a fetched body into records.
+
+The kind of document is recognised from the content first (a leading `<` is XML, `{` or
+`[` JSON, `---` front matter) and from the Content-Type otherwise:
+- one record: Markdown with front matter, YAML, or a JSON object;
+- a JSON collection: a list, or an object holding the list under `value`, `news` or
+  `items`; the seed API's pages (`{"page": 1, "value": [...], "nextPage": 2}`) also
+  say which page comes next;
+- an RSS, Atom or RDF feed (feedparser) or a JSON Feed: each entry becomes a record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import feedparser
+
+from aggregator.errors import AggregatorError, Problem, RecordError
+from aggregator.parse import (
+    COLLECTION_KEYS,
+    NotARecord,
+    RawRecord,
+    decode,
+    load_json,
+    parse_document,
+    raw_records,
+)
+from aggregator.records import (
+    DocumentResult,
+    Record,
+    RecordDefaults,
+    Unpublished,
+    record_from_mapping,
+)
+
+FEED = "feed"
+JSON = "json"
+YAML = "yaml"
+MARKDOWN = "markdown"
+
+_MEDIA_KINDS = {
+    "application/json": JSON,
+    "text/json": JSON,
+    "application/feed+json": JSON,
+    "application/rss+xml": FEED,
+    "application/atom+xml": FEED,
+    "application/rdf+xml": FEED,
+    "application/xml": FEED,
+    "text/xml": FEED,
+    "application/yaml": YAML,
+    "application/x-yaml": YAML,
+    "text/yaml": YAML,
+    "text/x-yaml": YAML,
+    "text/markdown": MARKDOWN,
+    "text/x-markdown": MARKDOWN,
+}
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+JSON_FEED_VERSION = "https://jsonfeed.org/version/"
+
+
+class UnparseableBody(AggregatorError):
+    """The body as a whole is not a document we understand."""
+
+    def __init__(self, url: str, reason: str, line: int | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        self.line = line
+        super().__init__(f"{url}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDefaults:
+    """What a source adds to every record it yields."""
+
+    records: RecordDefaults  # quality/heat defaults already set from the source's settings
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    kind: str
+    result: DocumentResult
+    next_page: str | None = None  # the collection's `nextPage`, as text
+
+
+def detect_kind(content_type: str, body: bytes) -> str:
+    """FEED, JSON, YAML or MARKDOWN, from the content itself, else the Content-Type."""
+    head = body[:512]
+    for bom in _BOMS:
+        if head.startswith(bom):
+            if bom != _BOMS[0]:
+                return FEED  # UTF-16 text here is XML; our other formats are UTF-8
+            head = head[len(bom) :]
+            break
+    head = head.lstrip()
+    if head.startswith(b"<"):
+        return FEED
+    if head[:1] in (b"{", b"["):
+        return JSON
+    if head.startswith(b"---"):
+        return MARKDOWN
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type.endswith("+json"):
+        return JSON
+    return _MEDIA_KINDS.get(media_type, YAML)
+
+
+def parse_body(body: bytes, content_type: str, url: str, source: SourceDefaults) -> ParsedBody:
+    """Records (and the next page) from one response body; UnparseableBody if none can be."""
+    kind = detect_kind(content_type, body)
+    if kind == FEED:
+        return ParsedBody(FEED, _records(_feed_entries(body, content_type, url), url, source))
+    try:
+        text = decode(body)
+        if kind == JSON:
+            value = load_json(text)
+            if _is_json_feed(value):
+                return ParsedBody(FEED, _records(_json_feed_entries(value, url), url, source))
+            raw, next_page = _json_records(value)
+            return ParsedBody(JSON, _records(raw, url, source), next_page)
+        return ParsedBody(kind, _records(parse_document(text, kind), url, source))
+    except NotARecord:
+        raise UnparseableBody(url, "Markdown without YAML front matter: not a record", 1) from None
+    except RecordError as exc:
+        what = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+        raise UnparseableBody(url, what, exc.line) from None
+
+
+def page_number(value: object) -> str | None:
+    """A `nextPage` value as text; None (last page) for null, false, "" and the like."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    if isinstance(value, int | float | str):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _json_records(value: Any) -> tuple[list[RawRecord], str | None]:
+    if isinstance(value, dict):
+        for key in COLLECTION_KEYS:
+            items = value.get(key)
+            # A seed API page has a `title` of its own, so `nextPage`/`page` mark it too.
+            if isinstance(items, list) and ("nextPage" in value or "page" in value):
+                raw = [RawRecord(item, None, index) for index, item in enumerate(items)]
+                return raw, page_number(value.get("nextPage"))
+        if "nextPage" in value:
+            raise RecordError(None, "a collection page without a list under value, news or items")
+    return raw_records(value, line=1), None
+
+
+def _records(raw: Iterable[RawRecord], origin: str, source: SourceDefaults) -> DocumentResult:
+    """Validate each raw record; a bad one becomes a Problem, the others are kept."""
+    records: list[Record] = []
+    problems: list[Problem] = []
+    unpublished = 0
+    for item in raw:
+        try:
+            record = record_from_mapping(item.data, source.records, origin, item.line)
+        except Unpublished:
+            unpublished += 1
+            continue
+        except RecordError as exc:
+            field = exc.field
+            if item.index is not None:
+                field = f"[{item.index}].{field}" if field else f"[{item.index}]"
+            problems.append(Problem(origin, exc.line or item.line, field, exc.reason))
+            continue
+        records.append(_with_topics(record, source.topics))
+    return DocumentResult(tuple(records), tuple(problems), unpublished)
+
+
+def _with_topics(record: Record, topics: tuple[str, ...]) -> Record:
+    known = {topic.casefold() for topic in record.topics}
+    extra = tuple(topic for topic in topics if topic.casefold() not in known)
+    return replace(record, topics=record.topics + extra) if extra else record
+
+
+# --- RSS, Atom, RDF -------------------------------------------------------------------------
+
+
+def _feed_entries(body: bytes, content_type: str, url: str) -> list[RawRecord]:
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True)
+    if not parsed.get("version") and not parsed.entries:
+        reason = parsed.get("bozo_exception") or "no feed element"
+        raise UnparseableBody(url, f"not an RSS or Atom feed ({reason})")
+    feed = parsed.feed
+    provider = _provider(feed.get("title"), feed.get("link") or url)
+    fallback_date = dict.get(feed, "updated_parsed") or dict.get(feed, "published_parsed")
+    return [
+        RawRecord(_entry_mapping(entry, provider, fallback_date), None, index)
+        for index, entry in enumerate(parsed.entries)
+    ]
+
+
+def _entry_mapping(
+    entry: Any, provider: dict[str, str], fallback_date: time.struct_time | None
+) -> dict[str, Any]:
+    # dict.get: FeedParserDict.get maps a missing `updated_parsed` to `published_parsed`
+    # (with a DeprecationWarning); we want to know what the entry really holds.
+    updated = dict.get(entry, "updated_parsed")
+    published = dict.get(entry, "published_parsed") or updated or fallback_date
+    entry_id = entry.get("id") or ""
+    return {
+        "title": entry.get("title"),
+        "webUrl": entry.get("link"),
+        "originalUrl": entry_id if entry_id.startswith(("http://", "https://")) else None,
+        "excerpt": entry.get("summary"),
+        "publishedDateTime": _iso(published),
+        "updatedDateTime": _iso(updated),
+        "topics": [tag.get("term") for tag in entry.get("tags") or () if tag.get("term")],
+        "provider": provider,
+        "images": _entry_images(entry),
+    }
+
+
+def _entry_images(entry: Any) -> list[dict[str, Any]]:
+    images: list[dict[str, Any]] = []
+    for media in entry.get("media_content") or ():
+        kind = media.get("medium") or media.get("type") or "image"
+        if kind == "image" or kind.startswith("image/"):
+            images.append(_image(media.get("url"), media.get("width"), media.get("height")))
+    for thumbnail in entry.get("media_thumbnail") or ():
+        images.append(_image(thumbnail.get("url"), thumbnail.get("width"), thumbnail.get("height")))
+    for enclosure in entry.get("enclosures") or ():
+        if (enclosure.get("type") or "").startswith("image/"):
+            images.append(_image(enclosure.get("href"), None, None))
+    unique: dict[object, dict[str, Any]] = {}
+    for image in images:
+        if image["url"]:
+            unique.setdefault(image["url"], image)
+    return list(unique.values())
+
+
+def _image(url: object, width: object, height: object) -> dict[str, Any]:
+    return {"url": url, "width": _int(width), "height": _int(height)}
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def _iso(moment: time.struct_time | None) -> str | None:
+    """feedparser's dates are UTC struct_times."""
+    if moment is None:
+        return None
+    return datetime(*moment[:6], tzinfo=UTC).isoformat()
+
+
+def _provider(title: object, link: str) -> dict[str, str]:
+    host = (urlsplit(link).hostname or "").lower()
+    domain = host.removeprefix("www.")
+    name = title if isinstance(title, str) and title.strip() else domain
+    return {"name": name, "domain": domain}
+
+
+# --- JSON Feed (jsonfeed.org) ---------------------------------------------------------------
+
+
+def _is_json_feed(value: Any) -> bool:
+    version = value.get("version") if isinstance(value, dict) else None
+    return isinstance(version, str) and version.startswith(JSON_FEED_VERSION)
+
+
+def _json_feed_entries(feed: dict[str, Any], url: str) -> list[RawRecord]:
+    provider = _provider(feed.get("title"), str(feed.get("home_page_url") or url))
+    items = feed.get("items")
+    if not isinstance(items, list):
+        raise UnparseableBody(url, "JSON Feed without an `items` list")
+    return [
+        RawRecord(_json_feed_mapping(item, provider), None, index)
+        if isinstance(item, dict)
+        else RawRecord(item, None, index)
+        for index, item in enumerate(items)
+    ]
+
+
+def _json_feed_mapping(item: dict[str, Any], provider: dict[str, str]) -> dict[str, Any]:
+    image = item.get("image") or item.get("banner_image")
+    return {
+        "title": item.get("title"),
+        "webUrl": item.get("url") or item.get("external_url"),
+        "excerpt": item.get("summary") or item.get("content_text"),
+        "publishedDateTime": item.get("date_published") or item.get("date_modified"),
+        "updatedDateTime": item.get("date_modified"),
+        "topics": item.get("tags"),
+        "provider": provider,
+        "images": [image] if isinstance(image, str) else None,
+    }
