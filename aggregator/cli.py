@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     noise.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     build_cmd = commands.add_parser("build", parents=[common], help="build the feeds")
     build_cmd.add_argument("--output", type=Path, help="output folder (default: [site] output_dir)")
+    build_cmd.add_argument(
+        "--full", action="store_true", help="ignore the caches: read and render everything"
+    )
     commands.add_parser("check", parents=[common], help="validate records; write nothing")
     return parser
 
@@ -61,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         output = args.output
-        report = build(config, output, write=args.command == "build")
+        report = build(
+            config, output, write=args.command == "build", full=getattr(args, "full", False)
+        )
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

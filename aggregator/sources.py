@@ -21,3 +21,39 @@ def iter_record_files(root: Path) -> Iterator[Path]:
                 continue
             if os.path.splitext(name)[1].lower() in RECORD_SUFFIXES:
                 yield Path(dirpath, name)
+
+
+def scan_record_files(root: Path) -> list[tuple[str, os.stat_result | None]]:
+    """The files `iter_record_files` yields, in the same order, each with its stat
+    (None if it cannot be had: the file is then read anyway, to report why)."""
+    found: list[tuple[str, os.stat_result | None]] = []
+    _scan(str(root), found)
+    return found
+
+
+def _scan(folder: str, found: list[tuple[str, os.stat_result | None]]) -> None:
+    # os.scandir gives names and types in one call; like os.walk, links to folders are
+    # not followed.
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            is_folder = False
+        if is_folder:
+            if not entry.is_symlink():
+                folders.append(entry.path)
+        elif os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES:
+            try:
+                found.append((entry.path, entry.stat()))
+            except OSError:
+                found.append((entry.path, None))
+    for path in folders:
+        _scan(path, found)
