@@ -35,7 +35,7 @@ FEED_ITEMS = 50
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN_SECONDS = 2 * 365 * 24 * 3600
 
-WORDS = (
+VOCABULARY = (
     "model data robot launch chip grid battery orbit qubit privacy breach patch startup "
     "funding market research network cloud vision language speech agent benchmark policy "
     "climate solar carbon hydrogen rocket satellite sensor camera vehicle drone factory "
@@ -43,7 +43,8 @@ WORDS = (
     "update report study survey team lab company government regulator court ruling deal "
     "merger partnership pilot test trial record growth decline risk threat attack defense "
     "quantum neural compute memory silicon software hardware platform service device"
-).split()
+)
+WORDS = VOCABULARY.split()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +230,8 @@ def timed(command: list[str], cwd: Path) -> Step:
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     # ru_maxrss of a child process tree is its largest member (kB on Linux).
-    return Step(" ".join(command), seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    code = os.waitstatus_to_exitcode(status)
+    return Step(" ".join(command), seconds, usage.ru_maxrss / 1024, code)
 
 
 def aggregator_build(folder: Path, *extra: str) -> Step:
