@@ -12,6 +12,7 @@ caller uses the full loader, which also reports errors.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -25,6 +26,8 @@ MAX_DEPTH = 6  # nesting beyond this (never seen in records) goes to the full lo
 _SAFE_TEXT = re.compile(
     "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*"
 )
+# A line that is neither blank nor a comment: its indent and its content, right-trimmed.
+_LINE = re.compile(r"^( *)([^ #\n](?:[^\n]*[^ \n])?) *$", re.MULTILINE)
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?$")
 _DOUBLE_QUOTED = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
 _SINGLE_QUOTED = re.compile(r"'((?:[^']|'')*)'")
@@ -51,11 +54,7 @@ def load_plain_yaml(text: str) -> Any:
         text = text.replace("\r\n", "\n")
     if not _SAFE_TEXT.fullmatch(text):
         raise NotPlain
-    lines = []
-    for line in text.split("\n"):
-        content = line.lstrip(" ")
-        if content and content[0] != "#":
-            lines.append((len(line) - len(content), content.rstrip(" ")))
+    lines = [(len(indent), content) for indent, content in _LINE.findall(text)]
     if not lines:
         raise NotPlain
     reader = _Reader(lines)
@@ -69,7 +68,6 @@ class _Reader:
     def __init__(self, lines: list[tuple[int, str]]) -> None:
         self.lines = lines
         self.position = 0
-        self.keys: dict[str, Any] = {}  # key text -> key value (keys repeat a lot)
 
     def block(self, indent: int, depth: int, first: str | None = None) -> Any:
         """A block mapping or sequence whose first line is at `indent`."""
@@ -95,9 +93,7 @@ class _Reader:
             if match is None:
                 raise NotPlain
             name, rest = match.groups()
-            key = self.keys.get(name)
-            if key is None:
-                key = self.keys[name] = _plain(name)
+            key = _key(name)
             self.position += 1
             result[key] = self.nested(indent, depth) if rest is None else _scalar(rest)
         return result
@@ -167,6 +163,12 @@ def _unescape(match: re.Match[str]) -> str:
     if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
         raise NotPlain
     return chr(code)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(text: str) -> Any:
+    """A mapping key: plain, so typed like any plain scalar (`yes:` is True)."""
+    return _plain(text)
 
 
 def _plain(text: str) -> Any:

@@ -51,6 +51,7 @@ WORDS = VOCABULARY.split()
 class Step:
     name: str
     seconds: float
+    cpu_seconds: float  # user + system time of the process and its children
     peak_rss_mb: float
     exit_code: int
 
@@ -231,7 +232,8 @@ def timed(command: list[str], cwd: Path) -> Step:
     seconds = time.perf_counter() - started
     # ru_maxrss of a child process tree is its largest member (kB on Linux).
     code = os.waitstatus_to_exitcode(status)
-    return Step(" ".join(command), seconds, usage.ru_maxrss / 1024, code)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Step(" ".join(command), seconds, cpu, usage.ru_maxrss / 1024, code)
 
 
 def aggregator_build(folder: Path, *extra: str) -> Step:
@@ -263,12 +265,15 @@ def run(count: int) -> dict[str, Step]:
 
 def report(count: int, steps: dict[str, Step]) -> str:
     hugo = steps["hugo"].seconds
-    lines = [f"N = {count:,} records", f"  {'step':<12}{'seconds':>9}{'x Hugo':>9}{'peak RSS':>11}"]
+    lines = [
+        f"N = {count:,} records",
+        f"  {'step':<12}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}",
+    ]
     for name, step in steps.items():
         flag = "" if step.exit_code == 0 else f"  (exit {step.exit_code})"
         lines.append(
             f"  {name:<12}{step.seconds:>9.2f}{step.seconds / hugo:>9.3f}"
-            f"{step.peak_rss_mb:>8.0f} MB{flag}"
+            f"{step.cpu_seconds:>9.2f}{step.peak_rss_mb:>8.0f} MB{flag}"
         )
     return "\n".join(lines)
 
