@@ -8,16 +8,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from aggregator.cache import (
     FeedCache,
-    FileStamp,
     ParseCache,
     decode_result,
     feed_inputs,
+    file_stamp,
     program_fingerprint,
 )
 from aggregator.config import Config, SourceConfig
@@ -127,15 +127,15 @@ def read_record_files(
 ) -> tuple[list[DocumentResult], int]:
     """Each file's result, in order, from the cache when current; and how many were parsed."""
     results: list[DocumentResult | None] = [None] * len(files)
-    misses: list[tuple[int, FileStamp | None]] = []
+    misses: list[tuple[int, bytes | None]] = []
     for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
-        stamp = None if stat is None else FileStamp(stat.st_size, stat.st_mtime_ns)
+        stamp = None if stat is None else file_stamp(stat.st_size, stat.st_mtime_ns)
         hit = None if cache is None else cache.lookup(key, stamp)
         if hit is None:
             misses.append((position, stamp))
         else:
             results[position] = decode_result(hit, path)
-    fresh: list[tuple[str, FileStamp, bytes]] = []
+    fresh: list[tuple[str, bytes, bytes]] = []
     parsed = parse_files(load, [files[position][0] for position, _ in misses], workers)
     for (position, stamp), (encoded, may_cache) in zip(misses, parsed, strict=True):
         results[position] = decode_result(encoded, files[position][0])
@@ -170,12 +170,17 @@ def build(
     them while they are current; `full=True` ignores what it remembers.
     """
     started = clock()
+    with _collector_paused():  # the records die inside, before collection resumes
+        report = _run(config, output_dir or config.site.output_dir, write=write, full=full)
+    return replace(report, seconds=clock() - started)
+
+
+def _run(config: Config, output: Path, *, write: bool, full: bool) -> BuildReport:
     program = program_fingerprint()
     notes: list[Problem] = []
-    output = output_dir or config.site.output_dir
     written: list[Path] = []
     rendered = 0
-    with _collector_paused(), ExitStack() as stack:
+    with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
         context = _parse_context(config, program)
         cache = None if store is None else ParseCache(store, context, full=full)
@@ -196,7 +201,6 @@ def build(
         feeds=2 * len(plans) if write else 0,
         written=len(written),
         problems=(*notes, *collection.problems),
-        seconds=clock() - started,
         written_paths=tuple(written),
         parsed=collection.parsed,
         rendered=rendered,
@@ -263,7 +267,8 @@ def _collector_paused() -> Iterator[None]:
 
     A build makes hundreds of thousands of long-lived objects and no cyclic garbage
     worth collecting; the collector would rescan them again and again (a third of the
-    time of a cached build).
+    time of a cached build). They must be gone before it resumes, or its first pass
+    scans them all once more.
     """
     was_enabled = gc.isenabled()
     gc.disable()

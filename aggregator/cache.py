@@ -18,10 +18,11 @@ import marshal
 import struct
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from aggregator.config import SiteConfig
 from aggregator.errors import Problem
@@ -85,15 +86,17 @@ def _encode_record(record: Record) -> list[object]:
     return values
 
 
-def _decode_record(values: list[object], origin: str) -> Record:
-    values[_R_PUBLISHED] = datetime.fromisoformat(values[_R_PUBLISHED])  # type: ignore[arg-type]
-    values[_R_UPDATED] = datetime.fromisoformat(values[_R_UPDATED])  # type: ignore[arg-type]
-    provider = values[_R_PROVIDER]
-    values[_R_PROVIDER] = Provider(*provider) if provider else None  # type: ignore[misc]
-    values[_R_IMAGES] = tuple([Image(*image) for image in values[_R_IMAGES]])  # type: ignore[attr-defined]
-    values[_R_RELATED] = tuple([Related(*item) for item in values[_R_RELATED]])  # type: ignore[attr-defined]
+def _decode_record(values: list[Any], origin: str) -> Record:
+    values[_R_PUBLISHED] = datetime.fromisoformat(values[_R_PUBLISHED])
+    values[_R_UPDATED] = datetime.fromisoformat(values[_R_UPDATED])
+    if provider := values[_R_PROVIDER]:
+        values[_R_PROVIDER] = Provider(*provider)
+    if images := values[_R_IMAGES]:
+        values[_R_IMAGES] = tuple([Image(*image) for image in images])
+    if related := values[_R_RELATED]:
+        values[_R_RELATED] = tuple([Related(*item) for item in related])
     values[_R_ORIGIN] = origin
-    return Record(*values)  # type: ignore[arg-type]
+    return Record(*values)
 
 
 def encode_result(result: DocumentResult) -> bytes:
@@ -131,15 +134,9 @@ def cacheable(result: DocumentResult) -> bool:
 # --- the parse cache --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FileStamp:
+def file_stamp(size: int, mtime_ns: int) -> bytes:
     """What tells an unchanged file: its size and modification time in nanoseconds."""
-
-    size: int
-    mtime_ns: int
-
-    def pack(self) -> bytes:
-        return _STAMP.pack(self.size, self.mtime_ns)
+    return _STAMP.pack(size, mtime_ns)
 
 
 class ParseCache:
@@ -158,19 +155,19 @@ class ParseCache:
     def key(path: str) -> str:
         return FILE_KEY + path
 
-    def lookup(self, key: str, stamp: FileStamp | None) -> memoryview | None:
+    def lookup(self, key: str, stamp: bytes | None) -> memoryview | None:
         """The encoded result for `key` if it was made from a file with this stamp."""
         entry = self._entries.pop(key, None)  # each file is looked up once; free as we go
-        if entry is None or stamp is None or entry[: _STAMP.size] != stamp.pack():
+        if entry is None or stamp is None or not entry.startswith(stamp):
             return None
         self._kept.add(key)
         return memoryview(entry)[_STAMP.size :]
 
-    def save(self, items: Iterable[tuple[str, FileStamp, bytes]]) -> None:
+    def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
         pairs = []
         for key, stamp, encoded in items:
             self._kept.add(key)
-            pairs.append((key, stamp.pack() + encoded))
+            pairs.append((key, stamp + encoded))
         self._store.put_many(PARSE, pairs)
 
     def finish(self) -> None:
