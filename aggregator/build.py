@@ -238,7 +238,17 @@ def publish_feeds(
 
 def _parse_context(config: Config, program: bytes) -> bytes:
     """What parse results depend on besides the file itself."""
-    return program + repr((config.records, config.limits, config.sources)).encode()
+    sources = tuple(_source_identity(source) for source in config.sources)
+    return program + repr((config.records, config.limits, sources)).encode()
+
+
+def _source_identity(source: SourceConfig) -> SourceConfig:
+    """The source as seen from any working folder (a relative path names the same files)."""
+    if source.path is None:
+        return source
+    absolute = Path(os.path.abspath(source.path))
+    name = str(absolute) if source.name == str(source.path) else source.name
+    return replace(source, path=absolute, name=name)
 
 
 @contextmanager
