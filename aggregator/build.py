@@ -7,6 +7,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -115,6 +116,7 @@ def collect(config: Config, cache: ParseCache | None = None) -> Collection:
     )
 
 
+WRITE_THREADS = 8  # feed files written at once
 SAVE_BATCH = 5_000  # cache entries written per statement batch (bounds memory)
 
 
@@ -215,24 +217,30 @@ def publish_feeds(
     feed_cache: FeedCache | None,
     program: bytes,
 ) -> tuple[list[Path], int]:
-    """Render and write the feeds whose inputs changed; return written paths, files rendered."""
+    """Render and write the feeds whose inputs changed; return written paths, files rendered.
+
+    Writes run on threads: each waits on fsync, which releases the interpreter, so
+    they overlap with each other and with rendering the next feed.
+    """
     remove_stale_temp_files(output)
-    written: list[Path] = []
+    writes: list[tuple[Path, Future[bool]]] = []
     rendered = 0
-    for plan in plans:
-        relatives = feed_files(plan)
-        inputs = feed_inputs(program, config.site, plan, names)
-        if feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives):
-            continue
-        rendered += len(relatives)
-        for relative, data in zip(relatives, render_feeds(config.site, plan, names), strict=True):
-            target = output / relative
-            if write_if_changed(target, data):
-                written.append(target)
-            if feed_cache is not None:
-                feed_cache.rendered(relative, inputs, data)
+    with ThreadPoolExecutor(WRITE_THREADS) as writer:
+        for plan in plans:
+            relatives = feed_files(plan)
+            inputs = feed_inputs(program, config.site, plan, names)
+            if feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives):
+                continue
+            rendered += len(relatives)
+            feeds = render_feeds(config.site, plan, names)
+            for relative, data in zip(relatives, feeds, strict=True):
+                target = output / relative
+                writes.append((target, writer.submit(write_if_changed, target, data)))
+                if feed_cache is not None:
+                    feed_cache.rendered(relative, inputs, data)
+    written = [target for target, changed in writes if changed.result()]
     if feed_cache is not None:
-        feed_cache.finish()
+        feed_cache.finish()  # only once every file is on disk
     return written, rendered
 
 
