@@ -71,8 +71,13 @@ _R_ORIGIN = _RECORD_FIELDS.index("origin")
 _P_ORIGIN = _PROBLEM_FIELDS.index("origin")
 
 
-def _flat(value: object) -> tuple[object, ...]:
-    return tuple(getattr(value, f.name) for f in fields(value))  # type: ignore[arg-type]
+_FIELD_NAMES = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (Provider, Image, Related, Problem)
+}
+
+
+def _flat(value: Provider | Image | Related | Problem) -> tuple[object, ...]:
+    return tuple([getattr(value, name) for name in _FIELD_NAMES[type(value)]])
 
 
 def _encode_record(record: Record) -> list[object]:

@@ -93,7 +93,7 @@ class _Reader:
             if match is None:
                 raise NotPlain
             name, rest = match.groups()
-            key = _key(name)
+            key = _plain(name)  # keys are plain scalars too: `yes:` is True
             self.position += 1
             result[key] = self.nested(indent, depth) if rest is None else _scalar(rest)
         return result
@@ -165,12 +165,7 @@ def _unescape(match: re.Match[str]) -> str:
     return chr(code)
 
 
-@functools.lru_cache(maxsize=4096)
-def _key(text: str) -> Any:
-    """A mapping key: plain, so typed like any plain scalar (`yes:` is True)."""
-    return _plain(text)
-
-
+@functools.lru_cache(maxsize=1 << 14)  # keys and many values repeat from file to file
 def _plain(text: str) -> Any:
     """A plain scalar, typed as PyYAML types it (null, bool, int, float, timestamp, str)."""
     resolvers = Resolver.yaml_implicit_resolvers
