@@ -133,10 +133,13 @@ def read_record_files(
     for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
         stamp = None if stat is None else file_stamp(stat.st_size, stat.st_mtime_ns)
         hit = None if cache is None else cache.lookup(key, stamp)
-        if hit is None:
-            misses.append((position, stamp))
-        else:
-            results[position] = decode_result(hit, path)
+        if hit is not None:
+            try:
+                results[position] = decode_result(hit, path)
+                continue
+            except (ValueError, TypeError, EOFError, IndexError):
+                pass  # a damaged entry: parse the file again
+        misses.append((position, stamp))
     fresh: list[tuple[str, bytes, bytes]] = []
     parsed = parse_files(load, [files[position][0] for position, _ in misses], workers)
     for (position, stamp), (encoded, may_cache) in zip(misses, parsed, strict=True):

@@ -10,7 +10,7 @@ import feedparser
 import pytest
 
 from aggregator.build import build
-from aggregator.cache import FILE_KEY, PARSE, decode_result, encode_result
+from aggregator.cache import FILE_KEY, PARSE, decode_result, encode_result, file_stamp
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.parallel import parse_files
@@ -227,6 +227,19 @@ def test_foreign_sqlite_file_is_moved_aside_not_used(site, capsys) -> None:
     with sqlite3.connect(state.parent / "state.db.corrupt") as kept:
         assert kept.execute("SELECT text FROM notes").fetchall() == [("not ours",)]
     kept.close()
+
+
+def test_damaged_cache_entry_is_parsed_again(site) -> None:
+    records, config = site
+    build(config)
+    path = records / "record-0005.md"
+    stat = path.stat()
+    key = FILE_KEY + str(path)
+    with StateStore.open(config.build.state_path) as store:
+        store.put(PARSE, key, file_stamp(stat.st_size, stat.st_mtime_ns) + b"\x00garbage")
+    report = build(config)
+    assert (report.parsed, report.records, report.rendered) == (1, 20, 0)
+    assert build(config).parsed == 0
 
 
 def test_unusable_state_location_builds_without_cache(tmp_path: Path, write_config, capsys):
