@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        output = args.output
+        output = getattr(args, "output", None)  # `check` has no --output
         report = build(
             config, output, write=args.command == "build", full=getattr(args, "full", False)
         )

@@ -332,3 +332,9 @@ def test_cache_is_shared_by_builds_started_from_other_folders(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path / "elsewhere")
     report = build(load_config(Path("../config.toml")))
     assert (report.parsed, report.records, report.written) == (0, 5, 0)
+
+
+def test_check_command_runs_without_output_option(site, capsys) -> None:
+    _, config = site
+    assert main(["check", "--config", str(config.path)]) == 0
+    assert "nothing written" in capsys.readouterr().out
