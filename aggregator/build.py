@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import os
+import sqlite3
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
+from aggregator.cache import (
+    FeedCache,
+    ParseCache,
+    decode_result,
+    feed_inputs,
+    file_stamp,
+    program_fingerprint,
+)
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
 from aggregator.merge import merge_duplicates
+from aggregator.parallel import Loader, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import remove_stale_temp_files, write_if_changed
 from aggregator.rank import FeedPlan, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
-from aggregator.remote_sources import FetchStats, collect_remote_sources
+from aggregator.remote_sources import (
+    FetchStats,
+    RemoteCollection,
+    collect_remote,
+    collect_remote_sources,
+)
 from aggregator.render.feeds import STYLESHEET_NAME, feed_stylesheet, render_feeds
-from aggregator.render.html import render_pages
+from aggregator.render.html import PAGE_NAME, render_pages
 from aggregator.render.jsonfeed import JSON_FEED_NAME, render_json_feed
 from aggregator.render.opml import OPML_NAME, render_opml
-from aggregator.sources import iter_record_files
+from aggregator.sources import scan_record_files
+from aggregator.state import StateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +53,7 @@ class Collection:
     problems: tuple[Problem, ...]
     documents: int
     unpublished: int
+    parsed: int = 0  # files read and parsed (the others came from the parse cache)
     fetch: FetchStats = field(default_factory=FetchStats)
 
 
@@ -48,15 +71,18 @@ class BuildReport:
     problems: tuple[Problem, ...] = ()
     seconds: float = 0.0
     written_paths: tuple[Path, ...] = field(default=())
+    parsed: int = 0  # files read and parsed; the rest came from the parse cache
+    rendered: int = 0  # output files rendered; the rest were current already
     fetch: FetchStats = field(default_factory=FetchStats)
 
     def summary(self) -> str:
         remote = f"; {self.fetch.summary()}" if self.fetch.sources else ""
         return (
-            f"{self.records} records from {self.documents} files: {self.rejected} rejected, "
+            f"{self.records} records from {self.documents} files ({self.parsed} parsed): "
+            f"{self.rejected} rejected, "
             f"{self.unpublished} unpublished, {self.duplicates} duplicates merged; "
-            f"{self.items} stories in {self.feeds // 2} feeds; "
-            f"wrote {self.written} of {self.files} files in {self.seconds:.2f} s{remote}"
+            f"{self.items} stories in {self.feeds // 2} feeds; rendered {self.rendered} "
+            f"and wrote {self.written} of {self.files} files in {self.seconds:.2f} s{remote}"
         )
 
 
@@ -68,35 +94,101 @@ def record_defaults(config: Config) -> RecordDefaults:
     )
 
 
-def _source_paths(source: SourceConfig, index: int, config: Config) -> list[Path]:
+def _source_files(
+    source: SourceConfig, index: int, config: Config
+) -> list[tuple[str, os.stat_result | None]]:
     assert source.path is not None
     if not source.path.is_dir():
         raise ConfigError(str(config.path), f"sources[{index}].path",
                           f"expected an existing directory, {source.path} is not one")  # fmt: skip
-    return list(iter_record_files(source.path))
+    return scan_record_files(source.path)
 
 
 def collect(
-    config: Config, progress: Progress | None = None, *, persist: bool = True
+    config: Config,
+    cache: ParseCache | None = None,
+    *,
+    store: StateStore | None = None,
+    progress: Progress | None = None,
+    persist: bool = True,
 ) -> Collection:
-    """Read every source. Bad input becomes Problems; it never raises for content."""
-    defaults = record_defaults(config)
-    results: list[DocumentResult] = []
+    """Read every source. Bad input becomes Problems; it never raises for content.
+
+    With a cache, files whose size and mtime are unchanged are not read again. Remote
+    sources use `store` for their fetch cache (or open the state file themselves).
+    """
+    load = partial(load_record_file, defaults=record_defaults(config))
+    files: list[tuple[str, os.stat_result | None]] = []
+    keys: list[str] = []
     for index, source in enumerate(config.sources):
         if source.path is None:
             continue  # remote: fetched together, below
-        results.extend(
-            load_record_file(str(p), defaults) for p in _source_paths(source, index, config)
-        )
-    remote = collect_remote_sources(config, progress or progress_for(sys.stderr), persist, defaults)
+        found = _source_files(source, index, config)
+        # Cache keys are absolute paths, whatever folder the build is started from.
+        root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
+        files.extend(found)
+        keys.extend(absolute + path[len(root) :] for path, _ in found)
+    workers = worker_count(config.build.workers)
+    results, parsed = read_record_files(files, keys, load, cache, workers)
+    remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
     return Collection(
         records=tuple(r for result in results for r in result.records),
         problems=tuple(p for result in results for p in result.problems),
         documents=len(results),
         unpublished=sum(result.unpublished for result in results),
+        parsed=parsed,
         fetch=remote.stats,
     )
+
+
+def _collect_remote(
+    config: Config, store: StateStore | None, progress: Progress | None, persist: bool
+) -> RemoteCollection:
+    progress = progress or progress_for(sys.stderr)
+    defaults = record_defaults(config)
+    if store is None:
+        return collect_remote_sources(config, progress, persist, defaults)
+    return collect_remote(config, store, progress, persist=persist, defaults=defaults)
+
+
+WRITE_THREADS = 8  # feed files written at once
+SAVE_BATCH = 5_000  # cache entries written per statement batch (bounds memory)
+
+
+def read_record_files(
+    files: Sequence[tuple[str, os.stat_result | None]],
+    keys: Sequence[str],
+    load: Loader,
+    cache: ParseCache | None,
+    workers: int,
+) -> tuple[list[DocumentResult], int]:
+    """Each file's result, in order, from the cache when current; and how many were parsed."""
+    results: list[DocumentResult | None] = [None] * len(files)
+    misses: list[tuple[int, bytes | None]] = []
+    for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
+        stamp = None if stat is None else file_stamp(stat.st_size, stat.st_mtime_ns)
+        hit = None if cache is None else cache.lookup(key, stamp)
+        if hit is not None:
+            try:
+                results[position] = decode_result(hit, path)
+                continue
+            except (ValueError, TypeError, EOFError, IndexError):
+                pass  # a damaged entry: parse the file again
+        misses.append((position, stamp))
+    fresh: list[tuple[str, bytes, bytes]] = []
+    parsed = parse_files(load, [files[position][0] for position, _ in misses], workers)
+    for (position, stamp), (encoded, may_cache) in zip(misses, parsed, strict=True):
+        results[position] = decode_result(encoded, files[position][0])
+        if cache is not None and may_cache and stamp is not None:
+            fresh.append((keys[position], stamp, encoded))
+            if len(fresh) == SAVE_BATCH:
+                cache.save(fresh)
+                fresh = []
+    if cache is not None:
+        cache.save(fresh)
+        cache.finish()
+    return results, len(misses)  # type: ignore[return-value]
 
 
 def feed_files(plan: FeedPlan) -> tuple[str, str]:
@@ -105,59 +197,52 @@ def feed_files(plan: FeedPlan) -> tuple[str, str]:
     return f"{prefix}rss.xml", f"{prefix}atom.xml"
 
 
-def subscriber_files(
-    config: Config, plans: list[FeedPlan], names: dict[str, str]
-) -> dict[str, bytes]:
-    """The files beside the RSS/Atom feeds: JSON Feeds, HTML pages, OPML and the stylesheet."""
-    files = {
-        f"{plan.directory}/{JSON_FEED_NAME}".lstrip("/"): render_json_feed(config.site, plan, names)
-        for plan in plans
-    }
-    files.update(render_pages(config.site, plans))
-    files[OPML_NAME] = render_opml(config.site, plans)
-    files[STYLESHEET_NAME] = feed_stylesheet()
-    return files
-
-
 def build(
     config: Config,
     output_dir: Path | None = None,
     *,
     write: bool = True,
-    clock: Callable[[], float] = time.perf_counter,
+    full: bool = False,
     progress: Progress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> BuildReport:
     """Run the whole pipeline; with `write=False` only read and check (nothing is written).
 
-    `progress` shows fetching; by default a bar on stderr when it is a terminal.
+    A build remembers parsed files and rendered feeds in the state store and reuses
+    them while they are current; `full=True` ignores what it remembers. `progress`
+    shows fetching; by default a bar on stderr when it is a terminal.
     """
     started = clock()
-    collection = collect(config, progress, persist=write)
-    stories, duplicates = merge_duplicates(collection.records)
-    plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
-    names = {key: topic.name for key, topic in topics.items()}
     output = output_dir or config.site.output_dir
-    written: list[Path] = []
-    extra: dict[str, bytes] = {}
-    if write:
-        key = "site.output_dir" if output_dir is None else "--output"
+    key = "site.output_dir" if output_dir is None else "--output"
+    with _collector_paused():  # the records die inside, before collection resumes
         try:
-            remove_stale_temp_files(output)
-            for plan in plans:
-                for relative, data in zip(
-                    feed_files(plan), render_feeds(config.site, plan, names), strict=True
-                ):
-                    target = output / relative
-                    if write_if_changed(target, data):
-                        written.append(target)
-            extra = subscriber_files(config, plans, names)
-            for relative, data in extra.items():
-                if write_if_changed(output / relative, data):
-                    written.append(output / relative)
+            report = _run(config, output, write=write, full=full, progress=progress)
         except OSError as exc:
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
             raise ConfigError(str(config.path), key, reason) from None
+    return replace(report, seconds=clock() - started)
+
+
+def _run(
+    config: Config, output: Path, *, write: bool, full: bool, progress: Progress | None
+) -> BuildReport:
+    program = program_fingerprint()
+    notes: list[Problem] = []
+    written: list[Path] = []
+    rendered = files = 0
+    with ExitStack() as stack:
+        store = stack.enter_context(_open_state(config, notes)) if write else None
+        context = _parse_context(config, program)
+        cache = None if store is None else ParseCache(store, context, full=full)
+        collection = collect(config, cache, store=store, progress=progress, persist=write)
+        stories, duplicates = merge_duplicates(collection.records)
+        plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
+        names = {key: topic.name for key, topic in topics.items()}
+        if write:
+            feed_cache = None if store is None else FeedCache(store, output, full=full)
+            written, rendered, files = publish(config, plans, names, output, feed_cache, program)
     return BuildReport(
         documents=collection.documents,
         records=len(collection.records),
@@ -166,10 +251,141 @@ def build(
         duplicates=duplicates,
         items=len(stories),
         feeds=2 * len(plans) if write else 0,
-        files=2 * len(plans) + len(extra) if write else 0,
+        files=files,
         written=len(written),
-        problems=collection.problems,
-        seconds=clock() - started,
+        problems=(*notes, *collection.problems),
         written_paths=tuple(written),
+        parsed=collection.parsed,
+        rendered=rendered,
         fetch=collection.fetch,
     )
+
+
+def publish(
+    config: Config,
+    plans: Sequence[FeedPlan],
+    names: dict[str, str],
+    output: Path,
+    feed_cache: FeedCache | None,
+    program: bytes,
+) -> tuple[list[Path], int, int]:
+    """Render and write every output file whose inputs changed.
+
+    Returns the paths written, how many files were rendered and how many the site has.
+    Writes run on threads: each waits on fsync, which releases the interpreter, so
+    they overlap with each other and with rendering the next file.
+    """
+    remove_stale_temp_files(output)
+    writes: list[tuple[Path, Future[bool]]] = []
+    rendered = total = 0
+
+    def put(files: dict[str, bytes], inputs: bytes) -> None:
+        for relative, data in files.items():
+            target = output / relative
+            writes.append((target, writer.submit(write_if_changed, target, data)))
+            if feed_cache is not None:
+                feed_cache.rendered(relative, inputs, data)
+
+    def current(relatives: Sequence[str], inputs: bytes) -> bool:
+        return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
+
+    site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
+    with ThreadPoolExecutor(WRITE_THREADS) as writer:
+        for plan in plans:
+            relatives = plan_files(plan)
+            inputs = feed_inputs(program, config.site, plan, names)
+            site_digest.update(inputs)
+            total += len(relatives)
+            if current(relatives, inputs):
+                continue
+            rendered += len(relatives)
+            put(render_plan(config, plan, names), inputs)
+        # Pages and the OPML list show every feed: they change when any feed does.
+        inputs = site_digest.digest()
+        relatives = site_files(plans)
+        total += len(relatives)
+        if not current(relatives, inputs):
+            rendered += len(relatives)
+            put(render_site_files(config, plans), inputs)
+    written = [target for target, changed in writes if changed.result()]
+    if feed_cache is not None:
+        feed_cache.finish()  # only once every file is on disk
+    return written, rendered, total
+
+
+def plan_files(plan: FeedPlan) -> tuple[str, str, str]:
+    """A feed's RSS, Atom and JSON Feed files, relative to the output folder."""
+    prefix = f"{plan.directory}/" if plan.directory else ""
+    return (*feed_files(plan), f"{prefix}{JSON_FEED_NAME}")
+
+
+def render_plan(config: Config, plan: FeedPlan, names: dict[str, str]) -> dict[str, bytes]:
+    rss, atom, json_feed = plan_files(plan)
+    rss_bytes, atom_bytes = render_feeds(config.site, plan, names)
+    return {rss: rss_bytes, atom: atom_bytes, json_feed: render_json_feed(config.site, plan, names)}
+
+
+def site_files(plans: Sequence[FeedPlan]) -> tuple[str, ...]:
+    """The pages, OPML list and stylesheet, relative to the output folder."""
+    pages = [PAGE_NAME, *(f"{plan.directory}/{PAGE_NAME}" for plan in plans if plan.directory)]
+    return (*pages, OPML_NAME, STYLESHEET_NAME)
+
+
+def render_site_files(config: Config, plans: Sequence[FeedPlan]) -> dict[str, bytes]:
+    files = render_pages(config.site, plans)
+    files[OPML_NAME] = render_opml(config.site, plans)
+    files[STYLESHEET_NAME] = feed_stylesheet()
+    return files
+
+
+def _parse_context(config: Config, program: bytes) -> bytes:
+    """What parse results depend on besides the file itself."""
+    sources = tuple(_source_identity(source) for source in config.sources)
+    return program + repr((config.records, config.limits, sources)).encode()
+
+
+def _source_identity(source: SourceConfig) -> SourceConfig:
+    """The source as seen from any working folder (a relative path names the same files)."""
+    if source.path is None:
+        return source
+    absolute = Path(os.path.abspath(source.path))
+    name = str(absolute) if source.name == str(source.path) else source.name
+    return replace(source, path=absolute, name=name)
+
+
+@contextmanager
+def _open_state(config: Config, notes: list[Problem]) -> Iterator[StateStore | None]:
+    """The state store, or None (with a warning) when it cannot be used at all."""
+    path = config.build.state_path
+
+    def warn(message: str) -> None:
+        notes.append(Problem(str(path), None, None, message.removeprefix(f"{path}: "),
+                             "starting with an empty cache", "warning"))  # fmt: skip
+
+    try:
+        store = StateStore.open(path, warn)
+    except (OSError, sqlite3.Error) as exc:
+        notes.append(Problem(str(path), None, None, f"state file cannot be used ({exc})",
+                             "building without a cache", "warning"))  # fmt: skip
+        yield None
+        return
+    with store:
+        yield store
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while the pipeline runs.
+
+    A build makes hundreds of thousands of long-lived objects and no cyclic garbage
+    worth collecting; the collector would rescan them again and again (a third of the
+    time of a cached build). They must be gone before it resumes, or its first pass
+    scans them all once more.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

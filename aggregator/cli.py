@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     noise.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     build_cmd = commands.add_parser("build", parents=[common], help="build the feeds")
     build_cmd.add_argument("--output", type=Path, help="output folder (default: [site] output_dir)")
+    build_cmd.add_argument(
+        "--full", action="store_true", help="ignore the caches: read and render everything"
+    )
     commands.add_parser("check", parents=[common], help="validate records; write nothing")
     serve_cmd = commands.add_parser(
         "serve", parents=[common], help="preview the output folder on 127.0.0.1"
@@ -147,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(config, args)
         output = getattr(args, "output", None)  # `check` has no --output
-        report = build(config, output, write=args.command == "build")
+        report = build(
+            config, output, write=args.command == "build", full=getattr(args, "full", False)
+        )
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -48,7 +48,17 @@ def score(record: Record, ranking: RankingConfig) -> float:
 
 def rank(records: Iterable[Record], ranking: RankingConfig) -> list[Record]:
     """Best first; deterministic for equal scores."""
-    return sorted(records, key=lambda r: (-score(r, ranking), -r.published.timestamp(), r.guid))
+    # score() inlined: this runs for every record of every build.
+    quality, heat = ranking.quality_weight, ranking.heat_weight
+    doubling = ranking.doubling_hours * 3600
+    log2 = math.log2
+
+    def order(record: Record) -> tuple[float, float, str]:
+        published = record.published.timestamp()
+        worth = quality * record.quality + heat * record.heat
+        return -(log2(1.0 + worth) + published / doubling), -published, record.guid
+
+    return sorted(records, key=order)
 
 
 def select(ranked: Sequence[Record], max_items: int, max_per_provider: int) -> tuple[Record, ...]:

@@ -23,7 +23,6 @@ from aggregator.urls import canonical_url, normalise_url
 
 # XML 1.0 forbids C0 controls (but tab, LF, CR), surrogates and U+FFFE/U+FFFF.
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_SPACES = re.compile(r"\s+")
 # The seed system writes -1 for "not computed yet".
 UNKNOWN_SCORE = -1
 
@@ -94,8 +93,9 @@ def clean_text(value: object, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise RecordError(field, f"expected text, got {type(value).__name__}")
     text = html.unescape(str(value))
-    text = _XML_FORBIDDEN.sub("", text)
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    if not (text.isascii() and text.isprintable()):  # else nothing to remove or normalise
+        text = unicodedata.normalize("NFC", _XML_FORBIDDEN.sub("", text))
+    return " ".join(text.split())  # the same whitespace as \s, folded and stripped
 
 
 def parse_datetime(value: object, field: str) -> datetime:

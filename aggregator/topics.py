@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
@@ -11,6 +12,7 @@ from slugify import slugify
 MAX_SLUG_LENGTH = 60
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a build asks about the same few names very often
 def topic_key(name: str) -> str:
     """Names that differ only in case or spacing are one topic."""
     return " ".join(name.split()).casefold()
@@ -19,8 +21,8 @@ def topic_key(name: str) -> str:
 def display_names(names: Iterable[str]) -> dict[str, str]:
     """Map each topic key to its most common spelling (ties: the alphabetically first)."""
     counts: dict[str, Counter[str]] = {}
-    for name in names:
-        counts.setdefault(topic_key(name), Counter())[name] += 1
+    for name, count in Counter(names).items():  # count spellings first: far fewer keys
+        counts.setdefault(topic_key(name), Counter())[name] += count
     return {
         key: min(spellings.items(), key=lambda item: (-item[1], item[0]))[0]
         for key, spellings in counts.items()

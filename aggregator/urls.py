@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import html
+import re
 from fnmatch import fnmatchcase
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 # Characters left as they are when percent-encoding a path, query or fragment.
 _SAFE = "/:@!$&'()*+,;=?~%-._"
+# A link normalise_url would return unchanged: lower-case http(s), a plain ASCII host,
+# a path and an optional query of characters that need no quoting, no '&' (entities),
+# no port, user or fragment. Most real links are like this; they skip the full work.
+_NORMAL_URL = re.compile(
+    r"https?://(?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}"
+    r"/[A-Za-z0-9_.~/:@!$'()*+,;=%-]*(?:\?[A-Za-z0-9_.~/:@!$'()*+,;=%?-]+)?"
+)
 
 
 def normalise_url(value: object) -> str:
@@ -18,6 +26,8 @@ def normalise_url(value: object) -> str:
     """
     if not isinstance(value, str):
         raise ValueError(f"expected a URL string, got {type(value).__name__}")
+    if _NORMAL_URL.fullmatch(value):
+        return value
     text = html.unescape(value.strip())
     if not text:
         raise ValueError("empty URL")

@@ -49,9 +49,9 @@ def test_all_well_is_exit_0_with_one_summary_line(tmp_path: Path, capsys) -> Non
     assert (code, err) == (0, "")
     [line] = out.splitlines()
     assert line.startswith(
-        "4 records from 4 files: 0 rejected, 0 unpublished, 0 duplicates merged;"
+        "4 records from 4 files (4 parsed): 0 rejected, 0 unpublished, 0 duplicates merged;"
     )
-    assert "stories in 4 feeds; wrote 18 of 18 files in " in line
+    assert "stories in 4 feeds; rendered 18 and wrote 18 of 18 files in " in line
     assert line.endswith(" s")
 
 
@@ -64,7 +64,7 @@ def test_rejected_record_is_exit_1_and_the_rest_is_published(tmp_path: Path, cap
     assert err.splitlines() == [
         f"{records / 'bad.md'}:3: error: title: missing or empty; record skipped"
     ]
-    assert "4 records from 6 files: 1 rejected, 1 unpublished" in out
+    assert "4 records from 6 files (6 parsed): 1 rejected, 1 unpublished" in out
     feed = feedparser.parse((tmp_path / "out" / "rss.xml").read_bytes())
     assert len(feed.entries) == 4
 

@@ -1,0 +1,236 @@
+"""What a build remembers between runs: parsed record files and rendered feeds.
+
+Both live in the state store. The parse cache ("parse" namespace) holds each record
+file's DocumentResult keyed by the file's absolute path and checked against its size
+and mtime_ns, so an unchanged file is neither read nor parsed. The feed cache ("feeds"
+namespace) holds a digest of each feed's inputs and of the bytes written, so a feed
+whose inputs did not change is not rendered again.
+
+Both are tied to a fingerprint of the program (the package's source, the versions of
+the libraries that shape records and feeds) and of the settings that shape records:
+when any of them changes, everything is parsed and rendered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import struct
+import sys
+from collections.abc import Iterable
+from dataclasses import fields
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import SiteConfig
+from aggregator.errors import Problem
+from aggregator.rank import FeedPlan
+from aggregator.records import DocumentResult, Image, Provider, Record, Related
+from aggregator.state import StateStore
+from aggregator.topics import topic_key
+
+PARSE = "parse"
+FEEDS = "feeds"
+FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
+CONTEXT_KEY = "context"
+_STAMP = struct.Struct("<qq")  # size, mtime_ns
+_FEED_ENTRY = struct.Struct("<32s32sq")  # inputs digest, output sha256, output size
+_LIBRARIES = ("pyyaml", "feedgen", "lxml", "python-slugify")
+
+
+def program_fingerprint() -> bytes:
+    """Digest of this package's source and the versions of the libraries it relies on."""
+    digest = hashlib.sha256(sys.version.encode())
+    package = Path(__file__).resolve().parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode())
+        digest.update(source.read_bytes())
+    for name in _LIBRARIES:
+        try:
+            digest.update(f"{name}={metadata.version(name)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name}=none".encode())
+    return digest.digest()
+
+
+# --- DocumentResult <-> bytes ------------------------------------------------------
+# marshal is the fastest safe codec for plain tuples; the field lists come from the
+# dataclasses themselves, so a new plain field is carried without a change here (and a
+# field marshal cannot carry fails loudly when encoding).
+
+_RECORD_FIELDS = tuple(f.name for f in fields(Record))
+_PROBLEM_FIELDS = tuple(f.name for f in fields(Problem))
+_R_PUBLISHED = _RECORD_FIELDS.index("published")
+_R_UPDATED = _RECORD_FIELDS.index("updated")
+_R_PROVIDER = _RECORD_FIELDS.index("provider")
+_R_IMAGES = _RECORD_FIELDS.index("images")
+_R_RELATED = _RECORD_FIELDS.index("related")
+_R_ORIGIN = _RECORD_FIELDS.index("origin")
+_P_ORIGIN = _PROBLEM_FIELDS.index("origin")
+
+
+_FIELD_NAMES = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (Provider, Image, Related, Problem)
+}
+
+
+def _flat(value: Provider | Image | Related | Problem) -> tuple[object, ...]:
+    return tuple([getattr(value, name) for name in _FIELD_NAMES[type(value)]])
+
+
+def _encode_record(record: Record) -> list[object]:
+    values: list[object] = [getattr(record, name) for name in _RECORD_FIELDS]
+    values[_R_PUBLISHED] = record.published.isoformat()
+    values[_R_UPDATED] = record.updated.isoformat()
+    values[_R_PROVIDER] = _flat(record.provider) if record.provider else None
+    values[_R_IMAGES] = tuple(_flat(image) for image in record.images)
+    values[_R_RELATED] = tuple(_flat(related) for related in record.related)
+    values[_R_ORIGIN] = ""  # the file's path is given back when decoding
+    return values
+
+
+def _decode_record(values: list[Any], origin: str) -> Record:
+    values[_R_PUBLISHED] = datetime.fromisoformat(values[_R_PUBLISHED])
+    values[_R_UPDATED] = datetime.fromisoformat(values[_R_UPDATED])
+    if provider := values[_R_PROVIDER]:
+        values[_R_PROVIDER] = Provider(*provider)
+    if images := values[_R_IMAGES]:
+        values[_R_IMAGES] = tuple([Image(*image) for image in images])
+    if related := values[_R_RELATED]:
+        values[_R_RELATED] = tuple([Related(*item) for item in related])
+    values[_R_ORIGIN] = origin
+    return Record(*values)
+
+
+def encode_result(result: DocumentResult) -> bytes:
+    """The result without its origin (the path is the cache key)."""
+    problems = []
+    for problem in result.problems:
+        values = list(_flat(problem))
+        values[_P_ORIGIN] = ""
+        problems.append(values)
+    return marshal.dumps(
+        ([_encode_record(record) for record in result.records], problems, result.unpublished)
+    )
+
+
+def decode_result(data: bytes | memoryview, origin: str) -> DocumentResult:
+    records, problems, unpublished = marshal.loads(data)
+    decoded_problems = []
+    for values in problems:
+        values[_P_ORIGIN] = origin
+        decoded_problems.append(Problem(*values))
+    return DocumentResult(
+        tuple([_decode_record(values, origin) for values in records]),
+        tuple(decoded_problems),
+        unpublished,
+    )
+
+
+def cacheable(result: DocumentResult) -> bool:
+    """A file that could not be read at all may become readable without its size or
+    time changing (permissions), so such a result is not remembered."""
+    return not any(p.line is None and p.field is None and not result.records
+                   for p in result.problems)  # fmt: skip
+
+
+# --- the parse cache --------------------------------------------------------------
+
+
+def file_stamp(size: int, mtime_ns: int) -> bytes:
+    """What tells an unchanged file: its size and modification time in nanoseconds."""
+    return _STAMP.pack(size, mtime_ns)
+
+
+class ParseCache:
+    """Parse results of local record files, valid while a file's stamp is unchanged."""
+
+    def __init__(self, store: StateStore, context: bytes, *, full: bool = False) -> None:
+        self._store = store
+        self._context = hashlib.sha256(context).digest()
+        entries = store.items(PARSE)
+        usable = entries.pop(CONTEXT_KEY, None) == self._context and not full
+        self._known = {key for key in entries if key.startswith(FILE_KEY)}
+        self._entries = entries if usable else {}
+        self._kept: set[str] = set()
+
+    @staticmethod
+    def key(path: str) -> str:
+        return FILE_KEY + path
+
+    def lookup(self, key: str, stamp: bytes | None) -> memoryview | None:
+        """The encoded result for `key` if it was made from a file with this stamp."""
+        entry = self._entries.pop(key, None)  # each file is looked up once; free as we go
+        if entry is None or stamp is None or not entry.startswith(stamp):
+            return None
+        self._kept.add(key)
+        return memoryview(entry)[_STAMP.size :]
+
+    def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        pairs = []
+        for key, stamp, encoded in items:
+            self._kept.add(key)
+            pairs.append((key, stamp + encoded))
+        self._store.put_many(PARSE, pairs)
+
+    def finish(self) -> None:
+        """Drop the entries of files that are gone (or not cacheable this time)."""
+        with self._store.transaction():
+            self._store.delete_many(PARSE, sorted(self._known - self._kept))
+            self._store.put(PARSE, CONTEXT_KEY, self._context)
+        self._entries = {}
+
+
+# --- the feed cache ---------------------------------------------------------------
+
+
+def feed_inputs(program: bytes, site: SiteConfig, plan: FeedPlan, names: dict[str, str]) -> bytes:
+    """Digest of everything a feed's bytes are made from: the program, the site settings,
+    the feed's topic and its items in order, with the topic names shown for them."""
+    digest = hashlib.sha256(program)
+    digest.update(repr((site, plan.topic, plan.directory)).encode())
+    for item in plan.items:
+        shown = [names.get(topic_key(name), name) for name in item.topics]
+        digest.update(repr((item, shown)).encode())
+    return digest.digest()
+
+
+class FeedCache:
+    """Which feed files are known to hold what their current inputs would render."""
+
+    def __init__(self, store: StateStore, output: Path, *, full: bool = False) -> None:
+        self._store = store
+        self._output = output
+        self._known = store.items(FEEDS)
+        self._entries = {} if full else dict(self._known)
+        self._now: dict[str, bytes] = {}
+
+    def is_current(self, relative: str, inputs: bytes) -> bool:
+        """True if the file was rendered from `inputs` and still holds those bytes."""
+        entry = self._entries.get(relative)
+        if entry is None:
+            return False
+        rendered_from, sha256, size = _FEED_ENTRY.unpack(entry)
+        if rendered_from != inputs:
+            return False
+        try:
+            data = (self._output / relative).read_bytes()
+        except OSError:
+            return False
+        if len(data) != size or hashlib.sha256(data).digest() != sha256:
+            return False
+        self._now[relative] = entry
+        return True
+
+    def rendered(self, relative: str, inputs: bytes, data: bytes) -> None:
+        self._now[relative] = _FEED_ENTRY.pack(inputs, hashlib.sha256(data).digest(), len(data))
+
+    def finish(self) -> None:
+        """Remember this build's feeds; forget feeds that were not made this time."""
+        known = self._known
+        changed = [(key, entry) for key, entry in self._now.items() if known.get(key) != entry]
+        with self._store.transaction():
+            self._store.put_many(FEEDS, changed)
+            self._store.delete_many(FEEDS, sorted(set(self._known) - set(self._now)))

@@ -1,0 +1,294 @@
+"""Benchmark: aggregator builds (cold, no change, +10 files) against Hugo, same records.
+
+    python benchmarks/bench_build.py                 # N = 10 000 and 100 000
+    python benchmarks/bench_build.py --sizes 2000    # a quick run
+
+Generates N synthetic records shaped like the real ones (front-matter Markdown with
+60 topics on a Zipf-like spread, 1-3 topics each, 500 providers, 5 % duplicate stories,
+20-60 word excerpts, images, some `related`) under benchmarks/_work/ (git-ignored), then
+times in one run, each as its own process: an aggregator cold build (no state, no
+output), a rebuild with nothing changed, a rebuild after adding 10 files, and Hugo
+(Debian package `hugo`) building per-topic RSS from the same files. Prints seconds,
+peak RSS of each build process and the ratios to Hugo's time. Needs `hugo` on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / "_work"
+SEED = 20261101
+TOPIC_COUNT = 60
+PROVIDER_COUNT = 500
+DUPLICATE_SHARE = 0.05
+FEED_ITEMS = 50
+START = datetime(2024, 1, 1, tzinfo=UTC)
+SPAN_SECONDS = 2 * 365 * 24 * 3600
+
+VOCABULARY = (
+    "model data robot launch chip grid battery orbit qubit privacy breach patch startup "
+    "funding market research network cloud vision language speech agent benchmark policy "
+    "climate solar carbon hydrogen rocket satellite sensor camera vehicle drone factory "
+    "hospital school bank city farm energy storage training inference open source release "
+    "update report study survey team lab company government regulator court ruling deal "
+    "merger partnership pilot test trial record growth decline risk threat attack defense "
+    "quantum neural compute memory silicon software hardware platform service device"
+)
+WORDS = VOCABULARY.split()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    seconds: float
+    cpu_seconds: float  # user + system time of the process and its children
+    peak_rss_mb: float
+    exit_code: int
+
+
+def zipf_weights(count: int, exponent: float = 1.0) -> list[float]:
+    return [1.0 / (rank + 1) ** exponent for rank in range(count)]
+
+
+def words(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
+
+
+def quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class RecordMaker:
+    """Deterministic synthetic records in the format of the real front-matter files."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.topics = [f"{words(self.rng, 1, 2).title()} {index}" for index in range(TOPIC_COUNT)]
+        self.topics[0] = "AI"
+        self.topic_weights = zipf_weights(TOPIC_COUNT)
+        self.providers = [
+            (f"{words(self.rng, 1, 2).title()} News {index}", f"news{index}.example.com")
+            for index in range(PROVIDER_COUNT)
+        ]
+        self.provider_weights = zipf_weights(PROVIDER_COUNT, 0.8)
+        self.links: list[str] = []
+
+    def pick_topics(self) -> list[str]:
+        wanted = self.rng.randint(1, 3)
+        chosen: list[str] = []
+        while len(chosen) < wanted:
+            topic = self.rng.choices(self.topics, self.topic_weights)[0]
+            if topic not in chosen:
+                chosen.append(topic)
+        return chosen
+
+    def record(self, index: int) -> tuple[str, str]:
+        """Return (file name, file text) of record `index`."""
+        rng = self.rng
+        name, domain = rng.choices(self.providers, self.provider_weights)[0]
+        published = START + timedelta(seconds=rng.randrange(SPAN_SECONDS))
+        title = words(rng, 5, 12).capitalize()
+        slug = "-".join(title.lower().split()[:8])
+        if self.links and rng.random() < DUPLICATE_SHARE:
+            link = rng.choice(self.links) + "?utm_source=newsletter"  # same story, tracked
+        else:
+            link = f"https://{domain}/{published:%Y/%m/%d}/{slug}-{index}/"
+            self.links.append(link)
+        lines = [
+            "---",
+            "category: news",
+            f"title: {quoted(title)}",
+            f"excerpt: {quoted(words(rng, 20, 60).capitalize() + '.')}",
+            f"publishedDateTime: {published:%Y-%m-%dT%H:%M:%SZ}",
+            f"originalUrl: {quoted(link)}",
+            f"webUrl: {quoted(link)}",
+            "type: article",
+            f"quality: {rng.choice([-1, *range(20, 101)])}",
+            f"heat: {rng.choice([-1, *range(0, 101)])}",
+            "published: true",
+            "",
+            "provider:",
+            f"  name: {name}",
+            f"  domain: {domain}",
+            "",
+            "topics:",
+            *(f"  - {topic}" for topic in self.pick_topics()),
+        ]
+        if rng.random() < 0.8:
+            lines += [
+                "",
+                "images:",
+                f'  - url: "https://cdn.{domain}/images/{index}.jpg"',
+                f"    width: {rng.choice([640, 800, 1200, 1565])}",
+                f"    height: {rng.choice([360, 450, 630, 778])}",
+                "    isCached: true",
+            ]
+        if rng.random() < 0.2:
+            lines += ["", "related:"]
+            for number in range(rng.randint(1, 4)):
+                other_name, other_domain = rng.choice(self.providers)
+                lines += [
+                    f"  - title: {quoted(words(rng, 5, 10).capitalize())}",
+                    f"    excerpt: {quoted(words(rng, 20, 40).capitalize())}",
+                    f"    publishedDateTime: {published:%Y-%m-%dT%H:%M:%SZ}",
+                    f'    webUrl: "https://{other_domain}/related/{index}-{number}/"',
+                    "    type: article",
+                    "    provider:",
+                    f"      name: {other_name}",
+                    f"      domain: {other_domain}",
+                ]
+        secured = "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij0123456789+/", k=300))
+        lines += ["", f'secured: "{secured}=="', "---", ""]
+        return f"{published:%Y-%m-%d}-{slug}-{index}.md", "\n".join(lines)
+
+
+def generate(records_dir: Path, count: int, start: int = 0, seed: int = SEED) -> list[Path]:
+    records_dir.mkdir(parents=True, exist_ok=True)
+    maker = RecordMaker(seed)
+    made = []
+    for index in range(start + count):
+        name, text = maker.record(index)
+        if index >= start:
+            path = records_dir / name
+            path.write_text(text, encoding="utf-8")
+            made.append(path)
+    return made
+
+
+def prepare(count: int) -> Path:
+    """A folder with `count` records (reused when already generated)."""
+    folder = WORK / str(count)
+    records = folder / "records" / "news"
+    stamp = folder / "generated"
+    if not stamp.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        generate(records, count)
+        stamp.write_text(str(count))
+    for extra in records.glob("*-extra-*.md"):  # files added by an earlier run's +10 step
+        extra.unlink()
+    (folder / "config.toml").write_text(
+        f"""
+[site]
+title = "Benchmark News"
+base_url = "https://bench.example.org/"
+output_dir = "feeds"
+
+[[sources]]
+path = "records"
+
+[build]
+state_path = "state/state.db"
+
+[feeds]
+max_items = {FEED_ITEMS}
+""",
+        encoding="utf-8",
+    )
+    (folder / "hugo.toml").write_text(
+        f"""
+baseURL = "https://bench.example.org/"
+title = "Benchmark News"
+contentDir = "records"
+publishDir = "hugo-public"
+disableKinds = ["sitemap", "robotsTXT", "404"]
+
+[taxonomies]
+topic = "topics"
+
+[frontmatter]
+date = ["publishedDateTime"]
+publishDate = ["publishedDateTime"]
+
+[outputs]
+home = ["RSS"]
+section = ["RSS"]
+taxonomy = ["RSS"]
+term = ["RSS"]
+page = []
+
+[services.rss]
+limit = {FEED_ITEMS}
+""",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def timed(command: list[str], cwd: Path) -> Step:
+    """Run `command` as a child process; its wall time and its own peak RSS."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    # ru_maxrss of a child process tree is its largest member (kB on Linux).
+    code = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Step(" ".join(command), seconds, cpu, usage.ru_maxrss / 1024, code)
+
+
+def aggregator_build(folder: Path, *extra: str) -> Step:
+    return timed([sys.executable, "-m", "aggregator", "build", "-q", *extra], folder)
+
+
+def run(count: int) -> dict[str, Step]:
+    folder = prepare(count)
+    shutil.rmtree(folder / "state", ignore_errors=True)
+    shutil.rmtree(folder / "feeds", ignore_errors=True)
+    shutil.rmtree(folder / "hugo-public", ignore_errors=True)
+    subprocess.run(["sync"], check=False)
+    steps = {
+        "cold": aggregator_build(folder),
+        "no change": aggregator_build(folder),
+    }
+    added = generate(folder / "records" / "news", 10, start=count, seed=SEED + 1)
+    for path in added:
+        path.rename(path.with_name(path.stem + f"-extra-{count}.md"))
+    steps["+10 files"] = aggregator_build(folder)
+    for path in (folder / "records" / "news").glob("*-extra-*.md"):
+        path.unlink()
+    steps["hugo"] = timed(
+        ["hugo", "--quiet", "--source", str(folder), "--cacheDir", str(folder / "hugo-cache")],
+        folder,
+    )
+    return steps
+
+
+def report(count: int, steps: dict[str, Step]) -> str:
+    hugo = steps["hugo"].seconds
+    lines = [
+        f"N = {count:,} records",
+        f"  {'step':<12}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}",
+    ]
+    for name, step in steps.items():
+        flag = "" if step.exit_code == 0 else f"  (exit {step.exit_code})"
+        lines.append(
+            f"  {name:<12}{step.seconds:>9.2f}{step.seconds / hugo:>9.3f}"
+            f"{step.cpu_seconds:>9.2f}{step.peak_rss_mb:>8.0f} MB{flag}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    args = parser.parse_args()
+    if shutil.which("hugo") is None:
+        print("hugo is not installed (Debian: apt-get install -y hugo)", file=sys.stderr)
+        return 2
+    for count in args.sizes:
+        print(report(count, run(count)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

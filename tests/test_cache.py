@@ -1,0 +1,345 @@
+"""Incremental builds: the parse cache, feed render skipping, --full, the state file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from aggregator.build import build
+from aggregator.cache import FILE_KEY, PARSE, decode_result, encode_result, file_stamp
+from aggregator.cli import main
+from aggregator.config import load_config
+from aggregator.parallel import parse_files
+from aggregator.records import RecordDefaults, load_record_file
+from aggregator.sources import iter_record_files, scan_record_files
+from aggregator.state import StateStore
+
+from .conftest import CORPUS, ROOT
+
+TOPICS = ("AI", "Robots", "Space", "Climate", "Security")
+
+
+def record_text(number: int, topics: tuple[str, ...], title: str | None = None) -> str:
+    lines = [
+        "---",
+        f'title: "{title or f"Story number {number}"}"',
+        f'webUrl: "https://news{number % 7}.example.com/story/{number}"',
+        f"publishedDateTime: 2026-11-{1 + number % 28:02d}T{number % 24:02d}:00:00Z",
+        f"quality: {number % 100}",
+        f"heat: {(number * 7) % 100}",
+        "provider:",
+        f"  name: News {number % 7}",
+        f"  domain: news{number % 7}.example.com",
+        "topics:",
+        *(f"  - {topic}" for topic in topics),
+        "---",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_records(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in range(count):
+        path = folder / f"record-{number:04d}.md"
+        path.write_text(record_text(number, (TOPICS[number % 5], TOPICS[(number + 2) % 5])))
+        paths.append(path)
+    return paths
+
+
+def bump_mtime(path: Path) -> None:
+    """Make a rewrite visible even on file systems with coarse timestamps."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+def output_files(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*.xml"))
+    }
+
+
+@pytest.fixture
+def site(tmp_path: Path, write_config):
+    records = tmp_path / "records"
+    write_records(records, 20)
+    return records, load_config(write_config(records))
+
+
+def test_second_build_reads_no_file_and_renders_no_feed(site) -> None:
+    _, config = site
+    first = build(config)
+    assert (first.documents, first.parsed) == (20, 20)
+    assert first.feeds == 12  # all-topics feed + 5 topics, RSS and Atom
+    # each feed also as JSON Feed (18), a page per feed (6), the OPML list and the stylesheet
+    assert first.rendered == first.files == 26
+    before = output_files(config.site.output_dir)
+
+    second = build(config)
+    assert (second.documents, second.parsed, second.records) == (20, 0, 20)
+    assert (second.rendered, second.written) == (0, 0)
+    assert output_files(config.site.output_dir) == before
+
+
+def test_changed_file_is_parsed_again_and_only_its_feeds_render(site, tmp_path: Path) -> None:
+    records, config = site
+    build(config)
+    changed = records / "record-0003.md"  # topics Climate and AI (3 % 5, 5 % 5)
+    changed.write_text(record_text(3, ("Climate", "AI"), title="A new title for story three"))
+    bump_mtime(changed)
+
+    report = build(config)
+    assert report.parsed == 1
+    # the all-topics feed and the two topics of the record (RSS, Atom, JSON Feed each),
+    # then the pages, OPML list and stylesheet, which show every feed
+    assert report.rendered == 3 * 3 + 8
+    written = {p.relative_to(config.site.output_dir).as_posix() for p in report.written_paths}
+    assert {name for name in written if name.endswith(".xml")} == {
+        "rss.xml",
+        "atom.xml",
+        "topics/ai/rss.xml",
+        "topics/ai/atom.xml",
+        "topics/climate/rss.xml",
+        "topics/climate/atom.xml",
+    }
+    feed = feedparser.parse(config.site.output_dir / "topics" / "ai" / "rss.xml")
+    titles = [entry.title for entry in feed.entries]
+    assert "A new title for story three" in titles
+    # the incremental output is exactly what a build from scratch makes
+    fresh = tmp_path / "fresh"
+    build(config, fresh, full=True)
+    assert output_files(fresh) == output_files(config.site.output_dir)
+
+
+def test_touched_but_unchanged_file_is_parsed_but_renders_nothing(site) -> None:
+    records, config = site
+    build(config)
+    bump_mtime(records / "record-0007.md")
+    report = build(config)
+    assert (report.parsed, report.rendered) == (1, 0)
+
+
+def test_deleted_file_drops_out_of_the_cache_and_the_feeds(site) -> None:
+    records, config = site
+    build(config)
+    (records / "record-0004.md").unlink()
+    report = build(config)
+    assert (report.documents, report.parsed, report.records) == (19, 0, 19)
+    links = [e.link for e in feedparser.parse(config.site.output_dir / "rss.xml").entries]
+    assert "https://news4.example.com/story/4" not in links
+    with StateStore.open(config.build.state_path) as store:
+        keys = [key for key in store.items(PARSE) if key.startswith(FILE_KEY)]
+    assert len(keys) == 19
+    assert not any(key.endswith("record-0004.md") for key in keys)
+
+
+def test_added_file_is_the_only_one_parsed(site) -> None:
+    records, config = site
+    build(config)
+    (records / "record-0100.md").write_text(record_text(100, ("Space",)))
+    report = build(config)
+    assert (report.documents, report.parsed, report.records) == (21, 1, 21)
+
+
+def test_problems_of_cached_files_are_reported_on_every_run(site, capsys) -> None:
+    records, config = site
+    (records / "broken.md").write_text("---\ntitle: Broken\nwebUrl: nope\n---\n")
+    arguments = ["build", "--config", str(config.path)]
+    assert main(arguments) == 1
+    first = capsys.readouterr()
+    assert "broken.md" in first.err and "webUrl" in first.err
+    assert main(arguments) == 1
+    second = capsys.readouterr()
+    assert "(0 parsed)" in second.out
+    assert second.err == first.err
+
+
+def test_full_reads_and_renders_everything(site, capsys) -> None:
+    _, config = site
+    build(config)
+    assert main(["build", "--config", str(config.path), "--full"]) == 0
+    out = capsys.readouterr().out
+    assert "(20 parsed)" in out
+    assert "rendered 26 and wrote 0 of 26 files" in out
+    assert build(config).parsed == 0  # --full refreshed the cache
+
+
+def test_site_setting_change_renders_every_feed(site, write_config) -> None:
+    records, config = site
+    build(config)
+    changed = load_config(write_config(records, "[feeds]\nmax_items = 49\n"))
+    assert build(changed).rendered == 0  # no feed has more than 49 items: same bytes
+    retitled_path = config.path
+    retitled_path.write_text(retitled_path.read_text().replace("Test News", "Other News"))
+    report = build(load_config(retitled_path))
+    assert (report.parsed, report.rendered) == (0, 26)
+    assert report.written == 26 - 1  # all but the stylesheet, which names no site
+
+
+def test_a_feed_file_changed_or_removed_on_disk_is_rendered_again(site) -> None:
+    _, config = site
+    build(config)
+    output = config.site.output_dir
+    (output / "topics/space/atom.xml").unlink()
+    rss = output / "topics/robots/rss.xml"
+    rss.write_bytes(rss.read_bytes().replace(b"Story", b"Stori"))  # same size, other bytes
+    report = build(config)
+    assert report.rendered == 2 * 3  # the two feeds' RSS, Atom and JSON Feed
+    assert {p.relative_to(output).as_posix() for p in report.written_paths} == {
+        "topics/space/atom.xml",
+        "topics/robots/rss.xml",
+    }
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a database, just some bytes" * 100, b""],
+    ids=["garbage", "empty"],
+)
+def test_corrupt_state_file_is_rebuilt_with_a_warning(site, content: bytes, capsys) -> None:
+    _, config = site
+    build(config)
+    state = config.build.state_path
+    for suffix in ("-wal", "-shm"):
+        Path(str(state) + suffix).unlink(missing_ok=True)
+    state.write_bytes(content)
+    code = main(["build", "--config", str(config.path)])
+    captured = capsys.readouterr()
+    assert code == 0
+    if content:
+        assert "state file unusable" in captured.err
+        assert (state.parent / "state.db.corrupt").read_bytes() == content
+    assert "(20 parsed)" in captured.out
+    assert build(config).parsed == 0  # the rebuilt store works
+
+
+def test_foreign_sqlite_file_is_moved_aside_not_used(site, capsys) -> None:
+    _, config = site
+    state = config.build.state_path
+    state.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(state) as other:
+        other.execute("CREATE TABLE notes (text TEXT)")
+        other.execute("INSERT INTO notes VALUES ('not ours')")
+    other.close()
+    assert main(["build", "--config", str(config.path)]) == 0
+    assert "not an aggregator state file" in capsys.readouterr().err
+    with sqlite3.connect(state.parent / "state.db.corrupt") as kept:
+        assert kept.execute("SELECT text FROM notes").fetchall() == [("not ours",)]
+    kept.close()
+
+
+def test_damaged_cache_entry_is_parsed_again(site) -> None:
+    records, config = site
+    build(config)
+    path = records / "record-0005.md"
+    stat = path.stat()
+    key = FILE_KEY + str(path)
+    with StateStore.open(config.build.state_path) as store:
+        store.put(PARSE, key, file_stamp(stat.st_size, stat.st_mtime_ns) + b"\x00garbage")
+    report = build(config)
+    assert (report.parsed, report.records, report.rendered) == (1, 20, 0)
+    assert build(config).parsed == 0
+
+
+def test_unusable_state_location_builds_without_cache(tmp_path: Path, write_config, capsys):
+    records = tmp_path / "records"
+    write_records(records, 3)
+    (tmp_path / "blocker").write_text("a file where the state folder should be")
+    config_path = write_config(records, '[build]\nstate_path = "blocker/state.db"\n')
+    assert main(["build", "--config", str(config_path)]) == 0
+    captured = capsys.readouterr()
+    assert "state file cannot be used" in captured.err
+    assert "(3 parsed)" in captured.out
+
+
+def test_check_writes_no_state(site) -> None:
+    _, config = site
+    report = build(config, write=False)
+    assert report.parsed == 20
+    assert not config.build.state_path.exists()
+
+
+def test_process_pool_output_is_identical_to_one_process(tmp_path: Path, write_config) -> None:
+    records = tmp_path / "records"
+    write_records(records, 450)  # enough for two workers
+    (records / "bad.md").write_text("---\ntitle: [unclosed\n---\n")
+    reports, outputs = [], []
+    for workers in (1, 2):
+        config = load_config(write_config(records, f"[build]\nworkers = {workers}\n"))
+        output = tmp_path / f"out-{workers}"
+        reports.append(build(config, output, full=True))
+        outputs.append(output_files(output))
+    assert outputs[0] == outputs[1]
+    assert reports[0].problems == reports[1].problems
+    assert len(reports[0].problems) == 1
+    assert reports[0].records == reports[1].records == 450
+
+    paths = [str(path) for path in sorted(records.iterdir())]
+    load = _loader()
+    assert list(parse_files(load, paths, 2)) == list(parse_files(load, paths, 1))
+
+
+def _loader():
+    from functools import partial
+
+    from aggregator.config import DEFAULT_TRACKING_PARAMS
+
+    return partial(load_record_file, defaults=RecordDefaults(50.0, 50.0, DEFAULT_TRACKING_PARAMS))
+
+
+def _record_files() -> list[Path]:
+    files = list(iter_record_files(ROOT / "examples" / "records"))
+    if CORPUS.is_dir():
+        files += list(iter_record_files(CORPUS))
+    return files
+
+
+def test_cached_results_decode_to_exactly_what_was_parsed() -> None:
+    load = _loader()
+    files = _record_files()
+    assert len(files) > 40
+    for path in files:
+        result = load(str(path))
+        assert decode_result(encode_result(result), str(path)) == result, path
+
+
+def test_scan_finds_what_iter_record_files_finds(tmp_path: Path) -> None:
+    root = tmp_path / "records"
+    (root / "b" / "deeper").mkdir(parents=True)
+    (root / "a").mkdir()
+    (root / ".hidden").mkdir()
+    for name in ("z.md", "a.YAML", "notes.txt", ".secret.md", "b/x.json", "b/deeper/y.yml",
+                 "a/one.markdown", ".hidden/h.md"):  # fmt: skip
+        (root / name).write_text("---\ntitle: x\n---\n")
+    (root / "linked").symlink_to(root / "b", target_is_directory=True)
+    (root / "dangling.md").symlink_to(root / "missing.md")
+    found = scan_record_files(root)
+    assert [path for path, _ in found] == [str(p) for p in iter_record_files(root)]
+    assert dict(found)[str(root / "dangling.md")] is None
+    assert dict(found)[str(root / "z.md")].st_size == len("---\ntitle: x\n---\n")
+
+
+def test_cache_is_shared_by_builds_started_from_other_folders(tmp_path: Path, monkeypatch):
+    write_records(tmp_path / "records", 5)
+    (tmp_path / "config.toml").write_text(
+        '[site]\ntitle = "T"\nbase_url = "https://t.example.org/"\n\n'
+        '[[sources]]\npath = "records"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert build(load_config(Path("config.toml"))).parsed == 5
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    report = build(load_config(Path("../config.toml")))
+    assert (report.parsed, report.records, report.written) == (0, 5, 0)
+
+
+def test_check_command_runs_without_output_option(site, capsys) -> None:
+    _, config = site
+    assert main(["check", "--config", str(config.path)]) == 0
+    assert "nothing written" in capsys.readouterr().out
