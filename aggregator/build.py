@@ -10,7 +10,12 @@ from pathlib import Path
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
 from aggregator.merge import merge_duplicates
-from aggregator.publish import remove_stale_temp_files, write_if_changed
+from aggregator.publish import (
+    UnsafePath,
+    remove_stale_temp_files,
+    target_path,
+    write_if_changed,
+)
 from aggregator.rank import FeedPlan, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.render.feeds import render_feeds
@@ -55,6 +60,8 @@ def record_defaults(config: Config) -> RecordDefaults:
         config.records.default_quality,
         config.records.default_heat,
         config.records.tracking_params,
+        config.records.excerpt_html,
+        config.limits,
     )
 
 
@@ -106,25 +113,31 @@ def build(
     names = {key: topic.name for key, topic in topics.items()}
     output = output_dir or config.site.output_dir
     written: list[Path] = []
+    refused: list[Problem] = []
     if write:
         remove_stale_temp_files(output)
         for plan in plans:
             for relative, data in zip(
                 feed_files(plan), render_feeds(config.site, plan, names), strict=True
             ):
-                target = output / relative
+                try:
+                    target = target_path(output, relative)
+                except UnsafePath as exc:
+                    refused.append(Problem(str(output / relative), None, None, exc.reason,
+                                           "feed not written"))  # fmt: skip
+                    continue
                 if write_if_changed(target, data):
                     written.append(target)
     return BuildReport(
         documents=collection.documents,
         records=len(collection.records),
-        rejected=sum(1 for p in collection.problems if p.severity == "error"),
+        rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
         unpublished=collection.unpublished,
         duplicates=duplicates,
         items=len(stories),
         feeds=2 * len(plans) if write else 0,
         written=len(written),
-        problems=collection.problems,
+        problems=collection.problems + tuple(refused),
         seconds=clock() - started,
         written_paths=tuple(written),
     )

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from aggregator import __version__
 from aggregator.build import BuildReport, build
-from aggregator.config import load_config
+from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError
+from aggregator.lock import BuildLocked, build_lock, lock_path
 
 EXIT_OK = 0
 EXIT_REJECTED = 1  # some input was rejected; everything else was still published
 EXIT_USAGE = 2  # bad command line or configuration; nothing was written
+EXIT_LOCKED = 3  # another build held the lock past [build] lock_timeout; nothing was done
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,11 +63,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         output = args.output
-        report = build(config, output, write=args.command == "build")
+        if args.command == "build":
+            report = _locked_build(config, output, args)
+        else:
+            report = build(config, output, write=False)
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BuildLocked as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     return _report(report, args)
+
+
+def _locked_build(config: Config, output: Path | None, args: argparse.Namespace) -> BuildReport:
+    """Build while holding the lock, so overlapping cron runs never interleave."""
+    path = lock_path(config.build.state_path)
+
+    def waiting() -> None:
+        if not args.quiet:
+            print(f"aggregator: another build holds {path}; waiting up to "
+                  f"{config.build.lock_timeout:g} s", file=sys.stderr)  # fmt: skip
+
+    with build_lock(path, config.build.lock_timeout, waiting):
+        return build(config, output, write=True)
 
 
 if __name__ == "__main__":

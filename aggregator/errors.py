@@ -43,4 +43,12 @@ class Problem:
     def __str__(self) -> str:
         where = self.origin if self.line is None else f"{self.origin}:{self.line}"
         what = f"{self.field}: {self.reason}" if self.field else self.reason
-        return f"{where}: {self.severity}: {what}; {self.action}"
+        return _printable(f"{where}: {self.severity}: {what}; {self.action}")
+
+
+def _printable(text: str) -> str:
+    """One safe line: control characters (a newline or terminal escape in a hostile file
+    name or value) are shown escaped instead of acting on the terminal or the log."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)

@@ -1,0 +1,85 @@
+"""Resource limits on untrusted input, shared by local files and remote responses.
+
+Every check raises `LimitExceeded` (a RecordError), whose message names the limit, the
+value found and the `[limits]` key that sets it, so a breach is reported like any other
+bad input: with the file or URL it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from aggregator.errors import RecordError
+
+T = TypeVar("T")
+
+
+class LimitExceeded(RecordError):
+    """Input larger, deeper or more numerous than a configured limit allows."""
+
+    def __init__(self, what: str, key: str, limit: int, *, found: int | None = None,
+                 line: int | None = None) -> None:  # fmt: skip
+        self.key = key
+        self.limit = limit
+        shown = f"{what} ({found:,})" if found is not None else what
+        super().__init__(None, f"{shown} is over the limit of {limit:,} ({key})", line=line)
+
+
+def check_size(size: int, limit: int, key: str = "[limits] max_file_bytes") -> None:
+    """Raise before reading when a file (or a declared Content-Length) is too large."""
+    if size > limit:
+        raise LimitExceeded("size in bytes", key, limit, found=size)
+
+
+def read_capped(chunks: Iterable[bytes], limit: int, key: str = "[limits] max_file_bytes") -> bytes:
+    """Join `chunks` (a file's reads, an HTTP body's iter_bytes()) but stop past `limit`.
+
+    Reading stops at the first chunk that crosses the limit, so an endless or
+    decompression-bomb body costs at most `limit` plus one chunk.
+    """
+    parts: list[bytes] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise LimitExceeded("size in bytes (at least)", key, limit, found=total)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def nesting_depth(value: Any, limit: int, key: str) -> int:
+    """Depth of nested lists and mappings in `value` (a scalar is 0); raise past `limit`.
+
+    Iterative, and each container is visited once, so shared references cannot make
+    it expensive.
+    """
+    deepest = 0
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[Any] = node.values()
+        elif isinstance(node, list | tuple | set | frozenset):
+            children = node
+        else:
+            continue
+        depth += 1
+        if depth > limit:
+            raise LimitExceeded("nesting depth", key, limit, found=depth)
+        deepest = max(deepest, depth)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def take_items(items: Sequence[T], limit: int, already: int = 0) -> tuple[Sequence[T], int]:
+    """The items that still fit when `already` were taken from the same source, and how
+    many were left out. Callers report the left-out count as a warning."""
+    room = max(limit - already, 0)
+    if len(items) <= room:
+        return items, 0
+    return items[:room], len(items) - room
