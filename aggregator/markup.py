@@ -22,6 +22,12 @@ XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 _SPACES = re.compile(r"\s+")
 _TAG_LIKE = re.compile(r"<[A-Za-z!/?]")
 _BLOCK_TAG = re.compile(r"<(?:p|ul|ol|li|blockquote)\b")
+# Tags that separate words when markup becomes text: "<p>a</p><p>b</p>" is "a b".
+_WORD_BREAK = re.compile(
+    r"<(?=/?(?:address|article|aside|blockquote|br|dd|div|dl|dt|figcaption|figure|footer|"
+    r"h[1-6]|header|hr|img|li|main|nav|ol|p|pre|section|table|td|th|tr|ul)\b)",
+    re.IGNORECASE,
+)
 _PLAIN_ROUNDS = 4  # markup hidden under this many layers of entities is still removed
 
 EXCERPT_MODES = ("sanitize", "text")
@@ -57,7 +63,7 @@ def plain_text(text: str) -> str:
     for _ in range(_PLAIN_ROUNDS):
         if "<" not in text and "&" not in text:
             break
-        decoded = xml_safe(html.unescape(nh3.clean(text, tags=set())))
+        decoded = xml_safe(html.unescape(_strip_tags(text)))
         if decoded == text:
             break
         text = decoded
@@ -66,9 +72,14 @@ def plain_text(text: str) -> str:
     return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
+def _strip_tags(text: str) -> str:
+    """Every tag removed (script and style with their content); text stays escaped."""
+    return nh3.clean(_WORD_BREAK.sub(" <", text), tags=set())
+
+
 def html_to_text(fragment: str) -> str:
     """The text of a (sanitised) HTML fragment: one round of tag removal and decoding."""
-    text = html.unescape(nh3.clean(fragment, tags=set()))
+    text = html.unescape(_strip_tags(fragment))
     return _SPACES.sub(" ", xml_safe(text)).strip()
 
 
