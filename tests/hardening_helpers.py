@@ -69,9 +69,9 @@ def html_problems(fragment: str) -> list[str]:
         for name, value in element.attrib.items():
             if name.lower().startswith("on") or name.lower() in ("style", "srcdoc", "formaction"):
                 problems.append(f"{name} attribute on <{element.tag}>")
-            if name.lower() in ("href", "src", "cite", "action", "poster", "background"):
-                if not is_safe_url(value):
-                    problems.append(f"{name}={value!r} on <{element.tag}>")
+            is_url = name.lower() in ("href", "src", "cite", "action", "poster", "background")
+            if is_url and not is_safe_url(value):
+                problems.append(f"{name}={value!r} on <{element.tag}>")
     return problems
 
 
@@ -130,3 +130,64 @@ def all_feed_problems(output: Path) -> dict[str, list[str]]:
         if problems:
             found[str(path.relative_to(output))] = problems
     return found
+
+
+# --- killing real builds ---------------------------------------------------------------
+
+TEMP_SUFFIX = ".aggregator-tmp"
+
+
+def write_record_set(folder: Path, count: int, topics: int, suffix: str = "") -> None:
+    """`count` one-record files over `topics` topics; `suffix` changes every title."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        text = record_json(
+            index,
+            title=f"Story number {index}{suffix}",
+            topics=[f"Topic {index % topics}", f"Group {index % 13}"],
+        )
+        (folder / f"{index:05d}.json").write_text(text, encoding="utf-8")
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every regular file under `root`, by relative path."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+def classify_after_kill(
+    output: Path, old: dict[str, bytes], new: dict[str, bytes]
+) -> tuple[str, list[str], list[str]]:
+    """Check every file left by a killed build: (phase, temp files left, broken files).
+
+    A feed file is fine when it holds exactly the old or the new bytes (and so parses).
+    `phase` says where the kill landed: "before" (all old), "during" (a mix) or
+    "after" (all new).
+    """
+    temps: list[str] = []
+    broken: list[str] = []
+    olds = news = 0
+    current = read_tree(output)
+    for name, data in current.items():
+        if Path(name).name.endswith(TEMP_SUFFIX):
+            temps.append(name)
+            continue
+        if name.endswith(".xml"):
+            try:
+                lxml.etree.fromstring(data)
+            except lxml.etree.XMLSyntaxError as exc:
+                broken.append(f"{name}: not XML ({exc})")
+                continue
+        if data == new.get(name):
+            news += 1
+        elif data == old.get(name):
+            olds += 1
+        else:
+            broken.append(f"{name}: neither the old nor the new bytes")
+    missing = sorted(set(old) - set(current))
+    broken.extend(f"{name}: missing" for name in missing)
+    phase = "before" if news == 0 else "after" if olds == 0 and news == len(new) else "during"
+    return phase, temps, broken

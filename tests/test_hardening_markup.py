@@ -143,7 +143,8 @@ def test_relative_excerpt_links_resolve_against_a_remote_base_url() -> None:
 def test_nfc_cannot_reopen_a_tag() -> None:
     # '>' + U+0338 composes to '≯' under NFC; done after sanitising it would eat the
     # '>' that closes the tag and turn the following text into attributes.
-    excerpt = record(excerpt='<a href="https://x.example/">\u0338 onmouseover=alert(1) y</a>').excerpt
+    attack = '<a href="https://x.example/">\u0338 onmouseover=alert(1) y</a>'
+    excerpt = record(excerpt=attack).excerpt
     assert html_problems(excerpt) == []
     assert "onmouseover" not in lxml_attributes(excerpt)
 
@@ -186,7 +187,10 @@ def test_bad_image_and_related_links_are_dropped_with_a_warning() -> None:
     result = record(
         notes=notes,
         images=["javascript:alert(1)", {"url": "/rel.png"}, "https://ok.example/a.png", 7],
-        related=[{"title": "bad", "webUrl": "data:x"}, {"title": "ok", "webUrl": "https://r.example/"}],
+        related=[
+            {"title": "bad", "webUrl": "data:x"},
+            {"title": "ok", "webUrl": "https://r.example/"},
+        ],
     )
     assert [i.url for i in result.images] == ["https://ok.example/a.png"]
     assert [r.url for r in result.related] == ["https://r.example/"]
