@@ -11,7 +11,7 @@ from typing import Any
 
 from aggregator import markup
 from aggregator.config import LimitsConfig
-from aggregator.errors import Problem, RecordError
+from aggregator.errors import Problem, RecordError, shown
 from aggregator.limits import check_size, read_capped
 from aggregator.parse import (
     NotARecord,
@@ -172,7 +172,7 @@ def parse_datetime(value: object, field: str) -> datetime:
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise RecordError(field, f"{value!r} is not an ISO 8601 date-time") from None
+            raise RecordError(field, f"{shown(value)} is not an ISO 8601 date-time") from None
     else:
         raise RecordError(field, f"expected an ISO 8601 date-time, got {type(value).__name__}")
     if moment.tzinfo is None:
@@ -180,7 +180,7 @@ def parse_datetime(value: object, field: str) -> datetime:
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise RecordError(field, f"{value!r} is out of range") from None
+        raise RecordError(field, f"{shown(value)} is out of range") from None
 
 
 def parse_score(value: object, field: str, default: float) -> float:
@@ -191,9 +191,9 @@ def parse_score(value: object, field: str, default: float) -> float:
         try:
             value = float(value.strip())
         except ValueError:
-            raise RecordError(field, f"expected a number, got {value!r}") from None
+            raise RecordError(field, f"expected a number, got {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise RecordError(field, f"expected a number, got {value!r}")
+        raise RecordError(field, f"expected a number, got {shown(value)}")
     if value == UNKNOWN_SCORE:
         return default
     return float(min(100.0, max(0.0, value)))
@@ -206,7 +206,7 @@ def parse_published(value: object) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
         return value.strip().lower() in ("true", "yes")
-    raise RecordError("published", f"expected true or false, got {value!r}")
+    raise RecordError("published", f"expected true or false, got {shown(value)}")
 
 
 def parse_link(data: dict[str, Any], base_url: str | None = None) -> str:

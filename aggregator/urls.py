@@ -8,6 +8,8 @@ import re
 from fnmatch import fnmatchcase
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
+from aggregator.errors import shown
+
 # Characters left as they are when percent-encoding a path, query or fragment.
 _SAFE = "/:@!$&'()*+,;=?~%-._"
 # A host name after IDNA encoding: dot-separated labels of letters, digits, '-' and '_'.
@@ -58,13 +60,13 @@ def normalise_host(value: str) -> str:
         try:
             return f"[{ipaddress.IPv6Address(host.strip('[]')).compressed}]"
         except ValueError:
-            raise ValueError(f"host {value!r} is not a valid IPv6 address") from None
+            raise ValueError(f"host {shown(value)} is not a valid IPv6 address") from None
     try:
         encoded = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise ValueError(f"host {value!r} is not a valid domain name") from None
+        raise ValueError(f"host {shown(value)} is not a valid domain name") from None
     if not _HOST.fullmatch(encoded):
-        raise ValueError(f"host {value!r} is not a valid domain name")
+        raise ValueError(f"host {shown(value)} is not a valid domain name")
     return encoded
 
 
