@@ -110,9 +110,17 @@ class Unpublished(Exception):
 def clean_text(value: object, field: str) -> str:
     """Plain text: tags removed, entities decoded, XML-illegal characters removed, NFC,
     spaces folded."""
+    return markup.plain_text(_as_text(value, field))
+
+
+def _as_text(value: object, field: str) -> str:
+    """A string, or a number written as text; anything else is an error."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise RecordError(field, f"expected text, got {type(value).__name__}")
-    return markup.plain_text(str(value))
+    if isinstance(value, int) and value.bit_length() > 128:
+        # str() of an integer past 4300 digits raises; no real title is such a number.
+        raise RecordError(field, f"expected text, got {shown(value)}")
+    return str(value)
 
 
 def capped_text(value: object, field: str, limit: int, notes: list[Note] | None, key: str) -> str:
@@ -140,9 +148,7 @@ def parse_excerpt(
     """The excerpt as a safe HTML fragment (see `Record.excerpt`); "" when missing."""
     if value is None or value == "":
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise RecordError("excerpt", f"expected text, got {type(value).__name__}")
-    raw = str(value)
+    raw = _as_text(value, "excerpt")
     if len(raw) > limit:
         _note(
             notes,

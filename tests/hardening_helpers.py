@@ -114,8 +114,9 @@ def feed_problems(data: bytes) -> list[str]:
         if "<" in text and html_problems(text):
             problems.append(f"{element.tag}: markup in plain text {text!r}")
     for element in root.iter(f"{ATOM}category"):
-        if "<" in (element.get("term") or ""):
-            problems.append(f"category term with markup {element.get('term')!r}")
+        term = element.get("term") or ""
+        if "<" in term and html_problems(term):
+            problems.append(f"category term with markup {term!r}")
     return problems
 
 
