@@ -51,28 +51,21 @@ def read_capped(chunks: Iterable[bytes], limit: int, key: str = "[limits] max_fi
 def nesting_depth(value: Any, limit: int, key: str) -> int:
     """Depth of nested lists and mappings in `value` (a scalar is 0); raise past `limit`.
 
-    Iterative, and each container is visited once, so shared references cannot make
-    it expensive.
+    For trees, as JSON and alias-free YAML give (YAML with aliases is measured while it
+    is composed, see safeyaml). The walk stops at `limit`, so its recursion is bounded.
     """
-    deepest = 0
-    seen: set[int] = set()
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Iterable[Any] = node.values()
-        elif isinstance(node, list | tuple | set | frozenset):
-            children = node
-        else:
-            continue
-        depth += 1
-        if depth > limit:
-            raise LimitExceeded("nesting depth", key, limit, found=depth)
-        deepest = max(deepest, depth)
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.extend((child, depth) for child in children)
+    if not isinstance(value, dict | list):
+        return 0
+    return _height(value, 1, limit, key)
+
+
+def _height(node: dict[Any, Any] | list[Any], depth: int, limit: int, key: str) -> int:
+    deepest = depth
+    for child in node.values() if isinstance(node, dict) else node:
+        if isinstance(child, dict | list):
+            if depth >= limit:
+                raise LimitExceeded("nesting depth", key, limit, found=depth + 1)
+            deepest = max(deepest, _height(child, depth + 1, limit, key))
     return deepest
 
 

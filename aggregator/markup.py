@@ -59,6 +59,8 @@ def plain_text(text: str) -> str:
     Decoding can reveal new markup (`&lt;script&gt;`); it is removed too, because some
     readers render titles as HTML. Also XML-safe, NFC, whitespace folded.
     """
+    if text.isascii() and text.isprintable() and "<" not in text and "&" not in text:
+        return " ".join(text.split())  # the common case: nothing to remove or normalise
     text = xml_safe(text)
     for _ in range(_PLAIN_ROUNDS):
         if "<" not in text and "&" not in text:

@@ -177,7 +177,7 @@ def test_generic_limit_helpers() -> None:
         read_capped(iter([b"ab", b"cd", b"ef"]), 3, "fetch max_bytes")
     assert take_items([1, 2, 3], 5, already=3) == ([1, 2], 1)
     assert take_items([1, 2], 5) == ([1, 2], 0)
-    shared: list[object] = [1]
-    for _ in range(200):  # a DAG that would be 2**200 nodes if walked as a tree
-        shared = [shared, shared]
-    assert nesting_depth(shared, 1000, "k") == 201
+    assert nesting_depth({"a": [1, {"b": 2}]}, 3, "k") == 3
+    assert nesting_depth("scalar", 1, "k") == 0
+    with pytest.raises(LimitExceeded, match=r"nesting depth \(4\) is over the limit of 3"):
+        nesting_depth({"a": [1, {"b": [[]]}]}, 3, "k")
