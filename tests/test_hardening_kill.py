@@ -183,10 +183,10 @@ def test_two_builds_started_together_never_interleave(tmp_path: Path) -> None:
 
 def test_second_build_exits_3_while_the_first_is_running(tmp_path: Path) -> None:
     records = tmp_path / "records"
-    write_record_set(records, RECORDS, TOPICS)
+    write_record_set(records, 3 * RECORDS, 2 * TOPICS)  # a first build of a few seconds
     slow = write_config(tmp_path, records, "\n[build]\nlock_timeout = 300\n")
     hasty = tmp_path / "hasty.toml"
-    hasty.write_text(slow.read_text().replace("lock_timeout = 300", "lock_timeout = 0.2"))
+    hasty.write_text(slow.read_text().replace("lock_timeout = 300", "lock_timeout = 0"))
     first = subprocess.Popen(build_command(slow), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lock = FileLock(str(lock_path(tmp_path / ".aggregator" / "state.db")))
     while first.poll() is None:  # wait until the first build holds the lock
