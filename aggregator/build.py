@@ -28,7 +28,12 @@ from aggregator.errors import ConfigError, Problem
 from aggregator.merge import merge_duplicates
 from aggregator.parallel import Loader, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
-from aggregator.publish import remove_stale_temp_files, write_if_changed
+from aggregator.publish import (
+    UnsafePath,
+    remove_stale_temp_files,
+    target_path,
+    write_if_changed,
+)
 from aggregator.rank import FeedPlan, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.remote_sources import (
@@ -86,22 +91,19 @@ class BuildReport:
         )
 
 
-def record_defaults(config: Config) -> RecordDefaults:
-    return RecordDefaults(
-        config.records.default_quality,
-        config.records.default_heat,
-        config.records.tracking_params,
-    )
-
-
 def _source_files(
-    source: SourceConfig, index: int, config: Config
+    source: SourceConfig, index: int, config: Config, skipped: list[Problem]
 ) -> list[tuple[str, os.stat_result | None]]:
     assert source.path is not None
     if not source.path.is_dir():
         raise ConfigError(str(config.path), f"sources[{index}].path",
                           f"expected an existing directory, {source.path} is not one")  # fmt: skip
-    return scan_record_files(source.path)
+
+    def on_skip(path: Path, reason: str) -> None:
+        reason, _, action = reason.rpartition("; ")
+        skipped.append(Problem(str(path), None, None, reason, action, "warning"))
+
+    return scan_record_files(source.path, on_skip)
 
 
 def collect(
@@ -117,13 +119,14 @@ def collect(
     With a cache, files whose size and mtime are unchanged are not read again. Remote
     sources use `store` for their fetch cache (or open the state file themselves).
     """
-    load = partial(load_record_file, defaults=record_defaults(config))
+    load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
     files: list[tuple[str, os.stat_result | None]] = []
     keys: list[str] = []
+    skipped: list[Problem] = []
     for index, source in enumerate(config.sources):
         if source.path is None:
             continue  # remote: fetched together, below
-        found = _source_files(source, index, config)
+        found = _source_files(source, index, config, skipped)
         # Cache keys are absolute paths, whatever folder the build is started from.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
         files.extend(found)
@@ -132,10 +135,12 @@ def collect(
     results, parsed = read_record_files(files, keys, load, cache, workers)
     remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
+    if skipped:
+        results.append(DocumentResult(problems=tuple(skipped)))
     return Collection(
         records=tuple(r for result in results for r in result.records),
         problems=tuple(p for result in results for p in result.problems),
-        documents=len(results),
+        documents=len(files) + len(remote.results),
         unpublished=sum(result.unpublished for result in results),
         parsed=parsed,
         fetch=remote.stats,
@@ -146,7 +151,7 @@ def _collect_remote(
     config: Config, store: StateStore | None, progress: Progress | None, persist: bool
 ) -> RemoteCollection:
     progress = progress or progress_for(sys.stderr)
-    defaults = record_defaults(config)
+    defaults = RecordDefaults.from_config(config)
     if store is None:
         return collect_remote_sources(config, progress, persist, defaults)
     return collect_remote(config, store, progress, persist=persist, defaults=defaults)
@@ -231,6 +236,7 @@ def _run(
     program = program_fingerprint()
     notes: list[Problem] = []
     written: list[Path] = []
+    refused: list[Problem] = []
     rendered = files = 0
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
@@ -242,18 +248,20 @@ def _run(
         names = {key: topic.name for key, topic in topics.items()}
         if write:
             feed_cache = None if store is None else FeedCache(store, output, full=full)
-            written, rendered, files = publish(config, plans, names, output, feed_cache, program)
+            written, rendered, files = publish(
+                config, plans, names, output, feed_cache, program, refused
+            )
     return BuildReport(
         documents=collection.documents,
         records=len(collection.records),
-        rejected=sum(1 for p in collection.problems if p.severity == "error"),
+        rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
         unpublished=collection.unpublished,
         duplicates=duplicates,
         items=len(stories),
         feeds=2 * len(plans) if write else 0,
         files=files,
         written=len(written),
-        problems=(*notes, *collection.problems),
+        problems=(*notes, *collection.problems, *refused),
         written_paths=tuple(written),
         parsed=collection.parsed,
         rendered=rendered,
@@ -268,10 +276,12 @@ def publish(
     output: Path,
     feed_cache: FeedCache | None,
     program: bytes,
+    refused: list[Problem],
 ) -> tuple[list[Path], int, int]:
     """Render and write every output file whose inputs changed.
 
-    Returns the paths written, how many files were rendered and how many the site has.
+    Returns the paths written, how many files were rendered and how many the site has;
+    a file whose path would leave the output folder is not written but added to `refused`.
     Writes run on threads: each waits on fsync, which releases the interpreter, so
     they overlap with each other and with rendering the next file.
     """
@@ -281,7 +291,12 @@ def publish(
 
     def put(files: dict[str, bytes], inputs: bytes) -> None:
         for relative, data in files.items():
-            target = output / relative
+            try:
+                target = target_path(output, relative)
+            except UnsafePath as exc:
+                refused.append(Problem(str(output / relative), None, None, exc.reason,
+                                       "file not written"))  # fmt: skip
+                continue
             writes.append((target, writer.submit(write_if_changed, target, data)))
             if feed_cache is not None:
                 feed_cache.rendered(relative, inputs, data)
@@ -354,8 +369,9 @@ def _source_identity(source: SourceConfig) -> SourceConfig:
 
 
 @contextmanager
-def _open_state(config: Config, notes: list[Problem]) -> Iterator[StateStore | None]:
-    """The state store, or None (with a warning) when it cannot be used at all."""
+def _open_state(config: Config, notes: list[Problem]) -> Iterator[StateStore]:
+    """The state store; a corrupt one is rebuilt with a warning, an unusable place is a
+    config error."""
     path = config.build.state_path
 
     def warn(message: str) -> None:
@@ -365,12 +381,14 @@ def _open_state(config: Config, notes: list[Problem]) -> Iterator[StateStore | N
     try:
         store = StateStore.open(path, warn)
     except (OSError, sqlite3.Error) as exc:
-        notes.append(Problem(str(path), None, None, f"state file cannot be used ({exc})",
-                             "building without a cache", "warning"))  # fmt: skip
-        yield None
-        return
+        raise unusable_state(config, exc) from None
     with store:
         yield store
+
+
+def unusable_state(config: Config, exc: Exception) -> ConfigError:
+    reason = f"expected a usable state file; {config.build.state_path}: {exc}"
+    return ConfigError(str(config.path), "build.state_path", reason)
 
 
 @contextmanager

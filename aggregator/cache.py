@@ -37,7 +37,7 @@ FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours t
 CONTEXT_KEY = "context"
 _STAMP = struct.Struct("<qq")  # size, mtime_ns
 _FEED_ENTRY = struct.Struct("<32s32sq")  # inputs digest, output sha256, output size
-_LIBRARIES = ("pyyaml", "feedgen", "lxml", "python-slugify")
+_LIBRARIES = ("pyyaml", "feedgen", "lxml", "python-slugify", "nh3")
 
 
 def program_fingerprint() -> bytes:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from aggregator import __version__
-from aggregator.build import BuildReport, build
+from aggregator.build import BuildReport, build, unusable_state
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.lock import BuildLocked, build_lock, lock_path
 from aggregator.serve import PreviewServer, Rebuilder
 from aggregator.websub import announce_build
 
 EXIT_OK = 0
 EXIT_REJECTED = 1  # some input was rejected; everything else was still published
 EXIT_USAGE = 2  # bad command line or configuration; nothing was written
+EXIT_LOCKED = 3  # another build held the lock past [build] lock_timeout; nothing was done
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,9 +107,12 @@ def _build_for_serve(args: argparse.Namespace) -> None:
     """One build while serving: config re-read, so edits show up; errors never stop the server."""
     try:
         config = load_config(args.config)
-        report = build(config, args.output)
+        report = _locked_build(config, args.output, args)
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr, flush=True)
+        return
+    except BuildLocked as exc:
+        print(f"aggregator: {exc}; skipping this round", file=sys.stderr, flush=True)
         return
     except (AggregatorError, OSError) as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr, flush=True)
@@ -150,16 +156,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(config, args)
         output = getattr(args, "output", None)  # `check` has no --output
-        report = build(
-            config, output, write=args.command == "build", full=getattr(args, "full", False)
-        )
+        if args.command == "build":
+            report = _locked_build(config, output, args)
+        else:
+            report = build(config, output, write=False)
     except ConfigError as exc:
         print(f"aggregator: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BuildLocked as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     code = _report(report, args)
     if args.command == "build":
         _announce(config, report, args)
     return code
+
+
+def _locked_build(config: Config, output: Path | None, args: argparse.Namespace) -> BuildReport:
+    """Build while holding the lock, so overlapping cron runs never interleave."""
+    path = lock_path(config.build.state_path)
+
+    def waiting() -> None:
+        if not args.quiet:
+            print(f"aggregator: another build holds {path}; waiting up to "
+                  f"{config.build.lock_timeout:g} s", file=sys.stderr)  # fmt: skip
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(build_lock(path, config.build.lock_timeout, waiting))
+        except OSError as exc:
+            raise unusable_state(config, exc) from None
+        return build(config, output, write=True, full=getattr(args, "full", False))
 
 
 if __name__ == "__main__":

@@ -43,4 +43,24 @@ class Problem:
     def __str__(self) -> str:
         where = self.origin if self.line is None else f"{self.origin}:{self.line}"
         what = f"{self.field}: {self.reason}" if self.field else self.reason
-        return f"{where}: {self.severity}: {what}; {self.action}"
+        return _printable(f"{where}: {self.severity}: {what}; {self.action}")
+
+
+def _printable(text: str) -> str:
+    """One safe line: control characters (a newline or terminal escape in a hostile file
+    name or value) are shown escaped instead of acting on the terminal or the log."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A short, safe repr of a bad value for a message: long strings and containers are
+    cut, and huge integers (whose repr raises past 4300 digits) are described instead."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a {value.bit_length()}-bit integer"
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        text = repr(value[: limit + 1] if isinstance(value, str | bytes) else value)
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from aggregator.errors import AggregatorError
+
 TEMP_SUFFIX = ".aggregator-tmp"
 
 
@@ -37,11 +39,39 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 
 def remove_stale_temp_files(root: Path) -> int:
-    """Delete temp files left by a run that was killed mid-write."""
+    """Delete temp files left by a run that was killed mid-write.
+
+    Only our own temp names (`.NAME.XXXX.aggregator-tmp`) are touched, and linked
+    folders are not entered, so nothing outside the output folder is ever deleted.
+    """
     removed = 0
     if not root.is_dir():
         return 0
-    for temp in root.rglob(f".*{TEMP_SUFFIX}"):
-        temp.unlink(missing_ok=True)
-        removed += 1
+    for dirpath, _dirnames, filenames in os.walk(root):  # followlinks=False
+        for name in filenames:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                Path(dirpath, name).unlink(missing_ok=True)
+                removed += 1
     return removed
+
+
+class UnsafePath(AggregatorError):
+    """A feed file would land outside the output folder."""
+
+    def __init__(self, root: Path, relative: str, resolved: Path) -> None:
+        self.root = root
+        self.relative = relative
+        self.reason = f"resolves to {resolved}, outside the output folder {root}"
+        super().__init__(f"{root / relative}: {self.reason}")
+
+
+def target_path(root: Path, relative: str) -> Path:
+    """`root / relative`, checked to resolve inside `root` (following any links already
+    there), else UnsafePath. Topic slugs are safe by construction; this is the last guard
+    against a path-traversing name or a link planted in the output folder."""
+    target = root / relative
+    real_root = root.resolve()
+    resolved = target.resolve()
+    if resolved == real_root or real_root not in resolved.parents:
+        raise UnsafePath(root, relative, resolved)
+    return target

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import html
+import errno
 import os
-import re
-import unicodedata
-from dataclasses import dataclass
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from aggregator.errors import Problem, RecordError
+from aggregator import markup
+from aggregator.config import Config, LimitsConfig
+from aggregator.errors import Problem, RecordError, shown
+from aggregator.limits import check_size, read_capped
 from aggregator.parse import (
     NotARecord,
     RawRecord,
@@ -19,10 +22,10 @@ from aggregator.parse import (
     kind_for_suffix,
     parse_document,
 )
-from aggregator.urls import canonical_url, normalise_url
+from aggregator.urls import canonical_url, normalise_host, resolve_url
 
-# XML 1.0 forbids C0 controls (but tab, LF, CR), surrogates and U+FFFE/U+FFFF.
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_READ_CHUNK = 64 * 1024
+_DEFAULT_TITLE_CHARS = LimitsConfig().max_title_chars
 # The seed system writes -1 for "not computed yet".
 UNKNOWN_SCORE = -1
 
@@ -67,6 +70,12 @@ class Record:
     origin: str = ""  # file path or URL the record came from
     line: int | None = None
 
+    # `excerpt` is a safe HTML fragment: allow-listed markup ([records] excerpt_html =
+    # "sanitize") or escaped plain text ("text"). This is its plain text.
+    @property
+    def excerpt_text(self) -> str:
+        return markup.html_to_text(self.excerpt) if self.excerpt else ""
+
     @property
     def provider_key(self) -> str:
         """Who published it, for the per-provider cap: domain, else name, else link host."""
@@ -82,6 +91,23 @@ class RecordDefaults:
     quality: float
     heat: float
     tracking_params: tuple[str, ...]
+    excerpt_html: str = "sanitize"  # [records] excerpt_html
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RecordDefaults:
+        records = config.records
+        return cls(records.default_quality, records.default_heat, records.tracking_params,
+                   records.excerpt_html, config.limits)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A change made to a kept record (a dropped link, a truncated text): a warning."""
+
+    field: str
+    reason: str
+    action: str
 
 
 class Unpublished(Exception):
@@ -89,13 +115,64 @@ class Unpublished(Exception):
 
 
 def clean_text(value: object, field: str) -> str:
-    """Plain text: entities decoded, XML-illegal characters removed, NFC, spaces folded."""
+    """Plain text: tags removed, entities decoded, XML-illegal characters removed, NFC,
+    spaces folded."""
+    return markup.plain_text(_as_text(value, field))
+
+
+def _as_text(value: object, field: str) -> str:
+    """A string, or a number written as text; anything else is an error."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise RecordError(field, f"expected text, got {type(value).__name__}")
-    text = html.unescape(str(value))
-    if not (text.isascii() and text.isprintable()):  # else nothing to remove or normalise
-        text = unicodedata.normalize("NFC", _XML_FORBIDDEN.sub("", text))
-    return " ".join(text.split())  # the same whitespace as \s, folded and stripped
+    if isinstance(value, int) and value.bit_length() > 128:
+        # str() of an integer past 4300 digits raises; no real title is such a number.
+        raise RecordError(field, f"expected text, got {shown(value)}")
+    return str(value)
+
+
+def capped_text(value: object, field: str, limit: int, notes: list[Note] | None, key: str) -> str:
+    """`clean_text`, truncated to `limit` characters with a note when longer."""
+    text = clean_text(value, field)
+    if len(text) > limit:
+        _note(
+            notes,
+            field,
+            f"{len(text):,} characters, over the limit of {limit:,} ({key})",
+            f"truncated to {limit:,}",
+        )
+        text = markup.truncate(text, limit)
+    return text
+
+
+def _note(notes: list[Note] | None, field: str, reason: str, action: str) -> None:
+    if notes is not None:
+        notes.append(Note(field, reason, action))
+
+
+def parse_excerpt(
+    value: object, mode: str, limit: int, base_url: str | None, notes: list[Note] | None
+) -> str:
+    """The excerpt as a safe HTML fragment (see `Record.excerpt`); "" when missing."""
+    if value is None or value == "":
+        return ""
+    raw = _as_text(value, "excerpt")
+    if len(raw) > limit:
+        _note(
+            notes,
+            "excerpt",
+            f"{len(raw):,} characters, over the limit of {limit:,} ([limits] max_excerpt_chars)",
+            f"truncated to {limit:,}",
+        )
+        # Cut the input, then sanitise: that repairs a tag or entity cut in half.
+        raw = markup.truncate(raw, limit)
+    return markup.excerpt_html(raw, mode, lambda url: _excerpt_url(url, base_url))
+
+
+def _excerpt_url(value: str, base_url: str | None) -> str | None:
+    try:
+        return resolve_url(value, base_url)
+    except ValueError:
+        return None  # the attribute is dropped; the link text stays
 
 
 def parse_datetime(value: object, field: str) -> datetime:
@@ -108,7 +185,7 @@ def parse_datetime(value: object, field: str) -> datetime:
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise RecordError(field, f"{value!r} is not an ISO 8601 date-time") from None
+            raise RecordError(field, f"{shown(value)} is not an ISO 8601 date-time") from None
     else:
         raise RecordError(field, f"expected an ISO 8601 date-time, got {type(value).__name__}")
     if moment.tzinfo is None:
@@ -116,7 +193,7 @@ def parse_datetime(value: object, field: str) -> datetime:
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise RecordError(field, f"{value!r} is out of range") from None
+        raise RecordError(field, f"{shown(value)} is out of range") from None
 
 
 def parse_score(value: object, field: str, default: float) -> float:
@@ -127,9 +204,9 @@ def parse_score(value: object, field: str, default: float) -> float:
         try:
             value = float(value.strip())
         except ValueError:
-            raise RecordError(field, f"expected a number, got {value!r}") from None
+            raise RecordError(field, f"expected a number, got {shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise RecordError(field, f"expected a number, got {value!r}")
+        raise RecordError(field, f"expected a number, got {shown(value)}")
     if value == UNKNOWN_SCORE:
         return default
     return float(min(100.0, max(0.0, value)))
@@ -142,26 +219,32 @@ def parse_published(value: object) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
         return value.strip().lower() in ("true", "yes")
-    raise RecordError("published", f"expected true or false, got {value!r}")
+    raise RecordError("published", f"expected true or false, got {shown(value)}")
 
 
-def parse_link(data: dict[str, Any]) -> str:
-    """`webUrl`, else `originalUrl`: the first that is a usable http(s) link."""
+def parse_link(data: dict[str, Any], base_url: str | None = None) -> str:
+    """`webUrl`, else `originalUrl`: the first that is a usable http(s) link.
+
+    A relative link is resolved against `base_url` (the URL of the remote document the
+    record came from); without one it is rejected.
+    """
     problems = []
-    for field in ("webUrl", "originalUrl"):
-        value = data.get(field)
+    for name in ("webUrl", "originalUrl"):
+        value = data.get(name)
         if value is None or value == "":
             continue
         try:
-            return normalise_url(value)
+            return resolve_url(value, base_url)
         except ValueError as exc:
-            problems.append((field, str(exc)))
+            problems.append((name, str(exc)))
     if problems:
         raise RecordError(*problems[0])
     raise RecordError("webUrl", "missing (and no originalUrl)")
 
 
-def parse_topics(value: object) -> tuple[str, ...]:
+def parse_topics(
+    value: object, limit: int = _DEFAULT_TITLE_CHARS, notes: list[Note] | None = None
+) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -172,24 +255,37 @@ def parse_topics(value: object) -> tuple[str, ...]:
     for item in value:
         if item is None:
             continue
-        name = clean_text(item, "topics")
+        name = capped_text(item, "topics", limit, notes, "[limits] max_title_chars")
         if name and name.casefold() not in {t.casefold() for t in topics}:
             topics.append(name)
     return tuple(topics)
 
 
-def parse_provider(value: object) -> Provider | None:
+def parse_provider(
+    value: object, limit: int = _DEFAULT_TITLE_CHARS, notes: list[Note] | None = None
+) -> Provider | None:
+    key = "[limits] max_title_chars"
     if isinstance(value, str):
-        name = clean_text(value, "provider")
+        name = capped_text(value, "provider", limit, notes, key)
         return Provider(name) if name else None
     if not isinstance(value, dict):
         return None
-    name = clean_text(value.get("name") or "", "provider.name")
+    name = capped_text(value.get("name") or "", "provider.name", limit, notes, key)
     domain = value.get("domain")
-    domain = clean_text(domain, "provider.domain").lower() if domain else None
+    domain = parse_domain(domain, notes) if domain else None
     if not name and not domain:
         return None
     return Provider(name or domain or "", domain or None)
+
+
+def parse_domain(value: object, notes: list[Note] | None = None) -> str | None:
+    """A provider's domain as a host name (IDN as punycode); None, with a note, if it is not."""
+    text = clean_text(value, "provider.domain")
+    try:
+        return normalise_host(text) if text else None
+    except ValueError as exc:
+        _note(notes, "provider.domain", str(exc), "domain dropped")
+        return None
 
 
 def _dimension(value: object) -> int | None:
@@ -198,53 +294,97 @@ def _dimension(value: object) -> int | None:
     return None
 
 
-def parse_images(value: object) -> tuple[Image, ...]:
-    """Images with a usable absolute link; others are dropped (they are decoration)."""
+def parse_images(
+    value: object, base_url: str | None = None, notes: list[Note] | None = None
+) -> tuple[Image, ...]:
+    """Images with a usable absolute link; others are dropped with a note (they are
+    decoration, not worth the record)."""
     if not isinstance(value, list):
         return ()
     images = []
-    for item in value:
+    for index, item in enumerate(value):
         if isinstance(item, str):
             item = {"url": item}
         if not isinstance(item, dict):
+            _note(
+                notes,
+                f"images[{index}]",
+                f"expected a mapping with a url, got {type(item).__name__}",
+                "image dropped",
+            )
             continue
         try:
-            url = normalise_url(item.get("url"))
-        except ValueError:
+            url = resolve_url(item.get("url"), base_url)
+        except ValueError as exc:
+            _note(notes, f"images[{index}].url", str(exc), "image dropped")
             continue
         images.append(Image(url, _dimension(item.get("width")), _dimension(item.get("height"))))
     return tuple(images)
 
 
-def parse_related(value: object) -> tuple[Related, ...]:
+def parse_related(
+    value: object,
+    base_url: str | None = None,
+    notes: list[Note] | None = None,
+    limit: int = _DEFAULT_TITLE_CHARS,
+) -> tuple[Related, ...]:
+    """Related coverage with a usable link; others are dropped with a note."""
     if not isinstance(value, list):
         return ()
     related = []
-    for item in value:
+    for index, item in enumerate(value):
+        where = f"related[{index}]"
         if not isinstance(item, dict):
+            _note(
+                notes,
+                where,
+                f"expected a mapping, got {type(item).__name__}",
+                "related link dropped",
+            )
             continue
         try:
-            url = parse_link(item)
-            title = clean_text(item.get("title") or "", "related.title")
-        except RecordError:
+            url = parse_link(item, base_url)
+            title = capped_text(
+                item.get("title") or "", f"{where}.title", limit, notes, "[limits] max_title_chars"
+            )
+            provider = parse_provider(item.get("provider"), limit, notes)
+        except RecordError as exc:
+            _note(
+                notes,
+                f"{where}.{exc.field}" if exc.field else where,
+                exc.reason,
+                "related link dropped",
+            )
             continue
-        provider = parse_provider(item.get("provider"))
         related.append(Related(title or url, url, provider.name if provider else None))
     return tuple(related)
 
 
 def record_from_mapping(
-    data: object, defaults: RecordDefaults, origin: str = "", line: int | None = None
+    data: object,
+    defaults: RecordDefaults,
+    origin: str = "",
+    line: int | None = None,
+    *,
+    base_url: str | None = None,
+    notes: list[Note] | None = None,
 ) -> Record:
-    """Validate and normalise one record; raise Unpublished or RecordError."""
+    """Validate and normalise one record; raise Unpublished or RecordError.
+
+    `base_url`: the URL of the remote document the record came from; relative links
+    are resolved against it. `notes` collects what was changed in a kept record.
+    """
     if not isinstance(data, dict):
         raise RecordError(None, f"expected a record (a mapping), got {type(data).__name__}")
     if not parse_published(data.get("published")):
         raise Unpublished
-    title = clean_text(data.get("title") or "", "title")
+    limits = defaults.limits
+    title = capped_text(
+        data.get("title") or "", "title", limits.max_title_chars, notes, "[limits] max_title_chars"
+    )
     if not title:
         raise RecordError("title", "missing or empty")
-    url = parse_link(data)
+    url = parse_link(data, base_url)
     if data.get("publishedDateTime") in (None, ""):
         raise RecordError("publishedDateTime", "missing")
     published = parse_datetime(data["publishedDateTime"], "publishedDateTime")
@@ -263,15 +403,23 @@ def record_from_mapping(
         updated=updated,
         quality=parse_score(data.get("quality"), "quality", defaults.quality),
         heat=parse_score(data.get("heat"), "heat", defaults.heat),
-        topics=parse_topics(data.get("topics")),
-        excerpt=clean_text(data.get("excerpt") or "", "excerpt"),
-        type=clean_text(kind, "type") or None if kind is not None else None,
-        provider=parse_provider(data.get("provider")),
-        images=parse_images(data.get("images")),
-        related=parse_related(data.get("related")),
+        topics=parse_topics(data.get("topics"), limits.max_title_chars, notes),
+        excerpt=parse_excerpt(
+            data.get("excerpt"), defaults.excerpt_html, limits.max_excerpt_chars, base_url, notes
+        ),
+        type=_parse_type(kind, limits.max_title_chars, notes),
+        provider=parse_provider(data.get("provider"), limits.max_title_chars, notes),
+        images=parse_images(data.get("images"), base_url, notes),
+        related=parse_related(data.get("related"), base_url, notes, limits.max_title_chars),
         origin=origin,
         line=line,
     )
+
+
+def _parse_type(value: object, limit: int, notes: list[Note] | None) -> str | None:
+    if value is None:
+        return None
+    return capped_text(value, "type", limit, notes, "[limits] max_title_chars") or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,43 +432,102 @@ class DocumentResult:
 
 
 def records_from_text(
-    text: str, kind: str, origin: str, defaults: RecordDefaults
+    text: str,
+    kind: str,
+    origin: str,
+    defaults: RecordDefaults,
+    *,
+    base_url: str | None = None,
 ) -> DocumentResult:
-    """Parse a whole document; each bad record becomes a Problem, the rest are kept."""
+    """Parse a whole document; each bad record becomes a Problem, the rest are kept.
+
+    `base_url`: for a remote document, its URL (relative links resolve against it).
+    At most `[limits] max_items_per_source` records are read from one document.
+    """
     try:
-        raw = parse_document(text, kind)
+        raw = parse_document(text, kind, defaults.limits)
     except NotARecord as exc:
         return DocumentResult(
             problems=(Problem(origin, 1, None, str(exc), "file ignored", "warning"),)
         )
     except RecordError as exc:
         return DocumentResult(problems=(_problem(origin, exc, exc.line, "file skipped"),))
+    return records_from_raw(raw, origin, defaults, base_url=base_url, text=text, kind=kind)
+
+
+def records_from_raw(
+    raw: Sequence[RawRecord],
+    origin: str,
+    defaults: RecordDefaults,
+    *,
+    base_url: str | None = None,
+    text: str = "",
+    kind: str = "json",
+) -> DocumentResult:
+    """Validate each raw record of one document; a bad one becomes a Problem, the rest
+    are kept. `text` and `kind` (when known) let problems name the line of a field."""
     records: list[Record] = []
     problems: list[Problem] = []
     unpublished = 0
+    limit = defaults.limits.max_items_per_source
+    if len(raw) > limit:
+        problems.append(
+            Problem(
+                origin,
+                None,
+                None,
+                f"{len(raw):,} records, over the limit of {limit:,}"
+                " ([limits] max_items_per_source)",
+                f"the first {limit:,} kept",
+                "warning",
+            )
+        )
+        raw = raw[:limit]
     for item in raw:
+        notes: list[Note] = []
         try:
-            records.append(record_from_mapping(item.data, defaults, origin, item.line))
+            records.append(
+                record_from_mapping(
+                    item.data, defaults, origin, item.line, base_url=base_url, notes=notes
+                )
+            )
         except Unpublished:
             unpublished += 1
         except RecordError as exc:
             line = exc.line or _locate(text, kind, exc.field, item)
             problems.append(_problem(origin, exc, line, "record skipped", item.index))
+        else:
+            problems.extend(_warning(origin, text, kind, item, note) for note in notes)
     return DocumentResult(tuple(records), tuple(problems), unpublished)
 
 
 def load_record_file(path: str, defaults: RecordDefaults) -> DocumentResult:
-    """Read and parse one record file. Never raises for bad content."""
+    """Read and parse one record file. Never raises for bad content.
+
+    Only regular files are read (a FIFO or device named `x.md` would block or never
+    end), and the size limit is checked before reading.
+    """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        text = decode(data)
+        text = decode(read_record_bytes(path, defaults.limits.max_file_bytes))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return DocumentResult(problems=(Problem(path, None, None, reason, "file skipped"),))
     except RecordError as exc:
         return DocumentResult(problems=(_problem(path, exc, exc.line, "file skipped"),))
     return records_from_text(text, kind_for_suffix(os.path.splitext(path)[1]), path, defaults)
+
+
+def read_record_bytes(path: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, else OSError / LimitExceeded."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        check_size(info.st_size, max_bytes)
+        # Read no more than the limit even if the file grows while we read it.
+        return read_capped(iter(lambda: handle.read(_READ_CHUNK), b""), max_bytes)
 
 
 def _problem(
@@ -332,8 +539,14 @@ def _problem(
     return Problem(origin, line, field, exc.reason, action)
 
 
+def _warning(origin: str, text: str, kind: str, item: RawRecord, note: Note) -> Problem:
+    line = _locate(text, kind, note.field, item)
+    field_name = note.field if item.index is None else f"[{item.index}].{note.field}"
+    return Problem(origin, line, field_name, note.reason, note.action, "warning")
+
+
 def _locate(text: str, kind: str, field: str | None, item: RawRecord) -> int | None:
     """Best-effort line of a bad field: only for one-record documents, where it is unambiguous."""
     if field is None or item.index is not None or kind == "json":
         return item.line
-    return field_line(text, field.split(".")[0]) or item.line
+    return field_line(text, field.split(".")[0].split("[")[0]) or item.line

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 
-from aggregator.errors import AggregatorError, Problem, RecordError
+from aggregator.errors import AggregatorError, RecordError
 from aggregator.parse import (
     COLLECTION_KEYS,
     NotARecord,
@@ -30,13 +30,7 @@ from aggregator.parse import (
     parse_document,
     raw_records,
 )
-from aggregator.records import (
-    DocumentResult,
-    Record,
-    RecordDefaults,
-    Unpublished,
-    record_from_mapping,
-)
+from aggregator.records import DocumentResult, Record, RecordDefaults, records_from_raw
 
 FEED = "feed"
 JSON = "json"
@@ -118,12 +112,13 @@ def parse_body(body: bytes, content_type: str, url: str, source: SourceDefaults)
     try:
         text = decode(body)
         if kind == JSON:
-            value = load_json(text)
+            value = load_json(text, source.records.limits)
             if _is_json_feed(value):
                 return ParsedBody(FEED, _records(_json_feed_entries(value, url), url, source))
             raw, next_page = _json_records(value)
             return ParsedBody(JSON, _records(raw, url, source), next_page)
-        return ParsedBody(kind, _records(parse_document(text, kind), url, source))
+        raw = parse_document(text, kind, source.records.limits)
+        return ParsedBody(kind, _records(raw, url, source))
     except NotARecord:
         raise UnparseableBody(url, "Markdown without YAML front matter: not a record", 1) from None
     except RecordError as exc:
@@ -155,24 +150,11 @@ def _json_records(value: Any) -> tuple[list[RawRecord], str | None]:
 
 
 def _records(raw: Iterable[RawRecord], origin: str, source: SourceDefaults) -> DocumentResult:
-    """Validate each raw record; a bad one becomes a Problem, the others are kept."""
-    records: list[Record] = []
-    problems: list[Problem] = []
-    unpublished = 0
-    for item in raw:
-        try:
-            record = record_from_mapping(item.data, source.records, origin, item.line)
-        except Unpublished:
-            unpublished += 1
-            continue
-        except RecordError as exc:
-            field = exc.field
-            if item.index is not None:
-                field = f"[{item.index}].{field}" if field else f"[{item.index}]"
-            problems.append(Problem(origin, exc.line or item.line, field, exc.reason))
-            continue
-        records.append(_with_topics(record, source.topics))
-    return DocumentResult(tuple(records), tuple(problems), unpublished)
+    """Validate each raw record (relative links resolve against the page's URL); a bad
+    one becomes a Problem, the others are kept with the source's topics added."""
+    result = records_from_raw(list(raw), origin, source.records, base_url=origin)
+    records = tuple(_with_topics(record, source.topics) for record in result.records)
+    return replace(result, records=records)
 
 
 def _with_topics(record: Record, topics: tuple[str, ...]) -> Record:

@@ -28,6 +28,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
 from aggregator.fetch import Clock, Fetcher, FetchError, NotModified, Sleep, utc_now
 from aggregator.fetch_state import UrlState, UrlStates
+from aggregator.limits import take_items
 from aggregator.progress import Progress, SilentProgress
 from aggregator.records import DocumentResult, RecordDefaults
 from aggregator.remote import SourceDefaults, UnparseableBody, parse_body
@@ -90,7 +91,7 @@ def collect_remote(
     touched here, in the calling thread: each source's stored pages are read before
     and its new states written after. With `persist=False` (aggregator check) the
     store is read but not written. `defaults` are the build's record defaults
-    (build.record_defaults); without them they are made from `[records]`.
+    (RecordDefaults.from_config); without them they are made from the config.
     """
     sources = [source for source in config.sources if source.url is not None]
     if not sources:
@@ -104,7 +105,8 @@ def collect_remote(
             Fetcher.open(config.fetch, sleep=sleep, now=now) as fetcher,
             ThreadPoolExecutor(config.fetch.concurrency, "aggregator-fetch") as pool,
         ):
-            collector = _Collector(config, fetcher, now, defaults or _record_defaults(config))
+            defaults = defaults or RecordDefaults.from_config(config)
+            collector = _Collector(config, fetcher, now, defaults)
             futures = {pool.submit(collector.collect, run): run for run in runs}
             for future in as_completed(futures):
                 progress.advance(futures[future].source.name)
@@ -210,7 +212,21 @@ class _Collector:
             run.counts["failing"] += 1
             report = self._failure_report(pages, failed_at)
             results[failed_at] = _with_problems(results[failed_at], (report,))
-        return results
+        return self._capped(source.url, results)
+
+    def _capped(self, origin: str, results: list[DocumentResult]) -> list[DocumentResult]:
+        """At most `[limits] max_items_per_source` records from all pages of a source."""
+        limit, taken, capped = self._defaults_all.limits.max_items_per_source, 0, []
+        for result in results:
+            records, left_out = take_items(result.records, limit, taken)
+            taken += len(records)
+            if left_out:
+                reason = f"{left_out:,} more records, over the limit of {limit:,} for one source"
+                note = Problem(origin, None, None, f"{reason} ([limits] max_items_per_source)",
+                               "left out", "warning")  # fmt: skip
+                result = replace(result, records=tuple(records), problems=(*result.problems, note))
+            capped.append(result)
+        return capped
 
     @staticmethod
     def _failure_report(pages: list[_Page], failed_at: int) -> Problem:
@@ -298,11 +314,6 @@ class _Collector:
         reason = f"moved permanently to {moved_to}"
         action = "fetched from there; update the config"
         return (Problem(origin, None, None, reason, action, "warning"),)
-
-
-def _record_defaults(config: Config) -> RecordDefaults:
-    records = config.records
-    return RecordDefaults(records.default_quality, records.default_heat, records.tracking_params)
 
 
 def _with_problems(result: DocumentResult, problems: tuple[Problem, ...]) -> DocumentResult:

@@ -3,39 +3,47 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
+_SUFFIXES = tuple(RECORD_SUFFIXES)
+
+FileEntry = tuple[str, os.stat_result | None]
+OnSkip = Callable[[Path, str], None]
 
 
-def iter_record_files(root: Path) -> Iterator[Path]:
-    """Yield record files under `root` in a stable (sorted) order.
+def iter_record_files(root: Path, on_skip: OnSkip | None = None) -> Iterator[Path]:
+    """The record files under `root`, in a stable (sorted) order; see scan_record_files."""
+    for path, _ in scan_record_files(root, on_skip):
+        yield Path(path)
 
-    Hidden files and folders are skipped (editors and VCS keep state there).
+
+def scan_record_files(root: Path, on_skip: OnSkip | None = None) -> list[FileEntry]:
+    """Every record file under `root`, each with its stat (None if it cannot be had: the
+    file is then read anyway, to report why).
+
+    Hidden files and folders are skipped (editors and VCS keep state there). Symbolic
+    links are followed only while they lead somewhere inside `root`: a link out of the
+    source (to /etc, to another user's files) is not read, and a folder reached twice
+    (a link loop) is walked once. `on_skip(path, reason)` hears about each link left
+    alone. Files of a folder come before its subfolders, each in name order.
     """
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            if os.path.splitext(name)[1].lower() in RECORD_SUFFIXES:
-                yield Path(dirpath, name)
-
-
-def scan_record_files(root: Path) -> list[tuple[str, os.stat_result | None]]:
-    """The files `iter_record_files` yields, in the same order, each with its stat
-    (None if it cannot be had: the file is then read anyway, to report why)."""
-    found: list[tuple[str, os.stat_result | None]] = []
-    _scan(str(root), found, tuple(RECORD_SUFFIXES))
+    found: list[FileEntry] = []
+    real_root = os.path.realpath(root)
+    _scan(str(root), real_root, found, set(), on_skip)
     return found
 
 
 def _scan(
-    folder: str, found: list[tuple[str, os.stat_result | None]], suffixes: tuple[str, ...]
+    folder: str, real_root: str, found: list[FileEntry], seen: set[str], on_skip: OnSkip | None
 ) -> None:
-    # One os.scandir call gives names and types; like os.walk, links to folders are
-    # not followed. This runs for every file on every build, so it is kept lean.
+    # This runs for every file on every build, so it is kept lean: one scandir per
+    # folder gives names, types and (cached) stats.
+    real_folder = os.path.realpath(folder)
+    if real_folder in seen:
+        return
+    seen.add(real_folder)
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
@@ -44,19 +52,28 @@ def _scan(
     folders = []
     for entry in entries:
         name = entry.name
-        if name[0] == ".":
+        if name[0] == "." or (entry.is_symlink() and not _inside(entry.path, real_root, on_skip)):
             continue
         try:
             is_folder = entry.is_dir()
         except OSError:
             is_folder = False
         if is_folder:
-            if not entry.is_symlink():
-                folders.append(entry.path)
-        elif name.lower().endswith(suffixes):
+            folders.append(entry.path)
+        elif name.lower().endswith(_SUFFIXES):
             try:
                 found.append((entry.path, entry.stat()))
             except OSError:
                 found.append((entry.path, None))
     for path in folders:
-        _scan(path, found, suffixes)
+        _scan(path, real_root, found, seen, on_skip)
+
+
+def _inside(path: str, real_root: str, on_skip: OnSkip | None) -> bool:
+    """True if the link at `path` leads inside the source folder."""
+    target = os.path.realpath(path)
+    if target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep):
+        return True
+    if on_skip is not None:
+        on_skip(Path(path), f"symbolic link to {target}, outside the source folder; not followed")
+    return False

@@ -32,6 +32,8 @@ class StateStore:
         try:
             return cls(_connect(str(path)), path)
         except sqlite3.DatabaseError as exc:
+            if not path.is_file() or path.is_symlink():
+                raise  # a folder, a device, a link: not ours to move aside
             aside = path.with_name(path.name + ".corrupt")
             warn(f"{path}: state file unusable ({exc}); moved to {aside.name} and rebuilt")
             path.replace(aside)

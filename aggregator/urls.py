@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 from fnmatch import fnmatchcase
-from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
+
+from aggregator.errors import shown
 
 # Characters left as they are when percent-encoding a path, query or fragment.
 _SAFE = "/:@!$&'()*+,;=?~%-._"
@@ -16,6 +19,8 @@ _NORMAL_URL = re.compile(
     r"https?://(?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}"
     r"/[A-Za-z0-9_.~/:@!$'()*+,;=%-]*(?:\?[A-Za-z0-9_.~/:@!$'()*+,;=%?-]+)?"
 )
+# A host name after IDNA encoding: dot-separated labels of letters, digits, '-' and '_'.
+_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
 
 
 def normalise_url(value: object) -> str:
@@ -34,15 +39,9 @@ def normalise_url(value: object) -> str:
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        shown = f"{scheme}:" if scheme else "no scheme (relative link)"
-        raise ValueError(f"only absolute http(s) links are allowed, got {shown}")
-    host = parts.hostname
-    if not host:
-        raise ValueError("URL has no host")
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ValueError(f"host {parts.hostname!r} is not a valid domain name") from None
+        given = f"{scheme}:" if scheme else "no scheme (relative link)"
+        raise ValueError(f"only absolute http(s) links are allowed, got {given}")
+    host = normalise_host(parts.hostname or "")
     try:
         port = parts.port
     except ValueError:
@@ -59,6 +58,38 @@ def normalise_url(value: object) -> str:
             quote(parts.fragment, safe=_SAFE),
         )
     )
+
+
+def normalise_host(value: str) -> str:
+    """A host as it may appear in a URL: IDNs as punycode, IPv6 in brackets; or ValueError."""
+    host = value.strip().lower()
+    if not host:
+        raise ValueError("URL has no host")
+    if ":" in host:
+        try:
+            return f"[{ipaddress.IPv6Address(host.strip('[]')).compressed}]"
+        except ValueError:
+            raise ValueError(f"host {shown(value)} is not a valid IPv6 address") from None
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"host {shown(value)} is not a valid domain name") from None
+    if not _HOST.fullmatch(encoded):
+        raise ValueError(f"host {shown(value)} is not a valid domain name")
+    return encoded
+
+
+def resolve_url(value: object, base_url: str | None = None) -> str:
+    """`normalise_url`, after resolving a relative `value` against `base_url` when given.
+
+    `base_url` is the URL of the document the link was found in (a remote source's
+    page); local files have none, so their links must already be absolute.
+    """
+    if base_url and isinstance(value, str):
+        text = html.unescape(value.strip())
+        if text:
+            value = urljoin(base_url, text)
+    return normalise_url(value)
 
 
 def canonical_url(url: str, tracking_params: tuple[str, ...]) -> str:

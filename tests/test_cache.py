@@ -247,15 +247,15 @@ def test_damaged_cache_entry_is_parsed_again(site) -> None:
     assert build(config).parsed == 0
 
 
-def test_unusable_state_location_builds_without_cache(tmp_path: Path, write_config, capsys):
+def test_unusable_state_location_is_a_config_error(tmp_path: Path, write_config, capsys):
     records = tmp_path / "records"
     write_records(records, 3)
     (tmp_path / "blocker").write_text("a file where the state folder should be")
     config_path = write_config(records, '[build]\nstate_path = "blocker/state.db"\n')
-    assert main(["build", "--config", str(config_path)]) == 0
+    assert main(["build", "--config", str(config_path)]) == 2
     captured = capsys.readouterr()
-    assert "state file cannot be used" in captured.err
-    assert "(3 parsed)" in captured.out
+    assert "build.state_path: expected a usable state file" in captured.err
+    assert not (tmp_path / "out").exists()
 
 
 def test_check_writes_no_state(site) -> None:
@@ -343,3 +343,16 @@ def test_check_command_runs_without_output_option(site, capsys) -> None:
     _, config = site
     assert main(["check", "--config", str(config.path)]) == 0
     assert "nothing written" in capsys.readouterr().out
+
+
+def test_a_state_path_that_is_a_folder_is_a_config_error_and_left_alone(
+    tmp_path: Path, write_config, capsys
+) -> None:
+    records = tmp_path / "records"
+    write_records(records, 2)
+    (tmp_path / "state-folder" / "keep").mkdir(parents=True)
+    config_path = write_config(records, '[build]\nstate_path = "state-folder"\n')
+    assert main(["build", "--config", str(config_path)]) == 2
+    assert "build.state_path: expected a usable state file" in capsys.readouterr().err
+    assert (tmp_path / "state-folder" / "keep").is_dir()
+    assert not list(tmp_path.glob("*.corrupt"))

@@ -5,14 +5,12 @@ Also the fast paths of clean_text and normalise_url against their full versions.
 
 from __future__ import annotations
 
-import html
-import re
-import unicodedata
 from pathlib import Path
 
 import pytest
 import yaml
 
+from aggregator.markup import plain_text_full
 from aggregator.parse import decode, split_front_matter
 from aggregator.plainyaml import NotPlain, load_plain_yaml
 from aggregator.records import clean_text
@@ -159,12 +157,6 @@ def test_the_fast_path_reads_the_common_shapes() -> None:
 # --- clean_text and normalise_url: fast paths against the full algorithms ---------
 
 
-def clean_text_reference(value: str) -> str:
-    text = html.unescape(value)
-    text = re.sub("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]", "", text)
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
-
-
 TEXTS = [
     "Plain title",
     "  spaced   out\ttabs\nnew lines  ",
@@ -181,7 +173,7 @@ TEXTS = [
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_clean_text_matches_the_full_algorithm(text: str) -> None:
-    assert clean_text(text, "title") == clean_text_reference(text)
+    assert clean_text(text, "title") == plain_text_full(text)
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
@@ -194,7 +186,7 @@ def test_clean_text_matches_on_every_corpus_string() -> None:
     ]
     assert len(strings) > 1000
     for value in strings:
-        assert clean_text(value, "x") == clean_text_reference(value)
+        assert clean_text(value, "x") == plain_text_full(value)
 
 
 def _strings(value: object) -> list[str]:

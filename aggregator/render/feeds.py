@@ -17,6 +17,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
+from aggregator import markup
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan
 from aggregator.records import Record
@@ -186,9 +187,14 @@ def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, 
     entry.published(record.published)
     entry.updated(record.updated)
     if record.excerpt:
-        # RSS descriptions are HTML; Atom's summary is declared plain text.
-        entry.description(html.escape(record.excerpt, quote=False))
-        entry.summary(record.excerpt)
+        # The excerpt is a sanitised HTML fragment (records.parse_excerpt). RSS
+        # descriptions are HTML, escaped into the XML by feedgen; Atom's summary says
+        # "html" when the fragment holds markup or entities, else it is plain text.
+        entry.description(record.excerpt)
+        if markup.holds_markup(record.excerpt):
+            entry.summary(record.excerpt, type="html")
+        else:
+            entry.summary(record.excerpt)
     entry.content(_content_html(record), type="html")
     if record.provider:
         uri = f"https://{record.provider.domain}/" if record.provider.domain else None
@@ -218,7 +224,9 @@ def _content_html(record: Record) -> str:
         src, alt = html.escape(record.images[0].url), html.escape(record.title)
         parts.append(f'<p><img src="{src}" alt="{alt}"/></p>')
     if record.excerpt:
-        parts.append(f"<p>{html.escape(record.excerpt)}</p>")
+        # Already safe HTML. A <p> cannot hold block elements, so those get a <div>.
+        wrapper = "div" if markup.holds_blocks(record.excerpt) else "p"
+        parts.append(f"<{wrapper}>{record.excerpt}</{wrapper}>")
     source = record.provider.name if record.provider else record.guid.split("/")[2]
     parts.append(f'<p><a href="{html.escape(record.url)}">Read at {html.escape(source)}</a></p>')
     if record.related:

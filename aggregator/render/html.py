@@ -182,7 +182,7 @@ def _story(record: Record, topics: dict[str, FeedPlan], root: str) -> StoryView:
         url=record.url,
         provider=provider,
         published=record.published,
-        excerpt=record.excerpt,
+        excerpt=record.excerpt_text,
         image=ImageView(image.url, image.width, image.height) if image else None,
         topics=tuple(story_topics),
     )

@@ -58,7 +58,7 @@ def _item(record: Record, topic_names: dict[str, str]) -> dict[str, Any]:
         "date_modified": rfc3339(record.updated),
     }
     if record.excerpt:
-        item["summary"] = record.excerpt
+        item["summary"] = record.excerpt_text  # plain text in JSON Feed
     if record.images:
         item["image"] = record.images[0].url
     if record.provider:

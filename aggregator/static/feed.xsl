@@ -81,8 +81,8 @@
       </div>
       <xsl:if test="description">
         <p>
-          <xsl:call-template name="unescape">
-            <xsl:with-param name="text" select="description"/>
+          <xsl:call-template name="html-text">
+            <xsl:with-param name="html" select="description"/>
           </xsl:call-template>
         </p>
       </xsl:if>
@@ -101,12 +101,41 @@
         <xsl:if test="atom:author and atom:published"> · </xsl:if>
         <xsl:value-of select="substring(atom:published, 1, 10)"/>
       </div>
-      <xsl:if test="atom:summary">
-        <p><xsl:value-of select="atom:summary"/></p>
-      </xsl:if>
+      <xsl:choose>
+        <xsl:when test="atom:summary[@type='html']">
+          <p>
+            <xsl:call-template name="html-text">
+              <xsl:with-param name="html" select="atom:summary"/>
+            </xsl:call-template>
+          </p>
+        </xsl:when>
+        <xsl:when test="atom:summary">
+          <p><xsl:value-of select="atom:summary"/></p>
+        </xsl:when>
+      </xsl:choose>
     </li>
   </xsl:template>
-  <!-- RSS descriptions are escaped HTML: show &amp; &lt; &gt; as the characters they stand for. -->
+  <!-- An HTML fragment (a sanitised excerpt) shown as its text: tags dropped, entities
+       decoded. Literal '<' in the text is always escaped, so every '<' starts a tag. -->
+  <xsl:template name="html-text">
+    <xsl:param name="html"/>
+    <xsl:choose>
+      <xsl:when test="contains($html, '&lt;')">
+        <xsl:call-template name="unescape">
+          <xsl:with-param name="text" select="substring-before($html, '&lt;')"/>
+        </xsl:call-template>
+        <xsl:call-template name="html-text">
+          <xsl:with-param name="html" select="substring-after(substring-after($html, '&lt;'), '&gt;')"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise>
+        <xsl:call-template name="unescape">
+          <xsl:with-param name="text" select="$html"/>
+        </xsl:call-template>
+      </xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+  <!-- Show &amp; &lt; &gt; as the characters they stand for. -->
   <xsl:template name="unescape">
     <xsl:param name="text"/>
     <xsl:choose>

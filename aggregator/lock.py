@@ -1,0 +1,61 @@
+"""One build at a time: an exclusive lock held for the whole build.
+
+Cron can start a build while the previous one is still running. Two builds writing
+the same feeds and state store would interleave, so each build takes an OS file lock
+(fcntl/flock via the filelock package) beside the state file. The kernel releases it
+when the process ends, even on SIGKILL, so a killed build never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from aggregator.errors import AggregatorError
+
+LOCK_SUFFIX = ".lock"
+
+
+class BuildLocked(AggregatorError):
+    """Another build held the lock for longer than we were willing to wait."""
+
+    def __init__(self, path: Path, waited: float) -> None:
+        self.path = path
+        self.waited = waited
+        super().__init__(
+            f"another build is running (it holds {path}); waited {waited:g} s "
+            "([build] lock_timeout), nothing was done"
+        )
+
+
+def lock_path(state_path: Path) -> Path:
+    """The lock lives beside the state file: `state.db` -> `state.db.lock`."""
+    return state_path.with_name(state_path.name + LOCK_SUFFIX)
+
+
+@contextmanager
+def build_lock(
+    path: Path, timeout: float, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold the build lock at `path`; wait at most `timeout` seconds, else BuildLocked.
+
+    `on_wait` is called once if the lock is busy, before waiting.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait is not None:
+            on_wait()
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise BuildLocked(path, timeout) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,152 @@
+"""Text and markup safety: what may reach an XML feed and the reader that renders it.
+
+Records are untrusted. Everything we publish is rendered by other people's feed
+readers, some of which treat even RSS titles as HTML, so:
+
+- plain-text fields (titles, names, topics) lose every tag, even entity-encoded ones;
+- excerpts keep a small allow-list of HTML (nh3), or are reduced to text;
+- every string loses the characters XML 1.0 forbids and is normalised to NFC.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable
+
+import nh3
+
+# XML 1.0 Char excludes C0 controls (but tab, LF, CR), surrogates and U+FFFE/U+FFFF.
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+_TAG_LIKE = re.compile(r"<[A-Za-z!/?]")
+_BLOCK_TAG = re.compile(r"<(?:p|ul|ol|li|blockquote)\b")
+# Tags that separate words when markup becomes text: "<p>a</p><p>b</p>" is "a b".
+_WORD_BREAK = re.compile(
+    r"<(?=/?(?:address|article|aside|blockquote|br|dd|div|dl|dt|figcaption|figure|footer|"
+    r"h[1-6]|header|hr|img|li|main|nav|ol|p|pre|section|table|td|th|tr|ul)\b)",
+    re.IGNORECASE,
+)
+_PLAIN_ROUNDS = 4  # markup hidden under this many layers of entities is still removed
+
+EXCERPT_MODES = ("sanitize", "text")
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "cite", "code", "del", "em", "i", "img",
+        "ins", "kbd", "li", "mark", "ol", "p", "q", "s", "small", "span", "strong", "sub",
+        "sup", "u", "ul",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "img": {"src", "alt", "title", "width", "height"},
+}
+URL_ATTRIBUTES = frozenset({"href", "src"})
+URL_SCHEMES = frozenset({"http", "https"})
+ELLIPSIS = "…"
+
+
+def xml_safe(text: str) -> str:
+    """Remove the characters XML 1.0 cannot hold; everything else (emoji, RTL, CJK) stays."""
+    return XML_FORBIDDEN.sub("", text)
+
+
+def plain_text(text: str) -> str:
+    """Plain text from text that may hold markup or entities: tags removed, entities decoded.
+
+    Decoding can reveal new markup (`&lt;script&gt;`); it is removed too, because some
+    readers render titles as HTML. Also XML-safe, NFC, whitespace folded.
+    """
+    if text.isascii() and text.isprintable() and "<" not in text and "&" not in text:
+        return " ".join(text.split())  # the common case: nothing to remove or normalise
+    return plain_text_full(text)
+
+
+def plain_text_full(text: str) -> str:
+    """`plain_text` without its shortcut for plain ASCII (kept apart so tests can show
+    the shortcut gives the same result)."""
+    text = xml_safe(text)
+    for _ in range(_PLAIN_ROUNDS):
+        if "<" not in text and "&" not in text:
+            break
+        decoded = xml_safe(html.unescape(_strip_tags(text)))
+        if decoded == text:
+            break
+        text = decoded
+    if _TAG_LIKE.search(text):
+        text = text.replace("<", "")  # still markup after every round: give up on '<'
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def _strip_tags(text: str) -> str:
+    """Every tag removed (script and style with their content); text stays escaped."""
+    return nh3.clean(_WORD_BREAK.sub(" <", text), tags=set())
+
+
+def html_to_text(fragment: str) -> str:
+    """The text of a (sanitised) HTML fragment: one round of tag removal and decoding."""
+    text = html.unescape(_strip_tags(fragment))
+    return _SPACES.sub(" ", xml_safe(text)).strip()
+
+
+def sanitize_html(fragment: str, resolve_url: Callable[[str], str | None] | None = None) -> str:
+    """An allow-listed HTML fragment: no script, style, iframe, event handler or unsafe URL.
+
+    `resolve_url` turns an href/src into an absolute http(s) URL, or None to drop it.
+    Normalisation to NFC happens BEFORE sanitising: composing afterwards could merge a
+    tag's `>` with a following combining character and reopen the tag.
+    """
+    text = unicodedata.normalize("NFC", xml_safe(fragment))
+
+    def filter_attribute(tag: str, name: str, value: str) -> str | None:
+        if name not in URL_ATTRIBUTES:
+            return value
+        return None if resolve_url is None else resolve_url(value)
+
+    clean = nh3.clean(
+        text,
+        tags=set(ALLOWED_TAGS),
+        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        attribute_filter=filter_attribute,
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+    )
+    return _SPACES.sub(" ", xml_safe(clean)).strip()
+
+
+def text_as_html(text: str) -> str:
+    """Plain text as an HTML fragment (the excerpt in "text" mode)."""
+    return html.escape(text, quote=False)
+
+
+def excerpt_html(
+    raw: str, mode: str, resolve_url: Callable[[str], str | None] | None = None
+) -> str:
+    """The excerpt as a safe HTML fragment: sanitised markup, or escaped plain text."""
+    if mode == "text":
+        return text_as_html(plain_text(raw))
+    return sanitize_html(raw, resolve_url)
+
+
+def holds_blocks(fragment: str) -> bool:
+    """True when a sanitised fragment holds block elements (which a <p> cannot hold)."""
+    return _BLOCK_TAG.search(fragment) is not None
+
+
+def holds_markup(fragment: str) -> bool:
+    """True when an HTML fragment is not also valid plain text (has tags or entities)."""
+    return "<" in fragment or "&" in fragment
+
+
+def truncate(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary where one is near, with '…'."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    if space >= limit * 3 // 4:
+        cut = cut[:space]
+    return cut.rstrip() + ELLIPSIS

@@ -1,0 +1,159 @@
+"""Figures for the hardening work: how fast bombs fail, what the YAML caps cost, and
+what happens when real builds are killed at random moments.
+
+    python benchmarks/hardening_figures.py [--kills N] [--records N]
+
+Never run in tests or CI (it measures time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aggregator.limits import LimitExceeded  # noqa: E402
+from aggregator.parse import load_yaml  # noqa: E402
+from tests.hardening_helpers import (  # noqa: E402
+    classify_after_kill,
+    read_tree,
+    write_config,
+    write_record_set,
+)
+from tests.test_hardening_limits import alias_chain, billion_laughs, merge_key_bomb  # noqa: E402
+
+# Beside the repository (CI, main), or beside the folder of worktrees.
+CORPUS = next(
+    (p for p in (ROOT.parent / "shared" / "corpus", ROOT.parent.parent / "shared" / "corpus")
+     if p.is_dir()),
+    ROOT.parent / "shared" / "corpus",
+)  # fmt: skip
+
+
+def best_of(function, runs: int = 200) -> float:
+    """Median seconds of `function()` over `runs` runs."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bomb_figures() -> None:
+    for name, text, expanded in [
+        ("billion laughs (10 levels x 10)", billion_laughs(), "10^10 strings"),
+        ("merge-key bomb (30 levels x 2)", merge_key_bomb(), "2^30 keys"),
+        ("alias chain (40 levels x 2)", alias_chain(), "2^40 nodes"),
+    ]:
+
+        def reject(text: str = text) -> None:
+            try:
+                load_yaml(text)
+            except LimitExceeded:
+                return
+            raise AssertionError("not rejected")
+
+        print(f"{name}: {len(text)} bytes, {expanded} if expanded; "
+              f"rejected in {best_of(reject) * 1e6:.0f} µs (median of 200)")  # fmt: skip
+
+
+def front_matters() -> list[str]:
+    texts = []
+    for path in sorted(CORPUS.rglob("*.md")):
+        match = re.match(r"---\r?\n(.*?)\r?\n---", path.read_text("utf-8-sig"), re.S)
+        if match:
+            texts.append(match.group(1))
+    return texts
+
+
+def loader_figures() -> None:
+    texts = front_matters()
+    if not texts:
+        print("corpus not found; loader comparison skipped")
+        return
+    with_star = [t for t in texts if "*" in t]
+
+    def plain() -> None:
+        for text in texts:
+            yaml.load(text, Loader=yaml.CSafeLoader)
+
+    def limited() -> None:
+        for text in texts:
+            load_yaml(text)
+
+    def limited_composer() -> None:  # force the Python composer path on every document
+        for text in texts:
+            load_yaml(text + "\n# *")
+
+    n = len(texts)
+    print(f"corpus front matter ({n} docs, {len(with_star)} contain '*'), µs per document:")
+    print(f"  CSafeLoader (no caps)          {best_of(plain, 20) / n * 1e6:7.0f}")
+    print(f"  load_yaml (caps; as used)      {best_of(limited, 20) / n * 1e6:7.0f}")
+    print(f"  load_yaml, composer path only  {best_of(limited_composer, 20) / n * 1e6:7.0f}")
+
+
+def kill_figures(kills: int, records: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        source = tmp / "records"
+        write_record_set(source, records, records // 6)
+        config = write_config(tmp, source)
+        command = [sys.executable, "-m", "aggregator", "build", "--config", str(config), "-q"]
+        subprocess.run(command, check=True)
+        old = read_tree(tmp / "out")
+        for path in source.iterdir():
+            path.unlink()
+        write_record_set(source, records, records // 6, suffix=" (updated)")
+        started = time.monotonic()
+        subprocess.run([*command, "--output", str(tmp / "new")], check=True)
+        duration = time.monotonic() - started
+        new = read_tree(tmp / "new")
+        rng = random.Random()
+        phases: dict[str, int] = {"before": 0, "during": 0, "after": 0}
+        broken_total = temps_total = 0
+        for _ in range(kills):
+            for name, data in old.items():  # back to the old feeds
+                (tmp / "out" / name).write_bytes(data)
+            for temp in (tmp / "out").rglob("*.aggregator-tmp"):
+                temp.unlink()
+            process = subprocess.Popen(command)
+            time.sleep(rng.uniform(0, duration))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            phase, temps, broken = classify_after_kill(tmp / "out", old, new)
+            phases[phase] += 1
+            broken_total += len(broken)
+            temps_total += len(temps)
+        subprocess.run(command, check=True)
+        recovered = read_tree(tmp / "out") == new
+        print(f"kill test: {len(new)} feed files, full build {duration:.2f} s, {kills} SIGKILLs at "
+              f"uniform random moments: {phases}; broken or partial feeds: {broken_total}; "
+              f"temp files left: {temps_total} (removed by the next run); "
+              f"next run correct: {recovered}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--records", type=int, default=1200)
+    args = parser.parse_args()
+    bomb_figures()
+    loader_figures()
+    kill_figures(args.kills, args.records)
+
+
+if __name__ == "__main__":
+    main()
