@@ -30,6 +30,7 @@ from aggregator.parallel import Loader, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
     UnsafePath,
+    remove_if_unchanged,
     remove_stale_temp_files,
     target_path,
     write_if_changed,
@@ -324,6 +325,9 @@ def publish(
             put(render_site_files(config, plans), inputs)
     written = [target for target, changed in writes if changed.result()]
     if feed_cache is not None:
+        # A topic that is gone takes its files with it (only files we made, unchanged).
+        for relative, sha256, size in feed_cache.stale():
+            remove_if_unchanged(output, relative, sha256, size)
         feed_cache.finish()  # only once every file is on disk
     return written, rendered, total
 

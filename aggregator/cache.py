@@ -227,6 +227,15 @@ class FeedCache:
     def rendered(self, relative: str, inputs: bytes, data: bytes) -> None:
         self._now[relative] = _FEED_ENTRY.pack(inputs, hashlib.sha256(data).digest(), len(data))
 
+    def stale(self) -> list[tuple[str, bytes, int]]:
+        """Files an earlier build made that this one did not: (relative path, sha256, size).
+        Call after every file of this build was rendered or found current."""
+        return [
+            (relative, *_FEED_ENTRY.unpack(entry)[1:])
+            for relative, entry in sorted(self._known.items())
+            if relative not in self._now
+        ]
+
     def finish(self) -> None:
         """Remember this build's feeds; forget feeds that were not made this time."""
         known = self._known

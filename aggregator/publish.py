@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -53,6 +54,29 @@ def remove_stale_temp_files(root: Path) -> int:
                 Path(dirpath, name).unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+def remove_if_unchanged(root: Path, relative: str, sha256: bytes, size: int) -> bool:
+    """Delete a file an earlier build wrote, if it still holds exactly those bytes (so a
+    file someone else changed or put there is left alone); then drop emptied folders."""
+    try:
+        path = target_path(root, relative)
+        if path.is_symlink() or path.stat().st_size != size:
+            return False
+        if hashlib.sha256(path.read_bytes()).digest() != sha256:
+            return False
+        path.unlink()
+    except (FileNotFoundError, UnsafePath):
+        return False
+    real_root = root.resolve()
+    for folder in path.parents:
+        if folder.resolve() == real_root:
+            break
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            break
+    return True
 
 
 class UnsafePath(AggregatorError):

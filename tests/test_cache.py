@@ -356,3 +356,32 @@ def test_a_state_path_that_is_a_folder_is_a_config_error_and_left_alone(
     assert "build.state_path: expected a usable state file" in capsys.readouterr().err
     assert (tmp_path / "state-folder" / "keep").is_dir()
     assert not list(tmp_path.glob("*.corrupt"))
+
+
+def test_a_topic_that_is_gone_takes_only_its_own_files_with_it(site) -> None:
+    records, config = site
+    lonely = records / "lonely.md"
+    lonely.write_text(record_text(500, ("Lonely Topic",)))
+    build(config)
+    folder = config.site.output_dir / "topics" / "lonely-topic"
+    assert (folder / "rss.xml").is_file()
+    other = config.site.output_dir / "topics" / "space"
+    (other / "notes.txt").write_text("not ours")
+    lonely.unlink()
+    report = build(config)
+    assert not folder.exists()  # rss, atom, JSON Feed and page gone, then the folder
+    assert (other / "notes.txt").read_text() == "not ours"
+    assert report.feeds == 12 and build(config).written == 0
+
+
+def test_a_stale_file_someone_changed_is_left_alone(site) -> None:
+    records, config = site
+    lonely = records / "lonely.md"
+    lonely.write_text(record_text(500, ("Lonely Topic",)))
+    build(config)
+    page = config.site.output_dir / "topics" / "lonely-topic" / "index.html"
+    page.write_text("edited by hand")
+    lonely.unlink()
+    build(config)
+    assert page.read_text() == "edited by hand"
+    assert not (page.parent / "rss.xml").exists()
