@@ -17,7 +17,9 @@ from pathlib import Path
 
 from aggregator.cache import (
     FeedCache,
+    LastBuild,
     ParseCache,
+    build_inputs,
     decode_result,
     feed_inputs,
     file_stamp,
@@ -107,10 +109,33 @@ def _source_files(
     return scan_record_files(source.path, on_skip)
 
 
+@dataclass(frozen=True, slots=True)
+class FoundFiles:
+    """The record files of every `path` source, with their stats and parse-cache keys."""
+
+    files: list[tuple[str, os.stat_result | None]]
+    keys: list[str]
+    skipped: list[Problem]  # links not followed (warnings)
+
+
+def find_files(config: Config) -> FoundFiles:
+    found = FoundFiles([], [], [])
+    for index, source in enumerate(config.sources):
+        if source.path is None:
+            continue  # remote: fetched in collect
+        files = _source_files(source, index, config, found.skipped)
+        # Cache keys are absolute paths, whatever folder the build is started from.
+        root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
+        found.files.extend(files)
+        found.keys.extend(absolute + path[len(root) :] for path, _ in files)
+    return found
+
+
 def collect(
     config: Config,
     cache: ParseCache | None = None,
     *,
+    found: FoundFiles | None = None,
     store: StateStore | None = None,
     progress: Progress | None = None,
     persist: bool = True,
@@ -120,28 +145,18 @@ def collect(
     With a cache, files whose size and mtime are unchanged are not read again. Remote
     sources use `store` for their fetch cache (or open the state file themselves).
     """
+    found = found or find_files(config)
     load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
-    files: list[tuple[str, os.stat_result | None]] = []
-    keys: list[str] = []
-    skipped: list[Problem] = []
-    for index, source in enumerate(config.sources):
-        if source.path is None:
-            continue  # remote: fetched together, below
-        found = _source_files(source, index, config, skipped)
-        # Cache keys are absolute paths, whatever folder the build is started from.
-        root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
-        files.extend(found)
-        keys.extend(absolute + path[len(root) :] for path, _ in found)
     workers = worker_count(config.build.workers)
-    results, parsed = read_record_files(files, keys, load, cache, workers)
+    results, parsed = read_record_files(found.files, found.keys, load, cache, workers)
     remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
-    if skipped:
-        results.append(DocumentResult(problems=tuple(skipped)))
+    if found.skipped:
+        results.append(DocumentResult(problems=tuple(found.skipped)))
     return Collection(
         records=tuple(r for result in results for r in result.records),
         problems=tuple(p for result in results for p in result.problems),
-        documents=len(files) + len(remote.results),
+        documents=len(found.files) + len(remote.results),
         unpublished=sum(result.unpublished for result in results),
         parsed=parsed,
         fetch=remote.stats,
@@ -242,8 +257,19 @@ def _run(
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
         context = _parse_context(config, program)
+        found = find_files(config)
+        inputs = None
+        if store is not None:
+            inputs = build_inputs(config, context, found.keys, found.files, output)
+        if store is not None and inputs is not None and not full:
+            last = LastBuild.recall(store, inputs, output)
+            if last is not None:
+                remove_stale_temp_files(output)
+                return BuildReport(**last.counts, written=0, problems=(*notes, *last.problems))
         cache = None if store is None else ParseCache(store, context, full=full)
-        collection = collect(config, cache, store=store, progress=progress, persist=write)
+        collection = collect(
+            config, cache, found=found, store=store, progress=progress, persist=write
+        )
         stories, duplicates = merge_duplicates(collection.records)
         plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
         names = {key: topic.name for key, topic in topics.items()}
@@ -252,22 +278,26 @@ def _run(
             written, rendered, files = publish(
                 config, plans, names, output, feed_cache, program, refused
             )
-    return BuildReport(
-        documents=collection.documents,
-        records=len(collection.records),
-        rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
-        unpublished=collection.unpublished,
-        duplicates=duplicates,
-        items=len(stories),
-        feeds=2 * len(plans) if write else 0,
-        files=files,
-        written=len(written),
-        problems=(*notes, *collection.problems, *refused),
-        written_paths=tuple(written),
-        parsed=collection.parsed,
-        rendered=rendered,
-        fetch=collection.fetch,
-    )
+        report = BuildReport(
+            documents=collection.documents,
+            records=len(collection.records),
+            rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
+            unpublished=collection.unpublished,
+            duplicates=duplicates,
+            items=len(stories),
+            feeds=2 * len(plans) if write else 0,
+            files=files,
+            written=len(written),
+            problems=(*collection.problems, *refused),
+            written_paths=tuple(written),
+            parsed=collection.parsed,
+            rendered=rendered,
+            fetch=collection.fetch,
+        )
+        if store is not None:
+            counts = {name: getattr(report, name) for name in LastBuild.COUNTS}
+            LastBuild.remember(store, inputs, counts, report.problems)
+    return replace(report, problems=(*notes, *report.problems))
 
 
 def publish(

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import os
 import struct
 import sys
-from collections.abc import Iterable
-from dataclasses import fields
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from aggregator.config import SiteConfig
+from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
 from aggregator.rank import FeedPlan
 from aggregator.records import DocumentResult, Image, Provider, Record, Related
@@ -227,6 +228,20 @@ class FeedCache:
     def rendered(self, relative: str, inputs: bytes, data: bytes) -> None:
         self._now[relative] = _FEED_ENTRY.pack(inputs, hashlib.sha256(data).digest(), len(data))
 
+    def all_current(self) -> bool:
+        """True if every file the last build made is on disk with the bytes it wrote."""
+        if not self._known:
+            return False
+        for relative, entry in self._known.items():
+            _, sha256, size = _FEED_ENTRY.unpack(entry)
+            try:
+                data = (self._output / relative).read_bytes()
+            except OSError:
+                return False
+            if len(data) != size or hashlib.sha256(data).digest() != sha256:
+                return False
+        return True
+
     def stale(self) -> list[tuple[str, bytes, int]]:
         """Files an earlier build made that this one did not: (relative path, sha256, size).
         Call after every file of this build was rendered or found current."""
@@ -243,3 +258,73 @@ class FeedCache:
         with self._store.transaction():
             self._store.put_many(FEEDS, changed)
             self._store.delete_many(FEEDS, sorted(set(self._known) - set(self._now)))
+
+
+# --- the whole build ----------------------------------------------------------------
+LAST_BUILD = "build"  # state namespace holding the last build's inputs and report
+
+
+def build_inputs(
+    config: Config,
+    context: bytes,
+    keys: Sequence[str],
+    files: Sequence[tuple[str, os.stat_result | None]],
+    output: Path,
+) -> bytes | None:
+    """Digest of everything a build's output is made from: the program, the settings and
+    the name, size and mtime of every record file. None when that cannot be known
+    without reading (remote sources, a file without a stat)."""
+    if any(source.url for source in config.sources):
+        return None
+    digest = hashlib.sha256(context)
+    digest.update(repr((config.site, config.ranking, config.feeds)).encode())
+    digest.update(os.path.abspath(output).encode())
+    for key, (_, stat) in zip(keys, files, strict=True):
+        if stat is None:
+            return None
+        digest.update(key.encode())
+        digest.update(file_stamp(stat.st_size, stat.st_mtime_ns))
+    return digest.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class RecalledBuild:
+    counts: dict[str, int]  # BuildReport's counts, by field name
+    problems: tuple[Problem, ...]
+
+
+class LastBuild:
+    """The last build's inputs digest, counts and problems: a rerun over the very same
+    inputs, with every output file still as it was written, is that build again (nothing
+    is read, decoded, ranked or rendered), its problems still reported."""
+
+    COUNTS = ("documents", "records", "rejected", "unpublished", "duplicates", "items",
+              "feeds", "files")  # fmt: skip
+
+    @staticmethod
+    def recall(store: StateStore, inputs: bytes, output: Path) -> RecalledBuild | None:
+        data = store.get(LAST_BUILD, "last")
+        if data is None:
+            return None
+        try:
+            stored, counts, problems = marshal.loads(data)
+            recalled = RecalledBuild(
+                dict(zip(LastBuild.COUNTS, counts, strict=True)),
+                tuple(Problem(*values) for values in problems),
+            )
+        except (ValueError, TypeError, EOFError):
+            return None
+        if stored != inputs or not FeedCache(store, output).all_current():
+            return None
+        return recalled
+
+    @staticmethod
+    def remember(
+        store: StateStore, inputs: bytes | None, counts: dict[str, int], problems: Iterable[Problem]
+    ) -> None:
+        if inputs is None:
+            store.delete_many(LAST_BUILD, ["last"])
+            return
+        values = tuple(counts[name] for name in LastBuild.COUNTS)
+        flat = tuple(_flat(problem) for problem in problems)
+        store.put(LAST_BUILD, "last", marshal.dumps((inputs, values, flat)))

@@ -240,10 +240,11 @@ def test_damaged_cache_entry_is_parsed_again(site) -> None:
     path = records / "record-0005.md"
     stat = path.stat()
     key = FILE_KEY + str(path)
+    (records / "record-0006.md").touch()  # some file changed: the records must be read
     with StateStore.open(config.build.state_path) as store:
         store.put(PARSE, key, file_stamp(stat.st_size, stat.st_mtime_ns) + b"\x00garbage")
     report = build(config)
-    assert (report.parsed, report.records, report.rendered) == (1, 20, 0)
+    assert (report.parsed, report.records, report.rendered) == (2, 20, 0)
     assert build(config).parsed == 0
 
 
@@ -385,3 +386,22 @@ def test_a_stale_file_someone_changed_is_left_alone(site) -> None:
     build(config)
     assert page.read_text() == "edited by hand"
     assert not (page.parent / "rss.xml").exists()
+
+
+def test_a_rerun_over_the_same_inputs_decodes_nothing_but_reports_the_same(site, capsys) -> None:
+    records, config = site
+    (records / "broken.md").write_text("---\ntitle: Broken\nwebUrl: nope\n---\n")
+    first = build(config)
+    with StateStore.open(config.build.state_path) as store:
+        store.delete_many(PARSE, list(store.items(PARSE)))  # a rerun that decoded would reparse
+    again = build(config)
+    assert (again.parsed, again.rendered, again.written) == (0, 0, 0)
+    assert (again.records, again.items, again.rejected, again.files) == (
+        first.records, first.items, first.rejected, first.files
+    )  # fmt: skip
+    assert [str(p) for p in again.problems] == [str(p) for p in first.problems]
+    # an output file changed by hand: the shortcut is not taken, the file is made again
+    rss = config.site.output_dir / "rss.xml"
+    rss.write_text("damaged")
+    repaired = build(config)
+    assert repaired.parsed == 21 and rss.read_bytes() != b"damaged"
