@@ -10,6 +10,7 @@ readers, some of which treat even RSS titles as HTML, so:
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -85,6 +86,7 @@ def _strip_tags(text: str) -> str:
     return nh3.clean(_WORD_BREAK.sub(" <", text), tags=set())
 
 
+@functools.lru_cache(maxsize=8192)  # a story's excerpt is shown in several feeds and pages
 def html_to_text(fragment: str) -> str:
     """The text of a (sanitised) HTML fragment: one round of tag removal and decoding."""
     text = html.unescape(_strip_tags(fragment))
