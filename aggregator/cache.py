@@ -211,36 +211,30 @@ class FeedCache:
     def is_current(self, relative: str, inputs: bytes) -> bool:
         """True if the file was rendered from `inputs` and still holds those bytes."""
         entry = self._entries.get(relative)
-        if entry is None:
+        if entry is None or _FEED_ENTRY.unpack(entry)[0] != inputs:
             return False
-        rendered_from, sha256, size = _FEED_ENTRY.unpack(entry)
-        if rendered_from != inputs:
+        if not self._holds(relative, entry):
             return False
+        self._now[relative] = entry
+        return True
+
+    def _holds(self, relative: str, entry: bytes) -> bool:
+        """True if the file is on disk with the bytes `entry` recorded."""
+        _, sha256, size = _FEED_ENTRY.unpack(entry)
         try:
             data = (self._output / relative).read_bytes()
         except OSError:
             return False
-        if len(data) != size or hashlib.sha256(data).digest() != sha256:
-            return False
-        self._now[relative] = entry
-        return True
+        return len(data) == size and hashlib.sha256(data).digest() == sha256
 
     def rendered(self, relative: str, inputs: bytes, data: bytes) -> None:
         self._now[relative] = _FEED_ENTRY.pack(inputs, hashlib.sha256(data).digest(), len(data))
 
     def all_current(self) -> bool:
         """True if every file the last build made is on disk with the bytes it wrote."""
-        if not self._known:
-            return False
-        for relative, entry in self._known.items():
-            _, sha256, size = _FEED_ENTRY.unpack(entry)
-            try:
-                data = (self._output / relative).read_bytes()
-            except OSError:
-                return False
-            if len(data) != size or hashlib.sha256(data).digest() != sha256:
-                return False
-        return True
+        return bool(self._known) and all(
+            self._holds(relative, entry) for relative, entry in self._known.items()
+        )
 
     def stale(self) -> list[tuple[str, bytes, int]]:
         """Files an earlier build made that this one did not: (relative path, sha256, size).

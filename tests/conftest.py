@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 # The shared corpus sits beside the repository (CI: a copy of shared/ beside the clone);
@@ -39,3 +42,28 @@ path = "{records_dir}"
         return path
 
     return write
+
+
+@contextmanager
+def running_server() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.is_running():
+            server.clear()
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[HTTPServer]:
+    with running_server() as started:  # stopping a server takes 0.5 s: one per module
+        yield started
+
+
+@pytest.fixture
+def server(shared_server: HTTPServer) -> Iterator[HTTPServer]:
+    """A real HTTP server on 127.0.0.1, shared within a module, cleared after each test."""
+    yield shared_server
+    shared_server.clear()

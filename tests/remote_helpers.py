@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import feedparser
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from .conftest import CORPUS, ROOT
+from .conftest import CORPUS, ROOT, running_server  # noqa: F401 (re-exported)
 
 # Fast, test-sized fetch settings: tiny backoff, short timeouts.
 FAST_FETCH = """
@@ -34,18 +32,6 @@ def corpus_dir() -> Path | None:
         if candidate.is_dir():
             return candidate
     return None
-
-
-@contextmanager
-def running_server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.is_running():
-            server.clear()
-            server.stop()
 
 
 def record(n: int, *, host: str = "news.example.com", topic: str = "AI", **extra: Any) -> dict:

@@ -8,7 +8,6 @@ import threading
 import time
 import tracemalloc
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -35,21 +34,7 @@ from aggregator.fetch import (
     parse_retry_after,
 )
 
-from .remote_helpers import running_server
-
 FAST = FetchConfig(timeout=2.0, retries=2, backoff=0.001, max_retry_after=0.05)
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[HTTPServer]:
-    with running_server() as started:  # stopping a server takes 0.5 s: one per module
-        yield started
-
-
-@pytest.fixture
-def server(shared_server: HTTPServer) -> Iterator[HTTPServer]:
-    yield shared_server
-    shared_server.clear()
 
 
 def fetch(

@@ -7,7 +7,6 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,18 +41,6 @@ from .remote_helpers import (
 
 # Every record in the feeds: no item cap, no per-provider cap.
 ALL_ITEMS = FAST_FETCH + "\n[feeds]\nmax_items = 500\n[ranking]\nmax_per_provider = 500\n"
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[HTTPServer]:
-    with running_server() as started:  # stopping a server takes 0.5 s: one per module
-        yield started
-
-
-@pytest.fixture
-def server(shared_server: HTTPServer) -> Iterator[HTTPServer]:
-    yield shared_server
-    shared_server.clear()
 
 
 def run_build(config_path: Path) -> BuildReport:
