@@ -17,13 +17,14 @@ from pathlib import Path
 
 from aggregator.cache import (
     FeedCache,
-    LastBuild,
     ParseCache,
-    build_inputs,
+    Snapshot,
     decode_result,
     feed_inputs,
     file_stamp,
+    file_stamps,
     program_fingerprint,
+    settings_digest,
 )
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
@@ -37,7 +38,7 @@ from aggregator.publish import (
     target_path,
     write_if_changed,
 )
-from aggregator.rank import FeedPlan, plan_feeds
+from aggregator.rank import FeedPlan, extend_plans, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.remote_sources import (
     FetchStats,
@@ -51,6 +52,7 @@ from aggregator.render.jsonfeed import JSON_FEED_NAME, render_json_feed
 from aggregator.render.opml import OPML_NAME, render_opml
 from aggregator.sources import scan_record_files
 from aggregator.state import StateStore
+from aggregator.topics import spelling_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,53 +253,176 @@ def _run(
 ) -> BuildReport:
     program = program_fingerprint()
     notes: list[Problem] = []
-    written: list[Path] = []
-    refused: list[Problem] = []
-    rendered = files = 0
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
         context = _parse_context(config, program)
         found = find_files(config)
-        inputs = None
-        if store is not None:
-            inputs = build_inputs(config, context, found.keys, found.files, output)
-        if store is not None and inputs is not None and not full:
-            last = LastBuild.recall(store, inputs, output)
-            if last is not None:
-                remove_stale_temp_files(output)
-                return BuildReport(**last.counts, written=0, problems=(*notes, *last.problems))
-        cache = None if store is None else ParseCache(store, context, full=full)
-        collection = collect(
-            config, cache, found=found, store=store, progress=progress, persist=write
-        )
-        stories, duplicates = merge_duplicates(collection.records)
-        plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
-        names = {key: topic.name for key, topic in topics.items()}
-        if write:
-            feed_cache = None if store is None else FeedCache(store, output, full=full)
-            written, rendered, files = publish(
-                config, plans, names, output, feed_cache, program, refused
+        stamps = None if store is None else file_stamps(config, found.keys, found.files)
+        settings = settings_digest(config, context, output)
+        snapshot = None
+        if store is not None and stamps is not None and not full:
+            snapshot = Snapshot.load(store, settings)
+        report = None
+        if store is not None and snapshot is not None and stamps is not None:
+            report = _rerun(snapshot, stamps, store, output, found) or _add_files(
+                config, store, output, snapshot, stamps, found, program
             )
-        report = BuildReport(
-            documents=collection.documents,
-            records=len(collection.records),
-            rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
-            unpublished=collection.unpublished,
-            duplicates=duplicates,
-            items=len(stories),
-            feeds=2 * len(plans) if write else 0,
-            files=files,
-            written=len(written),
-            problems=(*collection.problems, *refused),
-            written_paths=tuple(written),
-            parsed=collection.parsed,
-            rendered=rendered,
-            fetch=collection.fetch,
+        if report is None:
+            report = _build_all(config, output, store, found, context, program,
+                                full=full, progress=progress, write=write)  # fmt: skip
+            if store is not None and report.snapshot is not None and stamps is not None:
+                replace(report.snapshot, settings=settings, stamps=stamps).save(store)
+            elif store is not None:
+                Snapshot.forget(store)
+    return replace(report.report, problems=(*notes, *report.report.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    report: BuildReport
+    snapshot: Snapshot | None = None  # what the next build may start from
+
+
+def _rerun(
+    snapshot: Snapshot, stamps: dict[str, bytes], store: StateStore, output: Path, found: FoundFiles
+) -> _Outcome | None:
+    """The same files, settings and program as the last build, its output untouched:
+    that build again, without reading, ranking or rendering anything."""
+    if snapshot.stamps != stamps or not FeedCache(store, output).all_current():
+        return None
+    remove_stale_temp_files(output)
+    problems = (*snapshot.problems, *found.skipped)
+    rejected = sum(1 for p in problems if p.severity == "error")
+    return _Outcome(BuildReport(**snapshot.counts, rejected=rejected, written=0, problems=problems))
+
+
+def _add_files(
+    config: Config,
+    store: StateStore,
+    output: Path,
+    snapshot: Snapshot,
+    stamps: dict[str, bytes],
+    found: FoundFiles,
+    program: bytes,
+) -> _Outcome | None:
+    """The last build's files are all unchanged and some were added: read only the new
+    ones and extend each feed's chosen items. None (do it all) when a new story is a
+    duplicate or changes how an existing topic is shown."""
+    new_keys = snapshot.added(stamps)
+    if not new_keys:
+        return None
+    wanted = set(new_keys)
+    positions = [i for i, key in enumerate(found.keys) if key in wanted]
+    paths = [found.files[i][0] for i in positions]
+    load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
+    workers = worker_count(config.build.workers)
+    results, fresh = [], []
+    for position, path, (encoded, may_cache) in zip(
+        positions, paths, parse_files(load, paths, workers), strict=True
+    ):
+        results.append(decode_result(encoded, path))
+        if may_cache:
+            fresh.append((found.keys[position], stamps[found.keys[position]], encoded))
+    ParseCache.add(store, fresh)  # a fallback to the full build finds them parsed
+    new = [record for result in results for record in result.records]
+    guids = {record.guid for record in new}
+    if len(guids) < len(new) or not guids.isdisjoint(snapshot.guids):
+        return None
+    extended = extend_plans(
+        snapshot.plans, snapshot.spellings, new, config.ranking, config.feeds.max_items
+    )
+    if extended is None:
+        return None
+    plans, topics, spellings = extended
+    names = {key: topic.name for key, topic in topics.items()}
+    refused: list[Problem] = []
+    feed_cache = FeedCache(store, output)
+    written, rendered, files = publish(config, plans, names, output, feed_cache, program, refused)
+    order = {path: i for i, (path, _) in enumerate(found.files)}
+    problems = sorted(
+        (*snapshot.problems, *(p for result in results for p in result.problems)),
+        key=lambda problem: order.get(problem.origin, len(order)),
+    )
+    unpublished = sum(result.unpublished for result in results)
+    counts = dict(snapshot.counts)
+    counts.update(
+        documents=counts["documents"] + len(paths),
+        records=counts["records"] + len(new),
+        unpublished=counts["unpublished"] + unpublished,
+        items=counts["items"] + len(new),
+        feeds=2 * len(plans),
+        files=files,
+    )
+    shown = (*problems, *found.skipped, *refused)
+    report = BuildReport(
+        **counts,
+        rejected=sum(1 for p in shown if p.severity == "error"),
+        written=len(written),
+        problems=shown,
+        written_paths=tuple(written),
+        parsed=len(paths),
+        rendered=rendered,
+    )
+    after = Snapshot(snapshot.settings, stamps, counts, tuple(problems),
+                     snapshot.guids | guids, spellings, tuple(plans))  # fmt: skip
+    after.save(store)
+    return _Outcome(report)
+
+
+def _build_all(
+    config: Config,
+    output: Path,
+    store: StateStore | None,
+    found: FoundFiles,
+    context: bytes,
+    program: bytes,
+    *,
+    full: bool,
+    progress: Progress | None,
+    write: bool,
+) -> _Outcome:
+    written: list[Path] = []
+    refused: list[Problem] = []
+    rendered = files = 0
+    cache = None if store is None else ParseCache(store, context, full=full)
+    collection = collect(config, cache, found=found, store=store, progress=progress, persist=write)
+    stories, duplicates = merge_duplicates(collection.records)
+    plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
+    names = {key: topic.name for key, topic in topics.items()}
+    if write:
+        feed_cache = None if store is None else FeedCache(store, output, full=full)
+        written, rendered, files = publish(
+            config, plans, names, output, feed_cache, program, refused
         )
-        if store is not None:
-            counts = {name: getattr(report, name) for name in LastBuild.COUNTS}
-            LastBuild.remember(store, inputs, counts, report.problems)
-    return replace(report, problems=(*notes, *report.problems))
+    report = BuildReport(
+        documents=collection.documents,
+        records=len(collection.records),
+        rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
+        unpublished=collection.unpublished,
+        duplicates=duplicates,
+        items=len(stories),
+        feeds=2 * len(plans) if write else 0,
+        files=files,
+        written=len(written),
+        problems=(*collection.problems, *refused),
+        written_paths=tuple(written),
+        parsed=collection.parsed,
+        rendered=rendered,
+        fetch=collection.fetch,
+    )
+    if not write or collection.fetch.sources:
+        return _Outcome(report)
+    skipped = set(found.skipped)
+    snapshot = Snapshot(
+        settings=b"",  # filled in by the caller, which knows the settings and stamps
+        stamps={},
+        counts={name: getattr(report, name) for name in Snapshot.COUNTS},
+        problems=tuple(p for p in collection.problems if p not in skipped),
+        guids=frozenset(story.guid for story in stories),
+        spellings=spelling_counts(topic for story in stories for topic in story.topics),
+        plans=tuple(plans),
+    )
+    return _Outcome(report, snapshot)
 
 
 def publish(

@@ -27,7 +27,7 @@ from typing import Any
 
 from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
-from aggregator.rank import FeedPlan
+from aggregator.rank import FeedPlan, Topic
 from aggregator.records import DocumentResult, Image, Provider, Record, Related
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
@@ -176,6 +176,11 @@ class ParseCache:
             pairs.append((key, stamp + encoded))
         self._store.put_many(PARSE, pairs)
 
+    @staticmethod
+    def add(store: StateStore, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        """Remember new files' results without touching the others' (see Snapshot)."""
+        store.put_many(PARSE, [(key, stamp + encoded) for key, stamp, encoded in items])
+
     def finish(self) -> None:
         """Drop the entries of files that are gone (or not cacheable this time)."""
         with self._store.transaction():
@@ -255,70 +260,106 @@ class FeedCache:
 
 
 # --- the whole build ----------------------------------------------------------------
-LAST_BUILD = "build"  # state namespace holding the last build's inputs and report
+SNAPSHOT = "build"  # state namespace: what the last build read and chose
 
 
-def build_inputs(
-    config: Config,
-    context: bytes,
-    keys: Sequence[str],
-    files: Sequence[tuple[str, os.stat_result | None]],
-    output: Path,
-) -> bytes | None:
-    """Digest of everything a build's output is made from: the program, the settings and
-    the name, size and mtime of every record file. None when that cannot be known
-    without reading (remote sources, a file without a stat)."""
-    if any(source.url for source in config.sources):
-        return None
+def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
+    """Digest of what a build depends on besides the record files: the program, the
+    settings and the output folder."""
     digest = hashlib.sha256(context)
     digest.update(repr((config.site, config.ranking, config.feeds)).encode())
     digest.update(os.path.abspath(output).encode())
-    for key, (_, stat) in zip(keys, files, strict=True):
-        if stat is None:
-            return None
-        digest.update(key.encode())
-        digest.update(file_stamp(stat.st_size, stat.st_mtime_ns))
     return digest.digest()
 
 
+def file_stamps(
+    config: Config, keys: Sequence[str], files: Sequence[tuple[str, os.stat_result | None]]
+) -> dict[str, bytes] | None:
+    """Every record file's stamp by cache key; None when the inputs cannot be known
+    without reading them (remote sources, a file without a stat)."""
+    if any(source.url for source in config.sources):
+        return None
+    stamps = {}
+    for key, (_, stat) in zip(keys, files, strict=True):
+        if stat is None:
+            return None
+        stamps[key] = file_stamp(stat.st_size, stat.st_mtime_ns)
+    return stamps
+
+
 @dataclass(frozen=True, slots=True)
-class RecalledBuild:
-    counts: dict[str, int]  # BuildReport's counts, by field name
-    problems: tuple[Problem, ...]
+class Snapshot:
+    """What the last build read and chose, so that the next one can skip the work:
+    a rerun over the very same files is that build again, and a rerun over the same
+    files plus new ones only needs the new records and each feed's chosen items."""
 
+    settings: bytes  # settings_digest
+    stamps: dict[str, bytes]  # every record file read, by parse-cache key
+    counts: dict[str, int]  # BuildReport counts, by field name (COUNTS)
+    problems: tuple[Problem, ...]  # what the sources' files were found to hold
+    guids: frozenset[str]  # every story, for telling a new story from a duplicate
+    spellings: dict[str, dict[str, int]]  # topic key -> spelling -> stories using it
+    plans: tuple[FeedPlan, ...]  # every feed: its topic, chosen items and total
 
-class LastBuild:
-    """The last build's inputs digest, counts and problems: a rerun over the very same
-    inputs, with every output file still as it was written, is that build again (nothing
-    is read, decoded, ranked or rendered), its problems still reported."""
+    COUNTS = ("documents", "records", "unpublished", "duplicates", "items", "feeds", "files")
 
-    COUNTS = ("documents", "records", "rejected", "unpublished", "duplicates", "items",
-              "feeds", "files")  # fmt: skip
-
-    @staticmethod
-    def recall(store: StateStore, inputs: bytes, output: Path) -> RecalledBuild | None:
-        data = store.get(LAST_BUILD, "last")
+    @classmethod
+    def load(cls, store: StateStore, settings: bytes) -> Snapshot | None:
+        data = store.get(SNAPSHOT, "last")
         if data is None:
             return None
         try:
-            stored, counts, problems = marshal.loads(data)
-            recalled = RecalledBuild(
-                dict(zip(LastBuild.COUNTS, counts, strict=True)),
+            (stored, stamps, counts, problems, guids, spellings, plans) = marshal.loads(data)
+            if stored != settings:
+                return None
+            return cls(
+                stored,
+                stamps,
+                dict(zip(cls.COUNTS, counts, strict=True)),
                 tuple(Problem(*values) for values in problems),
+                frozenset(guids),
+                spellings,
+                tuple(_decode_plan(plan) for plan in plans),
             )
-        except (ValueError, TypeError, EOFError):
+        except (ValueError, TypeError, EOFError, IndexError):
             return None
-        if stored != inputs or not FeedCache(store, output).all_current():
-            return None
-        return recalled
+
+    def save(self, store: StateStore) -> None:
+        data = marshal.dumps(
+            (
+                self.settings,
+                self.stamps,
+                tuple(self.counts[name] for name in self.COUNTS),
+                tuple(_flat(problem) for problem in self.problems),
+                tuple(self.guids),
+                self.spellings,
+                tuple(_encode_plan(plan) for plan in self.plans),
+            )
+        )
+        store.put(SNAPSHOT, "last", data)
 
     @staticmethod
-    def remember(
-        store: StateStore, inputs: bytes | None, counts: dict[str, int], problems: Iterable[Problem]
-    ) -> None:
-        if inputs is None:
-            store.delete_many(LAST_BUILD, ["last"])
-            return
-        values = tuple(counts[name] for name in LastBuild.COUNTS)
-        flat = tuple(_flat(problem) for problem in problems)
-        store.put(LAST_BUILD, "last", marshal.dumps((inputs, values, flat)))
+    def forget(store: StateStore) -> None:
+        store.delete_many(SNAPSHOT, ["last"])
+
+    def added(self, stamps: dict[str, bytes]) -> list[str] | None:
+        """The keys of files that are new since this snapshot, if every file it read is
+        still there unchanged; else None."""
+        if len(stamps) < len(self.stamps):
+            return None
+        old = self.stamps
+        if any(stamps.get(key) != stamp for key, stamp in old.items()):
+            return None
+        return [key for key in stamps if key not in old]
+
+
+def _encode_plan(plan: FeedPlan) -> tuple[object, ...]:
+    topic = None if plan.topic is None else (plan.topic.key, plan.topic.name, plan.topic.slug)
+    items = tuple((_encode_record(record), record.origin) for record in plan.items)
+    return topic, plan.total, items
+
+
+def _decode_plan(values: tuple[Any, ...]) -> FeedPlan:
+    topic, total, items = values
+    records = tuple(_decode_record(list(record), origin) for record, origin in items)
+    return FeedPlan(None if topic is None else Topic(*topic), records, total)

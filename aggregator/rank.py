@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from aggregator.config import RankingConfig
 from aggregator.records import Record
-from aggregator.topics import assign_slugs, display_names, topic_key
+from aggregator.topics import assign_slugs, commonest, display_names, topic_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +100,47 @@ def plan_feeds(
             FeedPlan(topic, select(items, max_items, ranking.max_per_provider), len(items))
         )
     return plans, topics
+
+
+def extend_plans(
+    previous: Sequence[FeedPlan],
+    spellings: dict[str, dict[str, int]],
+    new: Sequence[Record],
+    ranking: RankingConfig,
+    max_items: int,
+) -> tuple[list[FeedPlan], dict[str, Topic], dict[str, dict[str, int]]] | None:
+    """The plans `plan_feeds` would make for the earlier stories plus `new` (none of
+    them a duplicate of an earlier story), from the earlier plans alone; or None when
+    the new stories change how an existing topic is shown (its spelling or slug).
+
+    Choosing is greedy in rank order with a per-provider cap, so adding stories can
+    only push chosen items out, never bring back one that was left out: the new
+    choice is the choice over the earlier chosen items and the new stories.
+    """
+    counts = {key: dict(names) for key, names in spellings.items()}
+    for record in new:
+        for name in record.topics:
+            names = counts.setdefault(topic_key(name), {})
+            names[name] = names.get(name, 0) + 1
+    shown, slugs = commonest(counts), assign_slugs(counts)
+    topics = {key: Topic(key, shown[key], slugs[key]) for key in sorted(shown)}
+    earlier = {plan.topic.key if plan.topic else None: plan for plan in previous}
+    if any(plan.topic and plan.topic != topics[plan.topic.key] for plan in previous):
+        return None
+    added: dict[str | None, list[Record]] = {None: list(new)}
+    for record in new:
+        for name in record.topics:
+            added.setdefault(topic_key(name), []).append(record)
+    plans = []
+    for key in [None, *sorted(topics, key=lambda key: topics[key].slug)]:
+        old, extra = earlier.get(key), added.get(key, [])
+        if old is not None and not extra:
+            plans.append(old)
+            continue
+        candidates = rank([*(old.items if old else ()), *extra], ranking)
+        total = (old.total if old else 0) + len(extra)
+        topic = None if key is None else topics[key]
+        plans.append(
+            FeedPlan(topic, select(candidates, max_items, ranking.max_per_provider), total)
+        )
+    return plans, topics, counts

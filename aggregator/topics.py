@@ -20,9 +20,19 @@ def topic_key(name: str) -> str:
 
 def display_names(names: Iterable[str]) -> dict[str, str]:
     """Map each topic key to its most common spelling (ties: the alphabetically first)."""
-    counts: dict[str, Counter[str]] = {}
+    return commonest(spelling_counts(names))
+
+
+def spelling_counts(names: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Topic key -> spelling -> how often it is used."""
+    counts: dict[str, dict[str, int]] = {}
     for name, count in Counter(names).items():  # count spellings first: far fewer keys
-        counts.setdefault(topic_key(name), Counter())[name] += count
+        spellings = counts.setdefault(topic_key(name), {})
+        spellings[name] = spellings.get(name, 0) + count
+    return counts
+
+
+def commonest(counts: dict[str, dict[str, int]]) -> dict[str, str]:
     return {
         key: min(spellings.items(), key=lambda item: (-item[1], item[0]))[0]
         for key, spellings in counts.items()

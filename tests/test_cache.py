@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import feedparser
@@ -19,6 +20,7 @@ from aggregator.sources import iter_record_files, scan_record_files
 from aggregator.state import StateStore
 
 from .conftest import CORPUS, ROOT
+from .factories import tree_bytes
 
 TOPICS = ("AI", "Robots", "Space", "Climate", "Security")
 
@@ -405,3 +407,72 @@ def test_a_rerun_over_the_same_inputs_decodes_nothing_but_reports_the_same(site,
     rss.write_text("damaged")
     repaired = build(config)
     assert repaired.parsed == 21 and rss.read_bytes() != b"damaged"
+
+
+def full_build_elsewhere(config, folder: Path):
+    """A build from scratch into `folder`, with a state file of its own."""
+    elsewhere = replace(config, build=replace(config.build, state_path=folder.with_suffix(".db")))
+    return build(elsewhere, folder, full=True)
+
+
+def drop_parse_cache(config) -> None:
+    """Forget every parsed file: a build that still reads the old files shows it in `parsed`."""
+    with StateStore.open(config.build.state_path) as store:
+        store.delete_many(PARSE, list(store.items(PARSE)))
+
+
+def test_added_files_extend_the_feeds_exactly_as_a_full_build_would(site, tmp_path: Path) -> None:
+    records, config = site
+    build(config)
+    drop_parse_cache(config)
+    (records / "new-1.md").write_text(record_text(101, ("AI", "Brand New Topic")))
+    (records / "new-2.md").write_text(record_text(102, ("Space",), title="A fresh Space story"))
+    (records / "new-3.md").write_text("---\ntitle: Broken\nwebUrl: nope\n---\n")
+    report = build(config)
+    assert report.parsed == 3  # only the new files: the old ones were not read or decoded
+    assert (report.documents, report.records, report.rejected) == (23, 22, 1)
+    assert "new-3.md" in " ".join(str(p) for p in report.problems)
+    fresh = tmp_path / "fresh"
+    full = full_build_elsewhere(config, fresh)
+    assert tree_bytes(fresh) == tree_bytes(config.site.output_dir)
+    assert (full.documents, full.records, full.items, full.feeds, full.files) == (
+        report.documents, report.records, report.items, report.feeds, report.files
+    )  # fmt: skip
+    assert [str(p) for p in full.problems] == [str(p) for p in report.problems]
+
+
+def test_many_rounds_of_additions_match_a_full_build(tmp_path: Path, write_config) -> None:
+    records = tmp_path / "records"
+    write_records(records, 30)
+    config = load_config(write_config(records, "[feeds]\nmax_items = 4\n"))
+    build(config)
+    for round_ in range(4):
+        drop_parse_cache(config)
+        for n in range(3):
+            number = 200 + round_ * 10 + n  # new providers, dates and ranks each round
+            topics = (TOPICS[number % 5], f"Round {round_}")
+            (records / f"add-{number}.md").write_text(record_text(number, topics))
+        assert build(config).parsed == 3
+        fresh = tmp_path / f"fresh-{round_}"
+        full_build_elsewhere(config, fresh)
+        assert tree_bytes(fresh) == tree_bytes(config.site.output_dir)
+
+
+def test_a_duplicate_or_a_new_spelling_among_added_files_takes_the_full_path(
+    site, tmp_path: Path
+) -> None:
+    records, config = site
+    build(config)
+    # the same story as record 4, filed again: it must be merged, so everything is read
+    (records / "again.md").write_text(record_text(4, ("AI",), title="Filed again"))
+    drop_parse_cache(config)
+    assert build(config).parsed == 21
+    full_build_elsewhere(config, tmp_path / "f1")
+    assert tree_bytes(tmp_path / "f1") == tree_bytes(config.site.output_dir)
+    # enough new records spelling "ai" to change how the topic is shown everywhere
+    for n in range(12):
+        (records / f"lower-{n}.md").write_text(record_text(300 + n, ("ai",)))
+    drop_parse_cache(config)
+    assert build(config).parsed == 33
+    full_build_elsewhere(config, tmp_path / "f2")
+    assert tree_bytes(tmp_path / "f2") == tree_bytes(config.site.output_dir)
