@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "records"
 # The shared corpus sits beside the repository (CI: a copy of shared/ beside the clone);
 # a git worktree nested deeper finds it in the nearest ancestor that has one.
 CORPUS = next(
@@ -67,3 +69,12 @@ def server(shared_server: HTTPServer) -> Iterator[HTTPServer]:
     """A real HTTP server on 127.0.0.1, shared within a module, cleared after each test."""
     yield shared_server
     shared_server.clear()
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Path:
+    """The bundled examples without the deliberately malformed one: builds exit 0."""
+    folder = tmp_path / "records"
+    shutil.copytree(EXAMPLES, folder)
+    (folder / "2026-11-18-malformed-date-example.md").unlink()
+    return folder

@@ -14,9 +14,8 @@ from aggregator.build import BuildReport, build
 from aggregator.config import Config, load_config
 from aggregator.serve import PreviewServer
 
-from .conftest import ROOT
+from .conftest import EXAMPLES
 
-EXAMPLES = ROOT / "examples" / "records"
 BASE_URL = "https://feeds.example.org/news/"
 
 

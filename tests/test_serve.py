@@ -3,7 +3,6 @@ from __future__ import annotations
 import gzip
 import http.client
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from aggregator.cli import main
 from aggregator.config import Config, load_config
 from aggregator.serve import PreviewServer
 
-from .support_site import EXAMPLES, preview, write_site_config
+from .support_site import preview, write_site_config
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -34,14 +33,6 @@ def get(server: PreviewServer, path: str, method: str = "GET", **headers: str) -
         return response.status, {k.lower(): v for k, v in response.getheaders()}, body
     finally:
         connection.close()
-
-
-@pytest.fixture
-def records(tmp_path: Path) -> Path:
-    folder = tmp_path / "records"
-    shutil.copytree(EXAMPLES, folder)
-    (folder / "2026-11-18-malformed-date-example.md").unlink()
-    return folder
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from aggregator.cli import main
 from aggregator.state import StateStore
 
-from .support_site import BASE_URL, EXAMPLES, build_site, write_site_config
+from .support_site import BASE_URL, build_site, write_site_config
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 FEED_NAMES = ("rss.xml", "atom.xml", "feed.json")
@@ -27,15 +26,6 @@ def hub() -> Iterator[HTTPServer]:
     yield server
     server.clear()
     server.stop()
-
-
-@pytest.fixture
-def records(tmp_path: Path) -> Path:
-    """The bundled examples without the deliberately malformed one: builds exit 0."""
-    folder = tmp_path / "records"
-    shutil.copytree(EXAMPLES, folder)
-    (folder / "2026-11-18-malformed-date-example.md").unlink()
-    return folder
 
 
 def hub_url(server: HTTPServer) -> str:
