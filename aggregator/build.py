@@ -29,7 +29,7 @@ from aggregator.cache import (
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
 from aggregator.merge import merge_duplicates
-from aggregator.parallel import Loader, parse_files, worker_count
+from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
     UnsafePath,
@@ -40,19 +40,14 @@ from aggregator.publish import (
 )
 from aggregator.rank import FeedPlan, extend_plans, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
-from aggregator.remote_sources import (
-    FetchStats,
-    RemoteCollection,
-    collect_remote,
-    collect_remote_sources,
-)
-from aggregator.render.feeds import STYLESHEET_NAME, feed_stylesheet, render_feeds
-from aggregator.render.html import PAGE_NAME, render_pages
-from aggregator.render.jsonfeed import JSON_FEED_NAME, render_json_feed
-from aggregator.render.opml import OPML_NAME, render_opml
+from aggregator.remote_results import FetchStats, RemoteCollection
+from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
+from aggregator.render.html import page_path
+from aggregator.render.opml import OPML_NAME
+from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 from aggregator.sources import scan_record_files
 from aggregator.state import StateStore
-from aggregator.topics import spelling_counts
+from aggregator.topics import spelling_counts, topic_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +136,7 @@ def collect(
     store: StateStore | None = None,
     progress: Progress | None = None,
     persist: bool = True,
+    pool: WorkerPool | None = None,
 ) -> Collection:
     """Read every source. Bad input becomes Problems; it never raises for content.
 
@@ -149,8 +145,10 @@ def collect(
     """
     found = found or find_files(config)
     load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
-    workers = worker_count(config.build.workers)
-    results, parsed = read_record_files(found.files, found.keys, load, cache, workers)
+    with ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
+        results, parsed = read_record_files(found.files, found.keys, load, cache, pool)
     remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
     if found.skipped:
@@ -168,6 +166,10 @@ def collect(
 def _collect_remote(
     config: Config, store: StateStore | None, progress: Progress | None, persist: bool
 ) -> RemoteCollection:
+    if not any(source.url for source in config.sources):
+        return RemoteCollection()
+    from aggregator.remote_sources import collect_remote, collect_remote_sources  # HTTP stack
+
     progress = progress or progress_for(sys.stderr)
     defaults = RecordDefaults.from_config(config)
     if store is None:
@@ -175,7 +177,8 @@ def _collect_remote(
     return collect_remote(config, store, progress, persist=persist, defaults=defaults)
 
 
-WRITE_THREADS = 8  # feed files written at once
+WRITE_THREADS = 8  # output files written at once
+MIN_FEEDS_PER_WORKER = 8  # feeds to render before worker processes pay for themselves
 SAVE_BATCH = 5_000  # cache entries written per statement batch (bounds memory)
 
 
@@ -184,7 +187,7 @@ def read_record_files(
     keys: Sequence[str],
     load: Loader,
     cache: ParseCache | None,
-    workers: int,
+    pool: WorkerPool,
 ) -> tuple[list[DocumentResult], int]:
     """Each file's result, in order, from the cache when current; and how many were parsed."""
     results: list[DocumentResult | None] = [None] * len(files)
@@ -200,7 +203,7 @@ def read_record_files(
                 pass  # a damaged entry: parse the file again
         misses.append((position, stamp))
     fresh: list[tuple[str, bytes, bytes]] = []
-    parsed = parse_files(load, [files[position][0] for position, _ in misses], workers)
+    parsed = parse_files(load, [files[position][0] for position, _ in misses], pool)
     for (position, stamp), (encoded, may_cache) in zip(misses, parsed, strict=True):
         results[position] = decode_result(encoded, files[position][0])
         if cache is not None and may_cache and stamp is not None:
@@ -212,12 +215,6 @@ def read_record_files(
         cache.save(fresh)
         cache.finish()
     return results, len(misses)  # type: ignore[return-value]
-
-
-def feed_files(plan: FeedPlan) -> tuple[str, str]:
-    """Paths of a plan's RSS and Atom files, relative to the output folder."""
-    prefix = f"{plan.directory}/" if plan.directory else ""
-    return f"{prefix}rss.xml", f"{prefix}atom.xml"
 
 
 def build(
@@ -255,6 +252,8 @@ def _run(
     notes: list[Problem] = []
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
+        # Started only when a stage has enough work; kept for the rest of the build.
+        pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
         context = _parse_context(config, program)
         found = find_files(config)
         stamps = None if store is None else file_stamps(config, found.keys, found.files)
@@ -265,10 +264,10 @@ def _run(
         report = None
         if store is not None and snapshot is not None and stamps is not None:
             report = _rerun(snapshot, stamps, store, output, found) or _add_files(
-                config, store, output, snapshot, stamps, found, program
+                config, store, output, snapshot, stamps, found, program, pool
             )
         if report is None:
-            report = _build_all(config, output, store, found, context, program,
+            report = _build_all(config, output, store, found, context, program, pool,
                                 full=full, progress=progress, write=write)  # fmt: skip
             if store is not None and report.snapshot is not None and stamps is not None:
                 replace(report.snapshot, settings=settings, stamps=stamps).save(store)
@@ -304,6 +303,7 @@ def _add_files(
     stamps: dict[str, bytes],
     found: FoundFiles,
     program: bytes,
+    pool: WorkerPool,
 ) -> _Outcome | None:
     """The last build's files are all unchanged and some were added: read only the new
     ones and extend each feed's chosen items. None (do it all) when a new story is a
@@ -315,10 +315,9 @@ def _add_files(
     positions = [i for i, key in enumerate(found.keys) if key in wanted]
     paths = [found.files[i][0] for i in positions]
     load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
-    workers = worker_count(config.build.workers)
     results, fresh = [], []
     for position, path, (encoded, may_cache) in zip(
-        positions, paths, parse_files(load, paths, workers), strict=True
+        positions, paths, parse_files(load, paths, pool), strict=True
     ):
         results.append(decode_result(encoded, path))
         if may_cache:
@@ -337,7 +336,9 @@ def _add_files(
     names = {key: topic.name for key, topic in topics.items()}
     refused: list[Problem] = []
     feed_cache = FeedCache(store, output)
-    written, rendered, files = publish(config, plans, names, output, feed_cache, program, refused)
+    written, rendered, files = publish(
+        config, plans, names, output, feed_cache, program, refused, pool
+    )
     order = {path: i for i, (path, _) in enumerate(found.files)}
     problems = sorted(
         (*snapshot.problems, *(p for result in results for p in result.problems)),
@@ -376,6 +377,7 @@ def _build_all(
     found: FoundFiles,
     context: bytes,
     program: bytes,
+    pool: WorkerPool,
     *,
     full: bool,
     progress: Progress | None,
@@ -385,14 +387,15 @@ def _build_all(
     refused: list[Problem] = []
     rendered = files = 0
     cache = None if store is None else ParseCache(store, context, full=full)
-    collection = collect(config, cache, found=found, store=store, progress=progress, persist=write)
+    collection = collect(config, cache, found=found, store=store, progress=progress,
+                         persist=write, pool=pool)  # fmt: skip
     stories, duplicates = merge_duplicates(collection.records)
     plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
     names = {key: topic.name for key, topic in topics.items()}
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
         written, rendered, files = publish(
-            config, plans, names, output, feed_cache, program, refused
+            config, plans, names, output, feed_cache, program, refused, pool
         )
     report = BuildReport(
         documents=collection.documents,
@@ -433,83 +436,127 @@ def publish(
     feed_cache: FeedCache | None,
     program: bytes,
     refused: list[Problem],
+    pool: WorkerPool,
 ) -> tuple[list[Path], int, int]:
     """Render and write every output file whose inputs changed.
 
     Returns the paths written, how many files were rendered and how many the site has;
     a file whose path would leave the output folder is not written but added to `refused`.
-    Writes run on threads: each waits on fsync, which releases the interpreter, so
-    they overlap with each other and with rendering the next file.
+    Feeds are rendered on the worker processes when there are enough of them; only
+    this process writes (a killed build leaves no worker writing behind it). Writes run
+    on threads: each waits on fsync, which releases the interpreter, so they overlap
+    with each other and with rendering.
     """
     remove_stale_temp_files(output)
-    writes: list[tuple[Path, Future[bool]]] = []
-    rendered = total = 0
-
-    def put(files: dict[str, bytes], inputs: bytes) -> None:
-        for relative, data in files.items():
-            try:
-                target = target_path(output, relative)
-            except UnsafePath as exc:
-                refused.append(Problem(str(output / relative), None, None, exc.reason,
-                                       "file not written"))  # fmt: skip
-                continue
-            writes.append((target, writer.submit(write_if_changed, target, data)))
-            if feed_cache is not None:
-                feed_cache.rendered(relative, inputs, data)
-
-    def current(relatives: Sequence[str], inputs: bytes) -> bool:
-        return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
-
-    site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
+    work = _plan_rendering(config, plans, names, feed_cache, program)
+    render = partial(render_job, config.site, names, work.feeds)
+    if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
+        results = pool.map(render, work.jobs)
+    else:
+        results = map(render, work.jobs)
+    pages = {page_path(job.plan) for job in work.jobs}
+    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
     with ThreadPoolExecutor(WRITE_THREADS) as writer:
-        for plan in plans:
-            relatives = plan_files(plan)
-            inputs = feed_inputs(program, config.site, plan, names)
-            site_digest.update(inputs)
-            total += len(relatives)
-            if current(relatives, inputs):
-                continue
-            rendered += len(relatives)
-            put(render_plan(config, plan, names), inputs)
-        # Pages and the OPML list show every feed: they change when any feed does.
-        inputs = site_digest.digest()
-        relatives = site_files(plans)
-        total += len(relatives)
-        if not current(relatives, inputs):
-            rendered += len(relatives)
-            put(render_site_files(config, plans), inputs)
-    written = [target for target, changed in writes if changed.result()]
+
+        def put(files: dict[str, bytes], inputs: bytes, page_inputs: bytes) -> None:
+            for relative, data in files.items():
+                digest = page_inputs if relative in pages else inputs
+                future = writer.submit(_write_file, output, relative, data)
+                writes.append((relative, digest, len(data), future))
+
+        for files, inputs, page_inputs in zip(results, work.inputs, work.page_inputs, strict=True):
+            put(files, inputs, page_inputs)
+        if work.site_list:
+            put(render_site_list(config.site, work.feeds), work.site_inputs, b"")
+    written = []
+    for relative, inputs, size, future in writes:
+        try:
+            target, changed, sha256 = future.result()
+        except UnsafePath as exc:
+            refused.append(Problem(str(output / relative), None, None, exc.reason,
+                                   "file not written"))  # fmt: skip
+            continue
+        if changed:
+            written.append(target)
+        if feed_cache is not None:
+            feed_cache.rendered(relative, inputs, sha256, size)
     if feed_cache is not None:
         # A topic that is gone takes its files with it (only files we made, unchanged).
         for relative, sha256, size in feed_cache.stale():
             remove_if_unchanged(output, relative, sha256, size)
         feed_cache.finish()  # only once every file is on disk
-    return written, rendered, total
+    return written, work.rendered, work.total
 
 
-def plan_files(plan: FeedPlan) -> tuple[str, str, str]:
-    """A feed's RSS, Atom and JSON Feed files, relative to the output folder."""
-    prefix = f"{plan.directory}/" if plan.directory else ""
-    return (*feed_files(plan), f"{prefix}{JSON_FEED_NAME}")
+def _write_file(output: Path, relative: str, data: bytes) -> tuple[Path, bool, bytes]:
+    """On a writer thread (the path checks, the write and the hash all wait on the system,
+    away from the thread that collects rendered files): the file's path, whether its
+    bytes changed, and their SHA-256 for the feed cache. UnsafePath if it would leave
+    the output folder."""
+    target = target_path(output, relative)
+    return target, write_if_changed(target, data), hashlib.sha256(data).digest()
 
 
-def render_plan(config: Config, plan: FeedPlan, names: dict[str, str]) -> dict[str, bytes]:
-    rss, atom, json_feed = plan_files(plan)
-    rss_bytes, atom_bytes = render_feeds(config.site, plan, names)
-    return {rss: rss_bytes, atom: atom_bytes, json_feed: render_json_feed(config.site, plan, names)}
+@dataclass(frozen=True, slots=True)
+class _Rendering:
+    """What a build must render: the jobs, and the inputs digest each file is made from."""
+
+    jobs: list[RenderJob]
+    inputs: list[bytes]  # of each job's feed files
+    page_inputs: list[bytes]  # of each job's page
+    site_inputs: bytes  # of the OPML list and the stylesheet
+    site_list: bool  # whether the OPML list and stylesheet are rendered
+    feeds: list[FeedSummary]
+    rendered: int  # files to render
+    total: int  # files the site has
 
 
-def site_files(plans: Sequence[FeedPlan]) -> tuple[str, ...]:
-    """The pages, OPML list and stylesheet, relative to the output folder."""
-    pages = [PAGE_NAME, *(f"{plan.directory}/{PAGE_NAME}" for plan in plans if plan.directory)]
-    return (*pages, OPML_NAME, STYLESHEET_NAME)
+def _plan_rendering(
+    config: Config,
+    plans: Sequence[FeedPlan],
+    names: dict[str, str],
+    feed_cache: FeedCache | None,
+    program: bytes,
+) -> _Rendering:
+    def current(relatives: Sequence[str], inputs: bytes) -> bool:
+        return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
 
+    digests = [feed_inputs(program, config.site, plan, names) for plan in plans]
+    # The index and the OPML list show every feed: they change when any feed does.
+    site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
+    for digest in digests:
+        site_digest.update(digest)
+    site_inputs = site_digest.digest()
+    folders = {plan.topic.key: plan.directory for plan in plans if plan.topic is not None}
 
-def render_site_files(config: Config, plans: Sequence[FeedPlan]) -> dict[str, bytes]:
-    files = render_pages(config.site, plans)
-    files[OPML_NAME] = render_opml(config.site, plans)
-    files[STYLESHEET_NAME] = feed_stylesheet()
-    return files
+    def page_inputs(plan: FeedPlan, digest: bytes) -> bytes:
+        """A topic page shows its feed's items, its total and links to their topics."""
+        if plan.topic is None:
+            return site_inputs
+        links = [folders.get(topic_key(name)) for item in plan.items for name in item.topics]
+        return hashlib.sha256(digest + repr((plan.total, links)).encode()).digest()
+
+    jobs, inputs, pages = [], [], []
+    for plan, digest in zip(plans, digests, strict=True):
+        page = page_inputs(plan, digest)
+        job = RenderJob(plan, feeds=not current(feed_files(plan), digest),
+                        page=not current([page_path(plan)], page))  # fmt: skip
+        if job.feeds or job.page:
+            jobs.append(job)
+            inputs.append(digest)
+            pages.append(page)
+    shared = [OPML_NAME, STYLESHEET_NAME]
+    site_list = not current(shared, site_inputs)
+    return _Rendering(
+        jobs=jobs,
+        inputs=inputs,
+        page_inputs=pages,
+        site_inputs=site_inputs,
+        site_list=site_list,
+        feeds=[FeedSummary.of(plan) for plan in plans],
+        rendered=sum(3 * job.feeds + job.page for job in jobs) + len(shared) * site_list,
+        total=4 * len(plans) + len(shared),
+    )
 
 
 def _parse_context(config: Config, program: bytes) -> bytes:

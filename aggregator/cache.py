@@ -21,9 +21,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import feedgen.version
+import lxml.etree
+import nh3
+import slugify
+import yaml
 
 from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
@@ -38,21 +43,28 @@ FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours t
 CONTEXT_KEY = "context"
 _STAMP = struct.Struct("<qq")  # size, mtime_ns
 _FEED_ENTRY = struct.Struct("<32s32sq")  # inputs digest, output sha256, output size
-_LIBRARIES = ("pyyaml", "feedgen", "lxml", "python-slugify", "nh3")
+# The libraries that shape records and feeds. Their own version attributes: they are
+# loaded already, while importlib.metadata would add a fifth to the start-up time.
+_LIBRARY_VERSIONS = (
+    ("pyyaml", yaml.__version__),
+    ("feedgen", feedgen.version.version_str),
+    ("lxml", lxml.etree.__version__),
+    ("python-slugify", slugify.__version__),
+    ("nh3", nh3.__version__),
+)
 
 
 def program_fingerprint() -> bytes:
     """Digest of this package's source and the versions of the libraries it relies on."""
     digest = hashlib.sha256(sys.version.encode())
     package = Path(__file__).resolve().parent
-    for source in sorted(package.rglob("*.py")):
+    # Templates and the stylesheet shape the output as much as the code does.
+    sources = [path for pattern in ("*.py", "*.html", "*.xsl") for path in package.rglob(pattern)]
+    for source in sorted(sources):
         digest.update(source.relative_to(package).as_posix().encode())
         digest.update(source.read_bytes())
-    for name in _LIBRARIES:
-        try:
-            digest.update(f"{name}={metadata.version(name)}".encode())
-        except metadata.PackageNotFoundError:
-            digest.update(f"{name}=none".encode())
+    for name, version in _LIBRARY_VERSIONS:
+        digest.update(f"{name}={version}".encode())
     return digest.digest()
 
 
@@ -232,8 +244,9 @@ class FeedCache:
             return False
         return len(data) == size and hashlib.sha256(data).digest() == sha256
 
-    def rendered(self, relative: str, inputs: bytes, data: bytes) -> None:
-        self._now[relative] = _FEED_ENTRY.pack(inputs, hashlib.sha256(data).digest(), len(data))
+    def rendered(self, relative: str, inputs: bytes, sha256: bytes, size: int) -> None:
+        """The file now holds `size` bytes with this digest, rendered from `inputs`."""
+        self._now[relative] = _FEED_ENTRY.pack(inputs, sha256, size)
 
     def all_current(self) -> bool:
         """True if every file the last build made is on disk with the bytes it wrote."""

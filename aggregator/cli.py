@@ -13,8 +13,6 @@ from aggregator.build import BuildReport, build, unusable_state
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.lock import BuildLocked, build_lock, lock_path
-from aggregator.serve import PreviewServer, Rebuilder
-from aggregator.websub import announce_build
 
 EXIT_OK = 0
 EXIT_REJECTED = 1  # some input was rejected; everything else was still published
@@ -97,6 +95,10 @@ def _warn(args: argparse.Namespace) -> Callable[[str], None]:
 
 def _announce(config: Config, report: BuildReport, args: argparse.Namespace) -> None:
     """WebSub: tell the hub which feeds changed. Never changes the exit code."""
+    if not config.site.websub_hub:
+        return
+    from aggregator.websub import announce_build  # the HTTP stack, only when needed
+
     output = args.output or config.site.output_dir
     result = announce_build(config, output, report.written_paths, _warn(args))
     if result is not None and result.announced and args.verbose:
@@ -123,6 +125,8 @@ def _build_for_serve(args: argparse.Namespace) -> None:
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:
+    from aggregator.serve import PreviewServer, Rebuilder  # only this command needs them
+
     output = args.output or config.site.output_dir
     if args.build_every is not None or not output.is_dir():
         _build_for_serve(args)

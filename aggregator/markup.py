@@ -22,6 +22,7 @@ import nh3
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPACES = re.compile(r"\s+")
 _TAG_LIKE = re.compile(r"<[A-Za-z!/?]")
+_HTML_SPECIAL = re.compile("[<>&]")  # what a sanitiser would parse or escape in ASCII text
 _BLOCK_TAG = re.compile(r"<(?:p|ul|ol|li|blockquote)\b")
 # Tags that separate words when markup becomes text: "<p>a</p><p>b</p>" is "a b".
 _WORD_BREAK = re.compile(
@@ -97,6 +98,18 @@ def sanitize_html(fragment: str, resolve_url: Callable[[str], str | None] | None
     """An allow-listed HTML fragment: no script, style, iframe, event handler or unsafe URL.
 
     `resolve_url` turns an href/src into an absolute http(s) URL, or None to drop it.
+    """
+    if fragment.isascii() and fragment.isprintable() and not _HTML_SPECIAL.search(fragment):
+        return " ".join(fragment.split())  # the common case: no markup, nothing to escape
+    return sanitize_html_full(fragment, resolve_url)
+
+
+def sanitize_html_full(
+    fragment: str, resolve_url: Callable[[str], str | None] | None = None
+) -> str:
+    """`sanitize_html` without its shortcut for plain ASCII text (kept apart so tests can
+    show the shortcut gives the same result).
+
     Normalisation to NFC happens BEFORE sanitising: composing afterwards could merge a
     tag's `>` with a following combining character and reopen the tag.
     """

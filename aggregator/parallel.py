@@ -1,7 +1,10 @@
-"""Parse many record files on every core.
+"""Worker processes for one build: they parse record files, then render feeds.
 
-Workers return each file's result already encoded for the parse cache: bytes cross the
-process boundary far faster than pickled dataclasses, and the cache wants them anyway.
+The pool starts when a stage has enough work to pay for it and stays up for the rest
+of the build, so a cold build forks once and renders on the processes that parsed.
+Parse workers return each file's result already encoded for the parse cache: bytes
+cross the process boundary far faster than pickled dataclasses, and the cache wants
+them anyway.
 """
 
 from __future__ import annotations
@@ -10,10 +13,15 @@ import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from types import TracebackType
+from typing import TypeVar
 
 from aggregator.cache import cacheable, encode_result
 from aggregator.records import DocumentResult
 
+Job = TypeVar("Job")
+Result = TypeVar("Result")
 Loader = Callable[[str], DocumentResult]  # reads and parses one file; never raises
 Parsed = tuple[bytes, bool]  # encoded result, whether it may be cached
 
@@ -31,6 +39,48 @@ def worker_count(configured: int) -> int:
         return os.cpu_count() or 1
 
 
+def _start_worker() -> None:
+    gc.enable()  # a worker's garbage is short-lived; the parent may have paused collection
+
+
+class WorkerPool:
+    """Up to `workers` processes, started on first use and stopped on exit."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None
+
+    def pays(self, jobs: int, min_jobs_per_worker: int) -> bool:
+        """True if `jobs` should go to the workers: they run already, or there is
+        enough work for at least two of them."""
+        if self._executor is not None:
+            return True
+        return min(self.workers, jobs // min_jobs_per_worker) > 1
+
+    def map(
+        self, function: Callable[[Job], Result], jobs: Sequence[Job], chunk: int = 1
+    ) -> Iterator[Result]:
+        """`function(job)` for every job, in order, on the workers, `chunk` jobs to a
+        task. All tasks are handed out at once, so the caller can do other work before
+        reading the results."""
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(self.workers, initializer=_start_worker)
+        return self._executor.map(function, jobs, chunksize=chunk)
+
+
 def parse_one(load: Loader, path: str) -> Parsed:
     result = load(path)
     return encode_result(result), cacheable(result)
@@ -40,19 +90,13 @@ def _parse_chunk(load: Loader, paths: Sequence[str]) -> list[Parsed]:
     return [parse_one(load, path) for path in paths]
 
 
-def _start_worker() -> None:
-    gc.enable()  # a worker's garbage is short-lived; the parent may have paused collection
-
-
-def parse_files(load: Loader, paths: Sequence[str], workers: int) -> Iterator[Parsed]:
-    """Yield the parse of each path, in order; in a process pool when it pays."""
-    workers = min(workers, len(paths) // MIN_FILES_PER_WORKER)
-    if workers <= 1:
+def parse_files(load: Loader, paths: Sequence[str], pool: WorkerPool) -> Iterator[Parsed]:
+    """Yield the parse of each path, in order; on the workers when it pays."""
+    if not pool.pays(len(paths), MIN_FILES_PER_WORKER):
         for path in paths:
             yield parse_one(load, path)
         return
-    size = max(1, min(CHUNK_FILES, len(paths) // (4 * workers)))
+    size = max(1, min(CHUNK_FILES, len(paths) // (4 * pool.workers)))
     chunks = [paths[start : start + size] for start in range(0, len(paths), size)]
-    with ProcessPoolExecutor(workers, initializer=_start_worker) as pool:
-        for parsed in pool.map(_parse_chunk, [load] * len(chunks), chunks):
-            yield from parsed
+    for parsed in pool.map(partial(_parse_chunk, load), chunks):
+        yield from parsed

@@ -27,7 +27,9 @@ JSON_DEPTH_KEY = "[limits] max_yaml_depth"  # one nesting cap for YAML and JSON
 
 COLLECTION_KEYS = ("value", "news", "items")
 _FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
-_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
+# The closing fence with the line break before it: a leading literal lets the search
+# jump from line break to line break instead of trying every character.
+_CLOSE = re.compile(r"\n(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
 
 
 class NotARecord(RecordError):
@@ -61,11 +63,11 @@ def split_front_matter(text: str) -> tuple[str, int]:
     """Return the YAML between the `---` fences and the line number it starts on."""
     if not _FENCE.match(text):
         raise NotARecord
-    start = text.index("\n") + 1 if "\n" in text else len(text)
-    close = _CLOSE.search(text, start)
+    newline = text.find("\n")
+    close = None if newline < 0 else _CLOSE.search(text, newline)
     if close is None:
         raise RecordError(None, "front matter is not closed by a '---' line", line=1)
-    return text[start : close.start()], 2
+    return text[newline + 1 : close.start() + 1], 2
 
 
 def load_yaml(text: str, first_line: int = 1, limits: LimitsConfig = DEFAULT_LIMITS) -> Any:

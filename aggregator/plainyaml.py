@@ -26,8 +26,13 @@ MAX_DEPTH = 6  # nesting beyond this (never seen in records) goes to the full lo
 _SAFE_TEXT = re.compile(
     "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*"
 )
-# A line that is neither blank nor a comment: its indent and its content, right-trimmed.
-_LINE = re.compile(r"^( *)([^ #\n](?:[^\n]*[^ \n])?) *$", re.MULTILINE)
+# A line that is neither blank nor a comment, right-trimmed: its indent, then either the
+# key and the value (empty after a bare `key:`) or, for any other line, its content.
+_LINE = re.compile(
+    r"^( *)(?:([A-Za-z_][A-Za-z0-9_-]*):(?: +([^ \n](?:[^\n]*[^ \n])?))?"
+    r"|([^ #\n](?:[^\n]*[^ \n])?)) *$",
+    re.MULTILINE,
+)
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?$")
 _DOUBLE_QUOTED = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
 _SINGLE_QUOTED = re.compile(r"'((?:[^']|'')*)'")
@@ -54,58 +59,72 @@ def load_plain_yaml(text: str) -> Any:
         text = text.replace("\r\n", "\n")
     if not _SAFE_TEXT.fullmatch(text):
         raise NotPlain
-    lines = [(len(indent), content) for indent, content in _LINE.findall(text)]
+    lines = _LINE.findall(text)
     if not lines:
         raise NotPlain
     reader = _Reader(lines)
-    value = reader.block(lines[0][0], 1)
+    value = reader.block(len(lines[0][0]), 1)
     if reader.position != len(lines):
         raise NotPlain
     return value
 
 
+Line = tuple[str, str, str, str]  # indent, key, value, content (see _LINE)
+
+
 class _Reader:
-    def __init__(self, lines: list[tuple[int, str]]) -> None:
+    def __init__(self, lines: list[Line]) -> None:
         self.lines = lines
         self.position = 0
 
-    def block(self, indent: int, depth: int, first: str | None = None) -> Any:
+    def block(self, indent: int, depth: int) -> Any:
         """A block mapping or sequence whose first line is at `indent`."""
         if depth > MAX_DEPTH:
             raise NotPlain
-        content = first if first is not None else self.lines[self.position][1]
+        content = self.lines[self.position][3]
         if content == "-" or content.startswith("- "):
             return self.sequence(indent, depth)
-        return self.mapping(indent, depth, first)
+        return self.mapping(indent, depth)
 
-    def mapping(self, indent: int, depth: int, first: str | None) -> dict[Any, Any]:
+    def mapping(
+        self, indent: int, depth: int, first: tuple[str, str | None] | None = None
+    ) -> dict[Any, Any]:
+        """A block mapping at `indent`; `first` is its first key and value when they
+        follow a sequence item's dash."""
         lines = self.lines
+        end = len(lines)
         result: dict[Any, Any] = {}
-        while self.position < len(lines):
-            line_indent, content = lines[self.position]
-            if first is not None:
-                content, first = first, None
-            elif line_indent < indent:
-                break
-            elif line_indent > indent:
-                raise NotPlain
-            match = _KEY.match(content)
-            if match is None:
-                raise NotPlain
-            name, rest = match.groups()
-            key = _plain(name)  # keys are plain scalars too: `yes:` is True
+        if first is not None:
+            name, rest = first
             self.position += 1
-            result[key] = self.nested(indent, depth) if rest is None else _scalar(rest)
+            result[_plain(name)] = self.nested(indent, depth) if rest is None else _scalar(rest)
+        position = self.position
+        while position < end:
+            line_indent, name, rest, _ = lines[position]
+            if len(line_indent) != indent:
+                if len(line_indent) < indent:
+                    break
+                raise NotPlain
+            if not name:
+                raise NotPlain
+            position += 1
+            if rest:
+                result[_plain(name)] = _scalar(rest)
+            else:
+                self.position = position
+                result[_plain(name)] = self.nested(indent, depth)
+                position = self.position
+        self.position = position
         return result
 
     def nested(self, indent: int, depth: int) -> Any:
         """The value of `key:` with nothing after it: a deeper block, a sequence at the
         key's own indent, or null."""
         if self.position < len(self.lines):
-            line_indent, content = self.lines[self.position]
-            if line_indent > indent:
-                return self.block(line_indent, depth + 1)
-            if line_indent == indent and (content == "-" or content.startswith("- ")):
+            line_indent, _, _, content = self.lines[self.position]
+            if len(line_indent) > indent:
+                return self.block(len(line_indent), depth + 1)
+            if len(line_indent) == indent and (content == "-" or content.startswith("- ")):
                 return self.sequence(indent, depth + 1)
         return _plain("")
 
@@ -113,19 +132,19 @@ class _Reader:
         lines = self.lines
         items: list[Any] = []
         while self.position < len(lines):
-            line_indent, content = lines[self.position]
-            if line_indent < indent:
+            line_indent, _, _, content = lines[self.position]
+            if len(line_indent) < indent:
                 break
-            if line_indent > indent or content == "-":
+            if len(line_indent) > indent or content == "-":
                 raise NotPlain
             if not content.startswith("- "):
                 break  # the mapping this sequence belongs to goes on at this indent
             body = content[2:].lstrip(" ")
             if body == "-" or body.startswith("- "):
                 raise NotPlain
-            if _KEY.match(body):
-                item_indent = line_indent + len(content) - len(body)
-                items.append(self.mapping(item_indent, depth + 1, body))
+            if key := _KEY.match(body):
+                item_indent = indent + len(content) - len(body)
+                items.append(self.mapping(item_indent, depth + 1, key.groups()))
             else:
                 items.append(_scalar(body))
                 self.position += 1
@@ -136,6 +155,9 @@ def _scalar(text: str) -> Any:
     """A scalar that fits on its line: double-quoted, single-quoted or plain."""
     first = text[0]
     if first == '"':
+        value = text[1:-1]
+        if text[-1] == '"' and len(text) > 1 and '"' not in value and "\\" not in value:
+            return value  # the common case: nothing escaped
         match = _DOUBLE_QUOTED.fullmatch(text)
         if match is None:
             raise NotPlain

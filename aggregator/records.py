@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
 from collections.abc import Sequence
@@ -521,13 +522,20 @@ def read_record_bytes(path: str, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most `max_bytes`, else OSError / LimitExceeded."""
     # O_NONBLOCK: opening a FIFO must not wait for a writer; regular files ignore it.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         check_size(info.st_size, max_bytes)
-        # Read no more than the limit even if the file grows while we read it.
-        return read_capped(iter(lambda: handle.read(_READ_CHUNK), b""), max_bytes)
+        # One read of the size found (+1 to see the end); a file that grows meanwhile
+        # is read on in chunks, never past the limit.
+        data = os.read(fd, info.st_size + 1)
+        if len(data) <= info.st_size:
+            return data
+        rest = iter(lambda: os.read(fd, _READ_CHUNK), b"")
+        return read_capped(itertools.chain([data], rest), max_bytes)
+    finally:
+        os.close(fd)
 
 
 def _problem(

@@ -250,7 +250,8 @@ def run(count: int) -> dict[str, Step]:
         "cold": aggregator_build(folder),
         "no change": aggregator_build(folder),
     }
-    added = generate(folder / "records" / "news", 10, start=count, seed=SEED + 1)
+    # The next 10 records of the same stream: same topics and providers, new stories.
+    added = generate(folder / "records" / "news", 10, start=count)
     for path in added:
         path.rename(path.with_name(path.stem + f"-extra-{count}.md"))
     steps["+10 files"] = aggregator_build(folder)

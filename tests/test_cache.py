@@ -14,7 +14,7 @@ from aggregator.build import build
 from aggregator.cache import FILE_KEY, PARSE, decode_result, encode_result, file_stamp
 from aggregator.cli import main
 from aggregator.config import load_config
-from aggregator.parallel import parse_files
+from aggregator.parallel import WorkerPool, parse_files
 from aggregator.records import RecordDefaults, load_record_file
 from aggregator.sources import iter_record_files, scan_record_files
 from aggregator.state import StateStore
@@ -98,9 +98,9 @@ def test_changed_file_is_parsed_again_and_only_its_feeds_render(site, tmp_path: 
 
     report = build(config)
     assert report.parsed == 1
-    # the all-topics feed and the two topics of the record (RSS, Atom, JSON Feed each),
-    # then the pages, OPML list and stylesheet, which show every feed
-    assert report.rendered == 3 * 3 + 8
+    # the all-topics feed and the two topics of the record (RSS, Atom, JSON Feed each)
+    # and their three pages; then the OPML list and stylesheet, which follow every feed
+    assert report.rendered == 3 * 3 + 3 + 2
     written = {p.relative_to(config.site.output_dir).as_posix() for p in report.written_paths}
     assert {name for name in written if name.endswith(".xml")} == {
         "rss.xml",
@@ -285,7 +285,8 @@ def test_process_pool_output_is_identical_to_one_process(tmp_path: Path, write_c
 
     paths = [str(path) for path in sorted(records.iterdir())]
     load = _loader()
-    assert list(parse_files(load, paths, 2)) == list(parse_files(load, paths, 1))
+    with WorkerPool(2) as pool, WorkerPool(1) as serial:
+        assert list(parse_files(load, paths, pool)) == list(parse_files(load, paths, serial))
 
 
 def _loader():
@@ -476,3 +477,35 @@ def test_a_duplicate_or_a_new_spelling_among_added_files_takes_the_full_path(
     assert build(config).parsed == 33
     full_build_elsewhere(config, tmp_path / "f2")
     assert tree_bytes(tmp_path / "f2") == tree_bytes(config.site.output_dir)
+
+
+def test_only_pages_whose_content_changed_are_rendered_and_all_match_a_full_build(
+    site, tmp_path: Path
+) -> None:
+    records, config = site
+    output = config.site.output_dir
+    build(config)
+    # A new topic takes over the plain slug of "Space" (its key sorts first): every page
+    # that links to Space changes, though none of their stories did.
+    (records / "new.md").write_text(record_text(103, ("-Space",), title="A story on -Space"))
+    build(config)
+    assert "<title>" in (page := (output / "topics/space/index.html").read_text())
+    assert "-Space" in page.split("<title>")[1].split("</title>")[0]
+    full_build_elsewhere(config, tmp_path / "fresh")
+    assert tree_bytes(tmp_path / "fresh") == tree_bytes(output)
+
+    changed = records / "record-0005.md"  # AI and Space; only its title changes
+    changed.write_text(record_text(5, ("AI", "Space"), title="Story five, retitled"))
+    bump_mtime(changed)
+    report = build(config)
+    written = {p.relative_to(output).as_posix() for p in report.written_paths}
+    feeds = {name.removesuffix("rss.xml") for name in written if name.endswith("rss.xml")}
+    assert len(feeds) == 2 and "topics/ai/" in feeds  # and Space's (story 5 is not on top)
+    assert {name for name in written if name.endswith(".html")} == {
+        f"{folder}index.html" for folder in feeds
+    }
+    # their RSS, Atom and JSON Feed files and pages; the index, OPML list and stylesheet,
+    # which follow every feed (rendered, and found unchanged)
+    assert report.rendered == 2 * 3 + 2 + 3
+    full_build_elsewhere(config, tmp_path / "fresh-2")
+    assert tree_bytes(tmp_path / "fresh-2") == tree_bytes(output)

@@ -11,7 +11,12 @@ from aggregator.config import LimitsConfig
 from aggregator.errors import RecordError
 from aggregator.limits import LimitExceeded, nesting_depth, read_capped, take_items
 from aggregator.parse import load_json, load_yaml
-from aggregator.records import RecordDefaults, load_record_file, records_from_text
+from aggregator.records import (
+    RecordDefaults,
+    load_record_file,
+    read_record_bytes,
+    records_from_text,
+)
 
 from .hardening_helpers import record_json
 
@@ -181,3 +186,14 @@ def test_generic_limit_helpers() -> None:
     assert nesting_depth("scalar", 1, "k") == 0
     with pytest.raises(LimitExceeded, match=r"nesting depth \(4\) is over the limit of 3"):
         nesting_depth({"a": [1, {"b": [[]]}]}, 3, "k")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+def test_a_file_longer_than_its_stat_size_is_read_on_up_to_the_limit() -> None:
+    # /proc files are regular files that report size 0 and yet hold text: the same as a
+    # record file that grows between stat and read.
+    path = "/proc/self/status"
+    assert os.stat(path).st_size == 0
+    assert read_record_bytes(path, 1 << 20).startswith(b"Name:")
+    with pytest.raises(LimitExceeded):
+        read_record_bytes(path, 10)

@@ -1,6 +1,7 @@
 """The plain-YAML fast path gives exactly what PyYAML's safe loader gives, or steps aside.
 
-Also the fast paths of clean_text and normalise_url against their full versions.
+Also the fast paths of clean_text, sanitize_html and normalise_url against their full
+versions.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from aggregator import markup
 from aggregator.markup import plain_text_full
 from aggregator.parse import decode, split_front_matter
 from aggregator.plainyaml import NotPlain, load_plain_yaml
@@ -149,6 +153,64 @@ def test_tricky_yaml_is_read_identically_or_left_to_pyyaml(text: str) -> None:
     assert_same_or_not_plain(text)
 
 
+_VALUES = [
+    "", "x", "x y", '"q"', "'s'", "'it''s'", '"a\\"b"', '"\\u00e9"', '"\\q"', "1", "-1", "012",
+    "0x1F", "1.5", "~", "null", "yes", "No", "2024-01-01", "2024-01-01T10:00:00Z", "a: b",
+    "# c", "x # c", "x#c", "[1]", "{a: 1}", "&a x", "*a", "!!str 1", "|", ">", '"', "'", "- y",
+    ":", "?", "-", "a:", "é", "🚀", "@x", "%x", "`x", "=", "<<",
+]  # fmt: skip
+_KEYS = ["", "a:", "b:", "key_1:", "k-2:", "yes:", "1:", "a:b", "a :", '"a":', "? a", "a"]
+
+
+@st.composite
+def yaml_like(draw: st.DrawFn) -> str:
+    """Documents of lines made from the pieces record files are made of, and their
+    near misses."""
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        indent = draw(st.sampled_from(["", " ", "  ", "   ", "    "]))
+        dash = draw(st.sampled_from(["", "", "- ", "-  ", "-"]))
+        key = draw(st.sampled_from(_KEYS))
+        space = draw(st.sampled_from(["", " ", " ", "  "]))
+        value = draw(st.sampled_from(_VALUES))
+        trail = draw(st.sampled_from(["", "", " ", "\t", " # note"]))
+        lines.append(indent + dash + key + space + value + trail)
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\r\n", "\n\n"]))
+
+
+@st.composite
+def yaml_block(draw: st.DrawFn, indent: int = 0, depth: int = 0) -> list[str]:
+    """Well-formed block YAML (mappings, sequences, items that are mappings) with scalars
+    drawn from the pieces above, indented by 1-4 spaces a level."""
+    step = draw(st.integers(1, 4))
+    pad = " " * indent
+    lines = []
+    if depth < 3 and draw(st.booleans()) and depth > 0:
+        for _ in range(draw(st.integers(1, 3))):
+            if depth < 2 and draw(st.booleans()):
+                item = draw(yaml_block(indent + 2, depth + 1))
+                lines.append(f"{pad}- {item[0].lstrip()}")
+                lines.extend(item[1:])
+            else:
+                lines.append(f"{pad}- {draw(st.sampled_from(_VALUES))}".rstrip())
+        return lines
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(_KEYS[1:7]))
+        if depth < 3 and draw(st.integers(0, 3)) == 0:
+            lines.append(f"{pad}{key}")
+            shift = draw(st.sampled_from([0, step])) if depth else step
+            lines.extend(draw(yaml_block(indent + shift, depth + 1)))
+        else:
+            lines.append(f"{pad}{key} {draw(st.sampled_from(_VALUES))}".rstrip())
+    return lines
+
+
+@given(st.one_of(yaml_like(), yaml_block().map("\n".join)))
+@settings(derandomize=True, max_examples=500, deadline=None)
+def test_generated_yaml_is_read_identically_or_left_to_pyyaml(text: str) -> None:
+    assert_same_or_not_plain(text)
+
+
 def test_the_fast_path_reads_the_common_shapes() -> None:
     for text in (TRICKY[0], TRICKY[4], TRICKY[26], TRICKY[28], TRICKY[29]):
         assert assert_same_or_not_plain(text), text
@@ -187,6 +249,44 @@ def test_clean_text_matches_on_every_corpus_string() -> None:
     assert len(strings) > 1000
     for value in strings:
         assert clean_text(value, "x") == plain_text_full(value)
+
+
+EXCERPTS = [
+    "Plain words, quotes \" and ' and (brackets) = fine.",
+    "  spaced   out  ",
+    "a > b",
+    "Fish & chips",
+    "<b>bold</b> and <script>alert(1)</script>",
+    "tabs\tand\nnew lines",
+    "caf\u00e9 and \u201ccurly\u201d quotes",
+    "nbsp\u00a0here",
+    "controls \x00\x07 here",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", EXCERPTS)
+def test_sanitize_shortcut_matches_the_full_sanitiser(text: str) -> None:
+    assert markup.sanitize_html(text) == markup.sanitize_html_full(text)
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=80))
+@settings(derandomize=True, max_examples=300, deadline=None)
+def test_sanitize_shortcut_matches_on_any_ascii_text(text: str) -> None:
+    assert markup.sanitize_html(text) == markup.sanitize_html_full(text)
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+def test_sanitize_shortcut_matches_on_every_corpus_string() -> None:
+    strings = [
+        value
+        for _, text in yaml_texts(CORPUS)
+        if isinstance(data := reference(text), dict)
+        for value in _strings(data)
+    ]
+    assert len(strings) > 1000
+    for value in strings:
+        assert markup.sanitize_html(value) == markup.sanitize_html_full(value)
 
 
 def _strings(value: object) -> list[str]:

@@ -19,7 +19,7 @@ from feedgen.util import xml_elem
 
 from aggregator import markup
 from aggregator.config import SiteConfig
-from aggregator.rank import FeedPlan
+from aggregator.rank import FeedPlan, Topic
 from aggregator.records import Record
 from aggregator.topics import topic_key
 
@@ -85,6 +85,21 @@ class _HubExtension(BaseExtension):
 
 
 @dataclass(frozen=True, slots=True)
+class FeedSummary:
+    """What pages and the OPML list show of a feed besides its items: small enough to
+    send with each page to a worker process."""
+
+    topic: Topic | None
+    directory: str
+    total: int
+    newest: datetime
+
+    @classmethod
+    def of(cls, plan: FeedPlan) -> FeedSummary:
+        return cls(plan.topic, plan.directory, plan.total, newest_date(plan))
+
+
+@dataclass(frozen=True, slots=True)
 class FeedLinks:
     """Absolute URLs of one feed's files and of the page they belong to."""
 
@@ -93,7 +108,7 @@ class FeedLinks:
     page: str
 
     @classmethod
-    def for_plan(cls, site: SiteConfig, plan: FeedPlan) -> FeedLinks:
+    def for_plan(cls, site: SiteConfig, plan: FeedPlan | FeedSummary) -> FeedLinks:
         folder = urljoin(site.base_url, plan.directory + "/" if plan.directory else "")
         return cls(rss=folder + "rss.xml", atom=folder + "atom.xml", page=folder)
 
@@ -102,14 +117,14 @@ class FeedLinks:
         return self.page + "feed.json"
 
 
-def feed_title(site: SiteConfig, plan: FeedPlan) -> str:
-    return site.title if plan.topic is None else f"{site.title}: {plan.topic.name}"
+def feed_title(site: SiteConfig, topic: Topic | None) -> str:
+    return site.title if topic is None else f"{site.title}: {topic.name}"
 
 
-def feed_description(site: SiteConfig, plan: FeedPlan) -> str:
-    if plan.topic is None:
+def feed_description(site: SiteConfig, topic: Topic | None) -> str:
+    if topic is None:
         return site.description
-    return f"The top stories about {plan.topic.name}, ranked by quality, heat and freshness."
+    return f"The top stories about {topic.name}, ranked by quality, heat and freshness."
 
 
 def newest_date(plan: FeedPlan) -> datetime:
@@ -166,10 +181,10 @@ def _feed(site: SiteConfig, plan: FeedPlan, links: FeedLinks) -> FeedGenerator:
     generator = FeedGenerator()
     generator.register_extension("item", _ItemExtension, _ItemEntryExtension)
     generator.load_extension("dc", atom=False, rss=True)
-    title = feed_title(site, plan)
+    title = feed_title(site, plan.topic)
     generator.id(links.atom)
     generator.title(title)
-    generator.description(feed_description(site, plan))
+    generator.description(feed_description(site, plan.topic))
     generator.language(site.language)
     generator.author(name=site.author, uri=site.base_url)
     generator.generator("aggregator", uri=PROJECT_URL)

@@ -7,6 +7,7 @@ Every date shown comes from the records, never the clock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan, Topic
 from aggregator.records import Record
-from aggregator.render.feeds import feed_description, feed_title, newest_date
+from aggregator.render.feeds import FeedSummary, feed_description, feed_title, newest_date
 from aggregator.render.jsonfeed import JSON_FEED_NAME
 from aggregator.render.opml import OPML_NAME
 from aggregator.topics import topic_key
@@ -71,6 +72,7 @@ def date_text(moment: datetime) -> str:
     return f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}"
 
 
+@functools.cache  # templates compile once per process, not once per page
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("aggregator", "templates"),
@@ -85,19 +87,30 @@ def environment() -> Environment:
     return env
 
 
+def page_path(plan: FeedPlan | FeedSummary) -> str:
+    """A feed's page, relative to the output folder."""
+    return f"{plan.directory}/{PAGE_NAME}" if plan.directory else PAGE_NAME
+
+
 def render_pages(site: SiteConfig, plans: Sequence[FeedPlan]) -> dict[str, bytes]:
     """Every page, keyed by its path relative to the output folder."""
+    feeds = [FeedSummary.of(plan) for plan in plans]
+    return {page_path(plan): render_page(site, plan, feeds) for plan in plans}
+
+
+def render_page(site: SiteConfig, plan: FeedPlan, feeds: Sequence[FeedSummary]) -> bytes:
+    """The page of one feed: the index for the all-topics feed, else the topic's page.
+    `feeds` summarises every feed of the site, for the links between pages."""
     env = environment()
-    main = next(plan for plan in plans if plan.topic is None)
-    topics = {plan.topic.key: plan for plan in plans if plan.topic is not None}
-    pages = {PAGE_NAME: _index(env, site, main, topics)}
-    for plan in topics.values():
-        pages[f"{plan.directory}/{PAGE_NAME}"] = _topic_page(env, site, plan, main, topics)
-    return pages
+    topics = {feed.topic.key: feed for feed in feeds if feed.topic is not None}
+    if plan.topic is None:
+        return _index(env, site, plan, topics)
+    main = next(feed for feed in feeds if feed.topic is None)
+    return _topic_page(env, site, plan, main, topics)
 
 
 def _index(
-    env: Environment, site: SiteConfig, main: FeedPlan, topics: dict[str, FeedPlan]
+    env: Environment, site: SiteConfig, main: FeedPlan, topics: dict[str, FeedSummary]
 ) -> bytes:
     return _render(
         env,
@@ -105,7 +118,7 @@ def _index(
         site=site,
         root="",
         title=site.title,
-        description=feed_description(site, main),
+        description=feed_description(site, None),
         feeds=_feed_hrefs(site, main, ""),
         all_feeds=_feed_hrefs(site, main, ""),
         topics=_topic_views(site, topics, ""),
@@ -119,8 +132,8 @@ def _topic_page(
     env: Environment,
     site: SiteConfig,
     plan: FeedPlan,
-    main: FeedPlan,
-    topics: dict[str, FeedPlan],
+    main: FeedSummary,
+    topics: dict[str, FeedSummary],
 ) -> bytes:
     assert plan.topic is not None
     root = "../" * (plan.directory.count("/") + 1)
@@ -129,9 +142,9 @@ def _topic_page(
         "topic.html",
         site=site,
         root=root,
-        title=feed_title(site, plan),
+        title=feed_title(site, plan.topic),
         topic=plan.topic,
-        description=feed_description(site, plan),
+        description=feed_description(site, plan.topic),
         feeds=_feed_hrefs(site, plan, ""),  # beside the page
         all_feeds=_feed_hrefs(site, main, root),
         stories=_stories(plan.items, topics, root),
@@ -145,38 +158,40 @@ def _render(env: Environment, template: str, **context: object) -> bytes:
     return env.get_template(template).render(**context).encode("utf-8")
 
 
-def _feed_hrefs(site: SiteConfig, plan: FeedPlan, folder: str) -> FeedHrefs:
+def _feed_hrefs(site: SiteConfig, plan: FeedPlan | FeedSummary, folder: str) -> FeedHrefs:
     return FeedHrefs(
-        title=feed_title(site, plan),
+        title=feed_title(site, plan.topic),
         rss=f"{folder}rss.xml",
         atom=f"{folder}atom.xml",
         json=f"{folder}{JSON_FEED_NAME}",
     )
 
 
-def _topic_views(site: SiteConfig, topics: dict[str, FeedPlan], root: str) -> list[TopicView]:
+def _topic_views(site: SiteConfig, topics: dict[str, FeedSummary], root: str) -> list[TopicView]:
     views = []
-    for plan in topics.values():
-        topic: Topic = plan.topic  # type: ignore[assignment]
-        folder = f"{root}{plan.directory}/"
+    for feed in topics.values():
+        topic: Topic = feed.topic  # type: ignore[assignment]
+        folder = f"{root}{feed.directory}/"
         views.append(
-            TopicView(topic.name, topic.slug, plan.total, folder, _feed_hrefs(site, plan, folder))
+            TopicView(topic.name, topic.slug, feed.total, folder, _feed_hrefs(site, feed, folder))
         )
     return sorted(views, key=lambda view: (view.name.casefold(), view.slug))
 
 
-def _stories(records: Sequence[Record], topics: dict[str, FeedPlan], root: str) -> list[StoryView]:
+def _stories(
+    records: Sequence[Record], topics: dict[str, FeedSummary], root: str
+) -> list[StoryView]:
     return [_story(record, topics, root) for record in records]
 
 
-def _story(record: Record, topics: dict[str, FeedPlan], root: str) -> StoryView:
+def _story(record: Record, topics: dict[str, FeedSummary], root: str) -> StoryView:
     image = record.images[0] if record.images else None
     provider = record.provider.name if record.provider else record.guid.split("/")[2]
     story_topics = []
     for name in record.topics:
-        plan = topics.get(topic_key(name))
-        if plan is not None and plan.topic is not None:
-            story_topics.append((plan.topic.name, f"{root}{plan.directory}/"))
+        feed = topics.get(topic_key(name))
+        if feed is not None and feed.topic is not None:
+            story_topics.append((feed.topic.name, f"{root}{feed.directory}/"))
     return StoryView(
         title=record.title,
         url=record.url,

@@ -34,10 +34,10 @@ def render_json_feed(site: SiteConfig, plan: FeedPlan, topic_names: dict[str, st
     links = FeedLinks.for_plan(site, plan)
     feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
-        "title": feed_title(site, plan),
+        "title": feed_title(site, plan.topic),
         "home_page_url": links.page,
         "feed_url": links.json,
-        "description": feed_description(site, plan),
+        "description": feed_description(site, plan.topic),
         "language": site.language,
         "authors": [{"name": site.author, "url": site.base_url}],
         "items": [_item(record, topic_names) for record in plan.items],

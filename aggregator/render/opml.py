@@ -13,38 +13,37 @@ from datetime import UTC
 from email.utils import format_datetime
 
 from aggregator.config import SiteConfig
-from aggregator.rank import FeedPlan
-from aggregator.render.feeds import EPOCH, FeedLinks, feed_description, feed_title, newest_date
+from aggregator.render.feeds import EPOCH, FeedLinks, FeedSummary, feed_description, feed_title
 
 OPML_NAME = "index.opml"
 OPML_DOCS = "http://opml.org/spec2.opml"
 
 
-def render_opml(site: SiteConfig, plans: Sequence[FeedPlan]) -> bytes:
+def render_opml(site: SiteConfig, feeds: Sequence[FeedSummary]) -> bytes:
     """The all-topics feed first, then each topic by name."""
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = f"{site.title}: all feeds"
-    newest = max((newest_date(plan) for plan in plans), default=EPOCH)
+    newest = max((feed.newest for feed in feeds), default=EPOCH)
     ET.SubElement(head, "dateModified").text = format_datetime(newest.astimezone(UTC), usegmt=True)
     ET.SubElement(head, "ownerName").text = site.author
     ET.SubElement(head, "docs").text = OPML_DOCS
     body = ET.SubElement(root, "body")
-    for plan in sorted(plans, key=_order):
-        _outline(body, site, plan)
+    for feed in sorted(feeds, key=_order):
+        _outline(body, site, feed)
     ET.indent(root)
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
 
 
-def _order(plan: FeedPlan) -> tuple[int, str, str]:
-    if plan.topic is None:
+def _order(feed: FeedSummary) -> tuple[int, str, str]:
+    if feed.topic is None:
         return (0, "", "")
-    return (1, plan.topic.name.casefold(), plan.topic.slug)
+    return (1, feed.topic.name.casefold(), feed.topic.slug)
 
 
-def _outline(body: ET.Element, site: SiteConfig, plan: FeedPlan) -> None:
-    links = FeedLinks.for_plan(site, plan)
-    title = feed_title(site, plan)
+def _outline(body: ET.Element, site: SiteConfig, feed: FeedSummary) -> None:
+    links = FeedLinks.for_plan(site, feed)
+    title = feed_title(site, feed.topic)
     ET.SubElement(
         body,
         "outline",
@@ -54,6 +53,6 @@ def _outline(body: ET.Element, site: SiteConfig, plan: FeedPlan) -> None:
         version="RSS2",
         xmlUrl=links.rss,
         htmlUrl=links.page,
-        description=feed_description(site, plan),
+        description=feed_description(site, feed.topic),
         language=site.language,
     )
