@@ -177,7 +177,7 @@ def _collect_remote(
     return collect_remote(config, store, progress, persist=persist, defaults=defaults)
 
 
-WRITE_THREADS = 8  # output files written at once
+WRITE_THREADS = 4  # output files written at once (their fsyncs overlap)
 MIN_FEEDS_PER_WORKER = 8  # feeds to render before worker processes pay for themselves
 SAVE_BATCH = 5_000  # cache entries written per statement batch (bounds memory)
 

@@ -71,7 +71,7 @@ class LimitsConfig:
 @dataclass(frozen=True, slots=True)
 class BuildConfig:
     state_path: Path  # SQLite file: fetch cache, parse cache, feed digests
-    workers: int = 0  # parsing processes; 0 = one per core
+    workers: int = 0  # parsing and rendering processes; 0 = one per core
     lock_timeout: float = 30.0  # seconds a build waits for another one to finish
 
 

@@ -40,6 +40,7 @@ def worker_count(configured: int) -> int:
 
 
 def _start_worker() -> None:
+    gc.freeze()  # what was inherited is never scanned (nor copied on write by a scan)
     gc.enable()  # a worker's garbage is short-lived; the parent may have paused collection
 
 

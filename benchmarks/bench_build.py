@@ -1,15 +1,17 @@
 """Benchmark: aggregator builds (cold, no change, +10 files) against Hugo, same records.
 
     python benchmarks/bench_build.py                 # N = 10 000 and 100 000
-    python benchmarks/bench_build.py --sizes 2000    # a quick run
+    python benchmarks/bench_build.py --sizes 2000 --repeat 1    # a quick run
 
 Generates N synthetic records shaped like the real ones (front-matter Markdown with
 60 topics on a Zipf-like spread, 1-3 topics each, 500 providers, 5 % duplicate stories,
 20-60 word excerpts, images, some `related`) under benchmarks/_work/ (git-ignored), then
 times in one run, each as its own process: an aggregator cold build (no state, no
-output), a rebuild with nothing changed, a rebuild after adding 10 files, and Hugo
-(Debian package `hugo`) building per-topic RSS from the same files. Prints seconds,
-peak RSS of each build process and the ratios to Hugo's time. Needs `hugo` on PATH.
+output), a rebuild with nothing changed, a rebuild after adding 10 files (the next
+records of the same stream), and Hugo (Debian package `hugo`) building per-topic RSS
+from the same files. Each step runs `--repeat` times (default 3), the rounds
+interleaving aggregator and Hugo; prints the median seconds, the ratios to Hugo's
+median, the largest peak RSS of each step and every round's time. Needs `hugo` on PATH.
 """
 
 from __future__ import annotations
@@ -240,41 +242,54 @@ def aggregator_build(folder: Path, *extra: str) -> Step:
     return timed([sys.executable, "-m", "aggregator", "build", "-q", *extra], folder)
 
 
-def run(count: int) -> dict[str, Step]:
+def run(count: int, repeat: int) -> dict[str, list[Step]]:
+    """Each step `repeat` times; the rounds interleave aggregator and Hugo, so both meet
+    the same machine (a shared machine's speed drifts by a quarter within minutes)."""
     folder = prepare(count)
-    shutil.rmtree(folder / "state", ignore_errors=True)
-    shutil.rmtree(folder / "feeds", ignore_errors=True)
-    shutil.rmtree(folder / "hugo-public", ignore_errors=True)
-    subprocess.run(["sync"], check=False)
-    steps = {
-        "cold": aggregator_build(folder),
-        "no change": aggregator_build(folder),
-    }
+    news = folder / "records" / "news"
     # The next 10 records of the same stream: same topics and providers, new stories.
-    added = generate(folder / "records" / "news", 10, start=count)
-    for path in added:
-        path.rename(path.with_name(path.stem + f"-extra-{count}.md"))
-    steps["+10 files"] = aggregator_build(folder)
-    for path in (folder / "records" / "news").glob("*-extra-*.md"):
-        path.unlink()
-    steps["hugo"] = timed(
-        ["hugo", "--quiet", "--source", str(folder), "--cacheDir", str(folder / "hugo-cache")],
-        folder,
-    )
+    extra = folder / "extra"
+    shutil.rmtree(extra, ignore_errors=True)
+    added = generate(extra, 10, start=count)
+    steps: dict[str, list[Step]] = {"cold": [], "no change": [], "+10 files": [], "hugo": []}
+    for _ in range(repeat):
+        for name in ("state", "feeds", "hugo-public"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+        subprocess.run(["sync"], check=False)
+        steps["cold"].append(aggregator_build(folder))
+        steps["no change"].append(aggregator_build(folder))
+        for path in added:
+            shutil.copy2(path, news / f"{path.stem}-extra-{count}.md")
+        steps["+10 files"].append(aggregator_build(folder))
+        for path in news.glob("*-extra-*.md"):
+            path.unlink()
+        steps["hugo"].append(timed(
+            ["hugo", "--quiet", "--source", str(folder), "--cacheDir", str(folder / "hugo-cache")],
+            folder,
+        ))  # fmt: skip
     return steps
 
 
-def report(count: int, steps: dict[str, Step]) -> str:
+def median(steps: list[Step]) -> Step:
+    middle = sorted(steps, key=lambda step: step.seconds)[len(steps) // 2]
+    worst = max(step.exit_code for step in steps)
+    return Step(middle.name, middle.seconds, middle.cpu_seconds,
+                max(step.peak_rss_mb for step in steps), worst)  # fmt: skip
+
+
+def report(count: int, runs: dict[str, list[Step]]) -> str:
+    steps = {name: median(found) for name, found in runs.items()}
     hugo = steps["hugo"].seconds
     lines = [
-        f"N = {count:,} records",
-        f"  {'step':<12}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}",
+        f"N = {count:,} records, median of {len(runs['hugo'])} rounds",
+        f"  {'step':<12}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}   each round (s)",
     ]
     for name, step in steps.items():
         flag = "" if step.exit_code == 0 else f"  (exit {step.exit_code})"
+        rounds = " ".join(f"{found.seconds:.2f}" for found in runs[name])
         lines.append(
             f"  {name:<12}{step.seconds:>9.2f}{step.seconds / hugo:>9.3f}"
-            f"{step.cpu_seconds:>9.2f}{step.peak_rss_mb:>8.0f} MB{flag}"
+            f"{step.cpu_seconds:>9.2f}{step.peak_rss_mb:>8.0f} MB   {rounds}{flag}"
         )
     return "\n".join(lines)
 
@@ -282,12 +297,13 @@ def report(count: int, steps: dict[str, Step]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per size (median shown)")
     args = parser.parse_args()
     if shutil.which("hugo") is None:
         print("hugo is not installed (Debian: apt-get install -y hugo)", file=sys.stderr)
         return 2
     for count in args.sizes:
-        print(report(count, run(count)), flush=True)
+        print(report(count, run(count, args.repeat)), flush=True)
     return 0
 
 

@@ -17,7 +17,7 @@ from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, parse_files
 from aggregator.records import RecordDefaults, load_record_file
 from aggregator.sources import iter_record_files, scan_record_files
-from aggregator.state import StateStore
+from aggregator.state import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, StateStore
 
 from .conftest import CORPUS, ROOT
 from .factories import tree_bytes
@@ -509,3 +509,32 @@ def test_only_pages_whose_content_changed_are_rendered_and_all_match_a_full_buil
     assert report.rendered == 2 * 3 + 2 + 3
     full_build_elsewhere(config, tmp_path / "fresh-2")
     assert tree_bytes(tmp_path / "fresh-2") == tree_bytes(output)
+
+
+def test_a_state_file_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Version 1 kept entries in a WITHOUT ROWID table on 4 KiB pages; they are dropped
+    (a cache: the next build refills it) and the file is rewritten with larger pages."""
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute(
+        "CREATE TABLE entries (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+        " PRIMARY KEY (namespace, key)) WITHOUT ROWID"
+    )
+    db.execute("INSERT INTO entries VALUES ('parse', 'file:/x.md', x'00')")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    warnings: list[str] = []
+    with StateStore.open(path, warnings.append) as store:
+        assert store.items(PARSE) == {}
+        store.put(PARSE, "file:/y.md", b"\x01")
+    assert warnings == []
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    with StateStore.open(path) as store:
+        assert store.items(PARSE) == {"file:/y.md": b"\x01"}
