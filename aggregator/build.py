@@ -451,7 +451,7 @@ def publish(
     work = _plan_rendering(config, plans, names, feed_cache, program)
     render = partial(render_job, config.site, names, work.feeds)
     if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
-        results = pool.map(render, work.jobs)
+        results = pool.map(render, work.jobs, chunk=2)  # the shared arguments travel once a chunk
     else:
         results = map(render, work.jobs)
     pages = {page_path(job.plan) for job in work.jobs}

@@ -20,7 +20,6 @@ import struct
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,13 @@ import yaml
 from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
 from aggregator.rank import FeedPlan, Topic
-from aggregator.records import DocumentResult, Image, Provider, Record, Related
+from aggregator.records import (
+    R_ORIGIN,
+    DocumentResult,
+    Record,
+    record_from_values,
+    record_values,
+)
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
 
@@ -73,48 +78,23 @@ def program_fingerprint() -> bytes:
 # dataclasses themselves, so a new plain field is carried without a change here (and a
 # field marshal cannot carry fails loudly when encoding).
 
-_RECORD_FIELDS = tuple(f.name for f in fields(Record))
 _PROBLEM_FIELDS = tuple(f.name for f in fields(Problem))
-_R_PUBLISHED = _RECORD_FIELDS.index("published")
-_R_UPDATED = _RECORD_FIELDS.index("updated")
-_R_PROVIDER = _RECORD_FIELDS.index("provider")
-_R_IMAGES = _RECORD_FIELDS.index("images")
-_R_RELATED = _RECORD_FIELDS.index("related")
-_R_ORIGIN = _RECORD_FIELDS.index("origin")
 _P_ORIGIN = _PROBLEM_FIELDS.index("origin")
 
 
-_FIELD_NAMES = {
-    cls: tuple(f.name for f in fields(cls)) for cls in (Provider, Image, Related, Problem)
-}
-
-
-def _flat(value: Provider | Image | Related | Problem) -> tuple[object, ...]:
-    return tuple([getattr(value, name) for name in _FIELD_NAMES[type(value)]])
+def _flat(problem: Problem) -> tuple[object, ...]:
+    return tuple([getattr(problem, name) for name in _PROBLEM_FIELDS])
 
 
 def _encode_record(record: Record) -> list[object]:
-    values: list[object] = [getattr(record, name) for name in _RECORD_FIELDS]
-    values[_R_PUBLISHED] = record.published.isoformat()
-    values[_R_UPDATED] = record.updated.isoformat()
-    values[_R_PROVIDER] = _flat(record.provider) if record.provider else None
-    values[_R_IMAGES] = tuple(_flat(image) for image in record.images)
-    values[_R_RELATED] = tuple(_flat(related) for related in record.related)
-    values[_R_ORIGIN] = ""  # the file's path is given back when decoding
+    values = record_values(record)
+    values[R_ORIGIN] = ""  # the file's path is given back when decoding
     return values
 
 
 def _decode_record(values: list[Any], origin: str) -> Record:
-    values[_R_PUBLISHED] = datetime.fromisoformat(values[_R_PUBLISHED])
-    values[_R_UPDATED] = datetime.fromisoformat(values[_R_UPDATED])
-    if provider := values[_R_PROVIDER]:
-        values[_R_PROVIDER] = Provider(*provider)
-    if images := values[_R_IMAGES]:
-        values[_R_IMAGES] = tuple([Image(*image) for image in images])
-    if related := values[_R_RELATED]:
-        values[_R_RELATED] = tuple([Related(*item) for item in related])
-    values[_R_ORIGIN] = origin
-    return Record(*values)
+    values[R_ORIGIN] = origin
+    return record_from_values(values)
 
 
 def encode_result(result: DocumentResult) -> bytes:
