@@ -10,10 +10,14 @@ them anyway.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import TypeVar
 
@@ -37,6 +41,16 @@ def worker_count(configured: int) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on every platform
         return os.cpu_count() or 1
+
+
+def _start_method() -> BaseContext:
+    """fork where it is safe, on Linux from the main thread: workers start at once, with
+    everything already imported. From another thread (`serve --build-every` builds on
+    one) a lock held elsewhere at the moment of forking could hang a worker, and other
+    systems advise against fork: there, workers are fresh interpreters."""
+    if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _start_worker() -> None:
@@ -78,7 +92,9 @@ class WorkerPool:
         task. All tasks are handed out at once, so the caller can do other work before
         reading the results."""
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.workers, initializer=_start_worker)
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=_start_method(), initializer=_start_worker
+            )
         return self._executor.map(function, jobs, chunksize=chunk)
 
 

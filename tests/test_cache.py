@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from aggregator.build import build
 from aggregator.cache import FILE_KEY, PARSE, decode_result, encode_result, file_stamp
 from aggregator.cli import main
 from aggregator.config import load_config
-from aggregator.parallel import WorkerPool, parse_files
+from aggregator.parallel import WorkerPool, _start_method, parse_files
 from aggregator.records import RecordDefaults, load_record_file
 from aggregator.sources import iter_record_files, scan_record_files
 from aggregator.state import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, StateStore
@@ -287,6 +288,27 @@ def test_process_pool_output_is_identical_to_one_process(tmp_path: Path, write_c
     load = _loader()
     with WorkerPool(2) as pool, WorkerPool(1) as serial:
         assert list(parse_files(load, paths, pool)) == list(parse_files(load, paths, serial))
+
+
+def test_a_build_on_another_thread_uses_fresh_worker_processes(
+    tmp_path: Path, write_config
+) -> None:
+    """`serve --build-every` builds on a thread: its workers are spawned, not forked (a
+    lock held by another thread at the moment of forking could hang them); the output is
+    the same as from one process."""
+    with ThreadPoolExecutor(1) as thread:
+        assert thread.submit(_start_method).result().get_start_method() == "spawn"
+    records = tmp_path / "records"
+    write_records(records, 450)
+    outputs = {}
+    for workers in (1, 2):
+        config = load_config(write_config(records, f"[build]\nworkers = {workers}\n"))
+        output = tmp_path / f"out-{workers}"
+        with ThreadPoolExecutor(1) as thread:
+            report = thread.submit(build, config, output, full=True).result()
+        assert report.parsed == 450
+        outputs[workers] = tree_bytes(output)
+    assert outputs[1] == outputs[2]
 
 
 def _loader():
