@@ -179,7 +179,7 @@ def _collect_remote(
 
 WRITE_THREADS = 4  # output files written at once (their fsyncs overlap)
 MIN_FEEDS_PER_WORKER = 8  # feeds to render before worker processes pay for themselves
-SAVE_BATCH = 5_000  # cache entries written per statement batch (bounds memory)
+SAVE_BATCH = 1_000  # cache entries written per statement batch (bounds memory)
 
 
 def read_record_files(

@@ -114,11 +114,12 @@ def _prepare(db: sqlite3.Connection) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if tables and version != SCHEMA_VERSION:
         db.execute("DROP TABLE IF EXISTS entries")  # a cache: safe to start over
-    if version != SCHEMA_VERSION or not tables:
         # The page size of an existing file only changes by rewriting it, outside WAL.
         db.execute("PRAGMA journal_mode = DELETE")
         db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         db.execute("VACUUM")
+    elif not tables:
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # taken when the file is first written
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute(

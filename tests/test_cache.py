@@ -560,3 +560,13 @@ def test_a_state_file_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path
     db.close()
     with StateStore.open(path) as store:
         assert store.items(PARSE) == {"file:/y.md": b"\x01"}
+
+
+def test_a_new_state_file_has_large_pages_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with StateStore.open(path) as store:
+        store.put(PARSE, "file:/x.md", b"\x00" * 2000)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
