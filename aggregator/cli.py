@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_REJECTED = 1  # some input was rejected; everything else was still published
 EXIT_USAGE = 2  # bad command line or configuration; nothing was written
 EXIT_LOCKED = 3  # another build held the lock past [build] lock_timeout; nothing was done
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -170,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BuildLocked as exc:
         print(f"aggregator: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    except KeyboardInterrupt:
+        print("aggregator: interrupted; every file written so far is whole, the rest was "
+              "not written", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     code = _report(report, args)
     if args.command == "build":
         _announce(config, report, args)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -31,6 +33,7 @@ Parsed = tuple[bytes, bool]  # encoded result, whether it may be cached
 
 MIN_FILES_PER_WORKER = 200  # below this a pool costs more than it saves
 CHUNK_FILES = 500  # small enough to spread the load, big enough to cost little
+PARENT_CHECK_SECONDS = 0.5  # how soon a worker of a killed build exits
 
 
 def worker_count(configured: int) -> int:
@@ -53,9 +56,20 @@ def _start_method() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _start_worker() -> None:
+def _start_worker(parent: int) -> None:
+    # Ctrl-C is for the build, which stops its workers itself (without a traceback each).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.freeze()  # what was inherited is never scanned (nor copied on write by a scan)
     gc.enable()  # a worker's garbage is short-lived; the parent may have paused collection
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose build is killed would otherwise wait for work forever: it leaves
+    once it has been handed to another parent."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 class WorkerPool:
@@ -74,9 +88,14 @@ class WorkerPool:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(cancel_futures=True)
-            self._executor = None
+        if self._executor is None:
+            return
+        if kind is not None:
+            # Interrupted or failed: stop the workers now, not after their current job.
+            for process in multiprocessing.active_children():
+                process.terminate()
+        self._executor.shutdown(cancel_futures=True)
+        self._executor = None
 
     def pays(self, jobs: int, min_jobs_per_worker: int) -> bool:
         """True if `jobs` should go to the workers: they run already, or there is
@@ -93,7 +112,10 @@ class WorkerPool:
         reading the results."""
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=_start_method(), initializer=_start_worker
+                self.workers,
+                mp_context=_start_method(),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return self._executor.map(function, jobs, chunksize=chunk)
 

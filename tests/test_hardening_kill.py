@@ -105,6 +105,47 @@ def test_builds_killed_at_random_moments_never_leave_a_partial_feed(
             assert read_tree(output) == new  # every feed new, no temp file left
             cleaned_up = cleaned_up or bool(temps)
     print(f"\nbuild {duration:.2f} s; kill phases: {', '.join(phases)}")
+    assert wait_until_gone(config) == []  # no worker outlives its killed build
+
+
+def build_processes(config: Path) -> list[int]:
+    """Processes (builds and their workers) running with `config` on their command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            if str(config).encode() in command:
+                found.append(int(entry.name))
+    return found
+
+
+def wait_until_gone(config: Path, seconds: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := build_processes(config)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_workers_of_a_killed_build_exit(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    write_record_set(records, 3000, TOPICS)  # parsing takes long enough to be caught at it
+    config = write_config(tmp_path, records)
+    process = subprocess.Popen(
+        build_command(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while len(build_processes(config)) < 3 and process.poll() is None:
+        assert time.monotonic() < deadline, "the build never started its workers"
+        time.sleep(0.01)
+    workers = [pid for pid in build_processes(config) if pid != process.pid]
+    assert workers, "the build finished before its workers were seen"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert wait_until_gone(config) == []
 
 
 def test_state_store_survives_kills(tmp_path: Path) -> None:
@@ -224,3 +265,24 @@ def test_kill_helpers_detect_a_partial_feed(tmp_path: Path) -> None:
     phase, temps, broken = classify_after_kill(output, old, new)
     assert (phase, temps, broken) == ("during", [".rss.xml.a.aggregator-tmp"], ["rss.xml: missing"])
     assert os.path.exists(output / "atom.xml")
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_ctrl_c_stops_the_build_and_its_workers_with_one_line(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    write_record_set(records, 3000, TOPICS)
+    config = write_config(tmp_path, records)
+    process = subprocess.Popen(
+        build_command(config), stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while len(build_processes(config)) < 3 and process.poll() is None:
+        assert time.monotonic() < deadline, "the build never started its workers"
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.splitlines() == [
+        "aggregator: interrupted; every file written so far is whole, the rest was not written"
+    ]
+    assert wait_until_gone(config) == []
