@@ -97,6 +97,15 @@ def canonical_url(url: str, tracking_params: tuple[str, ...]) -> str:
 
     `url` must already be normalised (scheme and host are lower-case).
     """
+    if "?" not in url and "#" not in url:  # the common case: only trailing slashes to drop
+        kept = url.rstrip("/")
+        return kept if kept.count("/") > 2 else kept + "/"  # the root keeps its slash
+    return canonical_url_full(url, tracking_params)
+
+
+def canonical_url_full(url: str, tracking_params: tuple[str, ...]) -> str:
+    """`canonical_url` without its shortcut for links with no query or fragment (kept
+    apart so tests can show the shortcut gives the same result)."""
     parts = urlsplit(url)
     # Filter the raw `key=value` pairs so the values we keep stay byte-for-byte as they were.
     kept = [

@@ -1,7 +1,7 @@
 """The plain-YAML fast path gives exactly what PyYAML's safe loader gives, or steps aside.
 
-Also the fast paths of clean_text, sanitize_html and normalise_url against their full
-versions.
+Also the fast paths of clean_text, sanitize_html, normalise_url and canonical_url against
+their full versions.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator import markup
+from aggregator.config import DEFAULT_TRACKING_PARAMS
 from aggregator.markup import plain_text_full
 from aggregator.parse import decode, split_front_matter
 from aggregator.plainyaml import NotPlain, load_plain_yaml
 from aggregator.records import clean_text
 from aggregator.sources import iter_record_files
-from aggregator.urls import normalise_url
+from aggregator.urls import canonical_url, canonical_url_full, normalise_url
 
 from .conftest import CORPUS, ROOT
 
@@ -341,3 +342,46 @@ def test_normalise_url_shortcut_agrees_with_the_full_algorithm(url: str) -> None
     except ValueError as exc:
         got = type(exc)
     assert got == expected
+
+
+CANONICAL = [
+    "https://example.com/",
+    "https://example.com//",
+    "https://example.com/a/",
+    "https://example.com/a//",
+    "https://example.com/a/b",
+    "https://example.com/a/?utm_source=x",
+    "https://example.com/a?b=1&utm_medium=y",
+    "https://example.com/a#frag",
+    "https://example.com/a/#",
+    "https://example.com:8080/a/",
+    "https://xn--bcher-kva.example/x/",
+]
+
+
+@pytest.mark.parametrize("url", [*CANONICAL, *(u.strip() for u in URLS)])
+def test_canonical_url_shortcut_agrees_with_the_full_algorithm(url: str) -> None:
+    try:
+        url = normalise_url(url)
+    except ValueError:
+        return  # not a link a record keeps
+    assert canonical_url(url, DEFAULT_TRACKING_PARAMS) == canonical_url_full(
+        url, DEFAULT_TRACKING_PARAMS
+    )
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+def test_canonical_url_shortcut_agrees_on_every_corpus_link() -> None:
+    links = set()
+    for _, text in yaml_texts(CORPUS):
+        data = reference(text)
+        for value in _strings(data) if isinstance(data, dict) else []:
+            try:
+                links.add(normalise_url(value))
+            except ValueError:
+                continue  # not a link
+    assert len(links) > 300
+    for url in links:
+        assert canonical_url(url, DEFAULT_TRACKING_PARAMS) == canonical_url_full(
+            url, DEFAULT_TRACKING_PARAMS
+        )
