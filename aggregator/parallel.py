@@ -91,7 +91,8 @@ class WorkerPool:
         if self._executor is None:
             return
         if kind is not None:
-            # Interrupted or failed: stop the workers now, not after their current job.
+            # Interrupted or failed: stop the workers now, not after their current job
+            # (they are the only child processes a build starts).
             for process in multiprocessing.active_children():
                 process.terminate()
         self._executor.shutdown(cancel_futures=True)
