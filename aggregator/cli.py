@@ -13,11 +13,13 @@ from aggregator.build import BuildReport, build, unusable_state
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.lock import BuildLocked, build_lock, lock_path
+from aggregator.parallel import WorkerDied
 
 EXIT_OK = 0
 EXIT_REJECTED = 1  # some input was rejected; everything else was still published
 EXIT_USAGE = 2  # bad command line or configuration; nothing was written
 EXIT_LOCKED = 3  # another build held the lock past [build] lock_timeout; nothing was done
+EXIT_FAILED = 4  # the build stopped part-way (a worker process died); rerun it
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
@@ -171,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BuildLocked as exc:
         print(f"aggregator: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    except WorkerDied as exc:
+        print(f"aggregator: build failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("aggregator: interrupted; every file written so far is whole, the rest was "
               "not written", file=sys.stderr)  # fmt: skip

@@ -18,12 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import TypeVar
 
 from aggregator.cache import cacheable, encode_result
+from aggregator.errors import AggregatorError
 from aggregator.records import DocumentResult
 
 Job = TypeVar("Job")
@@ -44,6 +46,16 @@ def worker_count(configured: int) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on every platform
         return os.cpu_count() or 1
+
+
+class WorkerDied(AggregatorError):
+    """A worker process ended in the middle of its work (killed, or out of memory)."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(
+            f"one of the {workers} worker processes ended abruptly (killed, or out of "
+            "memory? `[build] workers` sets how many run); nothing more was written"
+        )
 
 
 def _start_method() -> BaseContext:
@@ -118,7 +130,13 @@ class WorkerPool:
                 initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
-        return self._executor.map(function, jobs, chunksize=chunk)
+        return self._results(self._executor.map(function, jobs, chunksize=chunk))
+
+    def _results(self, results: Iterator[Result]) -> Iterator[Result]:
+        try:
+            yield from results
+        except BrokenProcessPool:
+            raise WorkerDied(self.workers) from None
 
 
 def parse_one(load: Loader, path: str) -> Parsed:

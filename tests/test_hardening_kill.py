@@ -286,3 +286,26 @@ def test_ctrl_c_stops_the_build_and_its_workers_with_one_line(tmp_path: Path) ->
         "aggregator: interrupted; every file written so far is whole, the rest was not written"
     ]
     assert wait_until_gone(config) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_a_worker_killed_mid_build_fails_the_build_cleanly(tmp_path: Path) -> None:
+    """Say an out-of-memory killer takes a worker: one line, exit 4, nothing half-written,
+    and the next run makes the whole site."""
+    records = tmp_path / "records"
+    write_record_set(records, 3000, TOPICS)
+    config = write_config(tmp_path, records)
+    process = subprocess.Popen(build_command(config), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(workers := [p for p in build_processes(config) if p != process.pid]) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, "no workers seen"
+        time.sleep(0.01)
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 4
+    [line] = stderr.splitlines()
+    assert line.startswith("aggregator: build failed: one of the ")
+    assert "worker processes ended abruptly" in line
+    assert wait_until_gone(config) == []
+    assert run_build(config).returncode == 0
+    assert all_feed_problems(tmp_path / "out") == {}
