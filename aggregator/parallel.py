@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from functools import partial
 from multiprocessing.context import BaseContext
 from types import TracebackType
@@ -68,9 +69,25 @@ def _start_method() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Workers start with Ctrl-C blocked, so that none reaches them before they ignore it
+    (a worker interrupted while starting prints a traceback). The build still gets it."""
+    if not hasattr(signal, "pthread_sigmask"):  # not on every platform
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _start_worker(parent: int) -> None:
     # Ctrl-C is for the build, which stops its workers itself (without a traceback each).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     gc.freeze()  # what was inherited is never scanned (nor copied on write by a scan)
     gc.enable()  # a worker's garbage is short-lived; the parent may have paused collection
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
@@ -123,6 +140,14 @@ class WorkerPool:
         """`function(job)` for every job, in order, on the workers, `chunk` jobs to a
         task. All tasks are handed out at once, so the caller can do other work before
         reading the results."""
+        try:
+            with _ctrl_c_held():  # the first tasks start the processes
+                results = self._pool().map(function, jobs, chunksize=chunk)
+        except BrokenProcessPool:  # a worker died before these jobs were handed out
+            raise WorkerDied(self.workers) from None
+        return self._results(results)
+
+    def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self.workers,
@@ -130,7 +155,7 @@ class WorkerPool:
                 initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
-        return self._results(self._executor.map(function, jobs, chunksize=chunk))
+        return self._executor
 
     def _results(self, results: Iterator[Result]) -> Iterator[Result]:
         try:

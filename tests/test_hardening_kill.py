@@ -302,7 +302,7 @@ def test_a_worker_killed_mid_build_fails_the_build_cleanly(tmp_path: Path) -> No
         time.sleep(0.01)
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 4
+    assert process.returncode == 4, stderr
     [line] = stderr.splitlines()
     assert line.startswith("aggregator: build failed: one of the ")
     assert "worker processes ended abruptly" in line
