@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from functools import partial
@@ -117,15 +117,12 @@ class WorkerPool:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self._executor is None:
-            return
-        if kind is not None:
-            # Interrupted or failed: stop the workers now, not after their current job
-            # (they are the only child processes a build starts).
-            for process in multiprocessing.active_children():
-                process.terminate()
-        self._executor.shutdown(cancel_futures=True)
-        self._executor = None
+        if self._executor is not None:
+            # Jobs not yet started are dropped; each worker finishes the one it is on (a
+            # fraction of a second), then exits. A broken pool has failed them already
+            # (and Python 3.11 trips over a job cancelled twice).
+            self._executor.shutdown(cancel_futures=kind is not WorkerDied)
+            self._executor = None
 
     def pays(self, jobs: int, min_jobs_per_worker: int) -> bool:
         """True if `jobs` should go to the workers: they run already, or there is
@@ -142,10 +139,12 @@ class WorkerPool:
         reading the results."""
         try:
             with _ctrl_c_held():  # the first tasks start the processes
-                results = self._pool().map(function, jobs, chunksize=chunk)
+                pool = self._pool()
+                tasks = [pool.submit(_run_jobs, function, jobs[start : start + chunk])
+                         for start in range(0, len(jobs), chunk)]  # fmt: skip
         except BrokenProcessPool:  # a worker died before these jobs were handed out
             raise WorkerDied(self.workers) from None
-        return self._results(results)
+        return self._results(tasks)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -157,11 +156,18 @@ class WorkerPool:
             )
         return self._executor
 
-    def _results(self, results: Iterator[Result]) -> Iterator[Result]:
-        try:
-            yield from results
-        except BrokenProcessPool:
-            raise WorkerDied(self.workers) from None
+    def _results(self, tasks: list[Future[list[Result]]]) -> Iterator[Result]:
+        # Unlike Executor.map, leaves the tasks alone when the caller stops early:
+        # __exit__ drops what was not started.
+        for task in tasks:
+            try:
+                yield from task.result()
+            except BrokenProcessPool:
+                raise WorkerDied(self.workers) from None
+
+
+def _run_jobs(function: Callable[[Job], Result], jobs: Sequence[Job]) -> list[Result]:
+    return [function(job) for job in jobs]
 
 
 def parse_one(load: Loader, path: str) -> Parsed:
