@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -158,12 +159,16 @@ class WorkerPool:
 
     def _results(self, tasks: list[Future[list[Result]]]) -> Iterator[Result]:
         # Unlike Executor.map, leaves the tasks alone when the caller stops early:
-        # __exit__ drops what was not started.
-        for task in tasks:
+        # __exit__ drops what was not started. Each task is let go once read, so its
+        # results do not stay in memory until the last one is read.
+        pending = deque(tasks)
+        del tasks
+        while pending:
             try:
-                yield from task.result()
+                results = pending.popleft().result()
             except BrokenProcessPool:
                 raise WorkerDied(self.workers) from None
+            yield from results
 
 
 def _run_jobs(function: Callable[[Job], Result], jobs: Sequence[Job]) -> list[Result]:
