@@ -6,6 +6,7 @@ their full versions.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -241,12 +242,7 @@ def test_clean_text_matches_the_full_algorithm(text: str) -> None:
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 def test_clean_text_matches_on_every_corpus_string() -> None:
-    strings = [
-        value
-        for _, text in yaml_texts(CORPUS)
-        if isinstance(data := reference(text), dict)
-        for value in _strings(data)
-    ]
+    strings = corpus_strings()
     assert len(strings) > 1000
     for value in strings:
         assert clean_text(value, "x") == plain_text_full(value)
@@ -279,15 +275,21 @@ def test_sanitize_shortcut_matches_on_any_ascii_text(text: str) -> None:
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 def test_sanitize_shortcut_matches_on_every_corpus_string() -> None:
-    strings = [
+    strings = corpus_strings()
+    assert len(strings) > 1000
+    for value in strings:
+        assert markup.sanitize_html(value) == markup.sanitize_html_full(value)
+
+
+@functools.cache
+def corpus_strings() -> tuple[str, ...]:
+    """Every string value in the corpus records' front matter (read once per session)."""
+    return tuple(
         value
         for _, text in yaml_texts(CORPUS)
         if isinstance(data := reference(text), dict)
         for value in _strings(data)
-    ]
-    assert len(strings) > 1000
-    for value in strings:
-        assert markup.sanitize_html(value) == markup.sanitize_html_full(value)
+    )
 
 
 def _strings(value: object) -> list[str]:
@@ -373,13 +375,11 @@ def test_canonical_url_shortcut_agrees_with_the_full_algorithm(url: str) -> None
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 def test_canonical_url_shortcut_agrees_on_every_corpus_link() -> None:
     links = set()
-    for _, text in yaml_texts(CORPUS):
-        data = reference(text)
-        for value in _strings(data) if isinstance(data, dict) else []:
-            try:
-                links.add(normalise_url(value))
-            except ValueError:
-                continue  # not a link
+    for value in corpus_strings():
+        try:
+            links.add(normalise_url(value))
+        except ValueError:
+            continue  # not a link
     assert len(links) > 300
     for url in links:
         assert canonical_url(url, DEFAULT_TRACKING_PARAMS) == canonical_url_full(
