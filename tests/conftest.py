@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from . import factories
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "records"
 # The shared corpus sits beside the repository (CI: a copy of shared/ beside the clone);
@@ -27,21 +29,7 @@ def write_config(tmp_path: Path):
     """Write a config.toml in tmp_path whose single source is `records_dir`."""
 
     def write(records_dir: Path, extra: str = "") -> Path:
-        path = tmp_path / "config.toml"
-        path.write_text(
-            f"""
-[site]
-title = "Test News"
-base_url = "https://feeds.example.org/news/"
-output_dir = "out"
-
-[[sources]]
-path = "{records_dir}"
-{extra}
-""",
-            encoding="utf-8",
-        )
-        return path
+        return factories.write_config(tmp_path, [str(records_dir)], extra)
 
     return write
 

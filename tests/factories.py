@@ -54,10 +54,15 @@ def write_record(folder: Path, name: str, data: dict[str, Any], body: str = "") 
 def write_config(folder: Path, sources: list[str], extra: str = "", output: str = "out") -> Path:
     """A config.toml in `folder`; `sources` are `path` values (relative to the file)."""
     tables = "".join(f'\n[[sources]]\npath = "{source}"\n' for source in sources)
+    return write_config_toml(folder, tables + extra, output)
+
+
+def write_config_toml(folder: Path, tables: str, output: str = "out") -> Path:
+    """A config.toml in `folder`: the test site's `[site]` table, then `tables`."""
     path = folder / "config.toml"
     path.write_text(
         f'[site]\ntitle = "Test News"\nbase_url = "{BASE_URL}"\noutput_dir = "{output}"\n'
-        f"{tables}{extra}\n",
+        f"{tables}\n",
         encoding="utf-8",
     )
     return path

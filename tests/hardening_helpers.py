@@ -10,6 +10,8 @@ import feedparser
 import lxml.etree
 import lxml.html
 
+from . import factories
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 MEDIA = "{http://search.yahoo.com/mrss/}content"
@@ -17,22 +19,10 @@ UNSAFE_ELEMENTS = frozenset(
     {"script", "style", "iframe", "frame", "object", "embed", "form", "base", "meta", "link",
      "svg", "math", "applet", "input", "button", "textarea"}
 )  # fmt: skip
-CONFIG = """
-[site]
-title = "Test News"
-base_url = "https://feeds.example.org/news/"
-output_dir = "out"
-
-[[sources]]
-path = "{records}"
-{extra}
-"""
 
 
 def write_config(folder: Path, records: Path, extra: str = "") -> Path:
-    path = folder / "config.toml"
-    path.write_text(CONFIG.format(records=records, extra=extra), encoding="utf-8")
-    return path
+    return factories.write_config(folder, [str(records)], extra)
 
 
 def record_json(index: int, **fields: object) -> str:

@@ -14,6 +14,7 @@ import feedparser
 from werkzeug import Request, Response
 
 from .conftest import CORPUS, ROOT, running_server  # noqa: F401 (re-exported)
+from .factories import write_config_toml
 
 # Fast, test-sized fetch settings: tiny backoff, short timeouts.
 FAST_FETCH = """
@@ -103,20 +104,8 @@ def conditional(
 
 
 def write_config(tmp_path: Path, sources: str, extra: str = FAST_FETCH) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[site]
-title = "Test News"
-base_url = "https://feeds.example.org/news/"
-output_dir = "out"
-
-{sources}
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return path
+    """A config whose `[[sources]]` tables are `sources` (TOML text)."""
+    return write_config_toml(tmp_path, f"\n{sources}\n{extra}")
 
 
 def url_source(url: str, **settings: Any) -> str:
