@@ -36,6 +36,7 @@ from aggregator.records import (
     R_ORIGIN,
     DocumentResult,
     Record,
+    field_values,
     record_from_values,
     record_values,
 )
@@ -78,12 +79,7 @@ def program_fingerprint() -> bytes:
 # dataclasses themselves, so a new plain field is carried without a change here (and a
 # field marshal cannot carry fails loudly when encoding).
 
-_PROBLEM_FIELDS = tuple(f.name for f in fields(Problem))
-_P_ORIGIN = _PROBLEM_FIELDS.index("origin")
-
-
-def _flat(problem: Problem) -> tuple[object, ...]:
-    return tuple([getattr(problem, name) for name in _PROBLEM_FIELDS])
+_P_ORIGIN = [f.name for f in fields(Problem)].index("origin")
 
 
 def _encode_record(record: Record) -> list[object]:
@@ -101,7 +97,7 @@ def encode_result(result: DocumentResult) -> bytes:
     """The result without its origin (the path is the cache key)."""
     problems = []
     for problem in result.problems:
-        values = list(_flat(problem))
+        values = list(field_values(problem))
         values[_P_ORIGIN] = ""
         problems.append(values)
     return marshal.dumps(
@@ -323,7 +319,7 @@ class Snapshot:
                 self.settings,
                 self.stamps,
                 tuple(self.counts[name] for name in self.COUNTS),
-                tuple(_flat(problem) for problem in self.problems),
+                tuple(field_values(problem) for problem in self.problems),
                 tuple(self.guids),
                 self.spellings,
                 tuple(_encode_plan(plan) for plan in self.plans),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import stat
@@ -103,11 +104,17 @@ _R_PROVIDER = _RECORD_FIELDS.index("provider")
 _R_IMAGES = _RECORD_FIELDS.index("images")
 _R_RELATED = _RECORD_FIELDS.index("related")
 R_ORIGIN = _RECORD_FIELDS.index("origin")
-_PARTS = {cls: tuple(f.name for f in fields(cls)) for cls in (Provider, Image, Related)}
 
 
-def _parts(value: Provider | Image | Related) -> tuple[object, ...]:
-    return tuple([getattr(value, name) for name in _PARTS[type(value)]])
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind))
+
+
+def field_values(value: object) -> tuple[object, ...]:
+    """A small frozen dataclass (Provider, Image, Related, Problem) as a tuple of its
+    fields, in order: `type(value)(*values)` makes it again."""
+    return tuple([getattr(value, name) for name in _field_names(type(value))])
 
 
 def record_values(record: Record) -> list[object]:
@@ -116,9 +123,9 @@ def record_values(record: Record) -> list[object]:
     values: list[object] = [getattr(record, name) for name in _RECORD_FIELDS]
     values[_R_PUBLISHED] = record.published.isoformat()
     values[_R_UPDATED] = record.updated.isoformat()
-    values[_R_PROVIDER] = _parts(record.provider) if record.provider else None
-    values[_R_IMAGES] = tuple(_parts(image) for image in record.images)
-    values[_R_RELATED] = tuple(_parts(related) for related in record.related)
+    values[_R_PROVIDER] = field_values(record.provider) if record.provider else None
+    values[_R_IMAGES] = tuple(field_values(image) for image in record.images)
+    values[_R_RELATED] = tuple(field_values(related) for related in record.related)
     return values
 
 
