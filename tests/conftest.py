@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from . import factories
 
@@ -50,6 +53,27 @@ def running_server() -> Iterator[HTTPServer]:
 def shared_server() -> Iterator[HTTPServer]:
     with running_server() as started:  # stopping a server takes 0.5 s: one per module
         yield started
+
+
+class HeldResponse:
+    """A handler that answers only once released: a server slower than the client's
+    timeout. `finish()` releases it and waits until the server has logged every request
+    (`requests` in all), so that no late request spills into the next test's log."""
+
+    def __init__(self, server: HTTPServer, body: bytes) -> None:
+        self.server = server
+        self.body = body
+        self.released = threading.Event()
+
+    def __call__(self, request: Request) -> Response:
+        self.released.wait(10)
+        return Response(self.body)
+
+    def finish(self, requests: int) -> None:
+        self.released.set()
+        deadline = time.monotonic() + 10
+        while len(self.server.log) < requests and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 @pytest.fixture

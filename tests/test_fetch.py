@@ -34,6 +34,8 @@ from aggregator.fetch import (
     parse_retry_after,
 )
 
+from .conftest import HeldResponse
+
 FAST = FetchConfig(timeout=2.0, retries=2, backoff=0.001, max_retry_after=0.05)
 
 
@@ -154,14 +156,12 @@ def test_retry_after_accepts_an_http_date() -> None:
 
 
 def test_a_slow_server_times_out(server: HTTPServer) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(1.0)
-        return Response(b"[]")
-
+    slow = HeldResponse(server, b"[]")
     server.expect_request("/slow").respond_with_handler(slow)
     with pytest.raises(TimedOut) as caught:
         fetch(FetchConfig(timeout=0.2, retries=0), server.url_for("/slow"))
     assert caught.value.reason == "timed out after 0.2 s"
+    slow.finish(requests=1)
 
 
 def test_connection_refused_is_a_connection_failure() -> None:

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from aggregator.remote import SourceDefaults, UnparseableBody, parse_body
 from aggregator.remote_sources import collect_remote, page_url
 from aggregator.state import StateStore
 
+from .conftest import HeldResponse
 from .remote_helpers import (
     FAST_FETCH,
     conditional,
@@ -456,10 +456,7 @@ def test_permanent_redirect_is_reported_and_remembered(server: HTTPServer, tmp_p
 
 
 def test_per_source_timeout_isolates_a_slow_source(server: HTTPServer, tmp_path: Path) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(1.0)
-        return Response(json.dumps([TWO]))
-
+    slow = HeldResponse(server, json.dumps([TWO]).encode())
     server.expect_request("/slow.json").respond_with_handler(slow)
     server.expect_request("/fast.json").respond_with_data(
         json.dumps([ONE]), content_type="application/json"
@@ -472,6 +469,7 @@ def test_per_source_timeout_isolates_a_slow_source(server: HTTPServer, tmp_path:
     (line,) = errors(report)
     assert line.startswith(f"{slow_url}: error: timed out after 0.2 s (failing since ")
     assert all_feed_links(tmp_path) == {ONE["webUrl"]}
+    slow.finish(requests=2)
 
 
 def test_oversized_body_is_reported(server: HTTPServer, tmp_path: Path) -> None:
