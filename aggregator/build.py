@@ -26,9 +26,10 @@ from aggregator.cache import (
     program_fingerprint,
     settings_digest,
 )
-from aggregator.config import Config, SourceConfig
+from aggregator.cluster import Clustering, cluster
+from aggregator.config import Config, FilterConfig, SourceConfig
 from aggregator.errors import ConfigError, Problem
-from aggregator.merge import merge_duplicates
+from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
@@ -38,7 +39,7 @@ from aggregator.publish import (
     target_path,
     write_if_changed,
 )
-from aggregator.rank import FeedPlan, extend_plans, plan_feeds
+from aggregator.rank import FeedPlan, Topic, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.remote_results import FetchStats, RemoteCollection
 from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
@@ -47,7 +48,7 @@ from aggregator.render.opml import OPML_NAME
 from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 from aggregator.sources import scan_record_files
 from aggregator.state import StateStore
-from aggregator.topics import spelling_counts, topic_key
+from aggregator.topics import topic_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,9 @@ class Collection:
     unpublished: int
     parsed: int = 0  # files read and parsed (the others came from the parse cache)
     fetch: FetchStats = field(default_factory=FetchStats)
+    # Left out by a source's filters: (record, the rule), and files its globs exclude.
+    filtered: tuple[tuple[Record, str], ...] = ()
+    excluded_files: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +83,14 @@ class BuildReport:
     parsed: int = 0  # files read and parsed; the rest came from the parse cache
     rendered: int = 0  # output files rendered; the rest were current already
     fetch: FetchStats = field(default_factory=FetchStats)
+    filtered: int = 0  # records a source's filters left out, and files its globs exclude
 
     def summary(self) -> str:
         remote = f"; {self.fetch.summary()}" if self.fetch.sources else ""
         return (
             f"{self.records} records from {self.documents} files ({self.parsed} parsed): "
-            f"{self.rejected} rejected, "
-            f"{self.unpublished} unpublished, {self.duplicates} duplicates merged; "
+            f"{self.rejected} rejected, {self.unpublished} unpublished, "
+            f"{self.filtered} filtered, {self.duplicates} duplicates merged; "
             f"{self.items} stories in {self.feeds // 2} feeds; rendered {self.rendered} "
             f"and wrote {self.written} of {self.files} files in {self.seconds:.2f} s{remote}"
         )
@@ -113,6 +118,8 @@ class FoundFiles:
     files: list[tuple[str, os.stat_result | None]]
     keys: list[str]
     skipped: list[Problem]  # links not followed (warnings)
+    sources: list[int] = field(default_factory=list)  # each file's index in config.sources
+    excluded: list[int] = field(default_factory=lambda: [0])  # files left out by globs
 
 
 def find_files(config: Config) -> FoundFiles:
@@ -123,9 +130,43 @@ def find_files(config: Config) -> FoundFiles:
         files = _source_files(source, index, config, found.skipped)
         # Cache keys are absolute paths, whatever folder the build is started from.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
+        if source.include or source.exclude:
+            start = len(root) + 1
+            kept = [entry for entry in files
+                    if path_allowed(entry[0][start:].replace(os.sep, "/"),
+                                    source.include, source.exclude)]  # fmt: skip
+            found.excluded[0] += len(files) - len(kept)
+            files = kept
         found.files.extend(files)
         found.keys.extend(absolute + path[len(root) :] for path, _ in files)
+        found.sources.extend([index] * len(files))
     return found
+
+
+def filter_by_source(
+    config: Config, results: Sequence[DocumentResult], owners: Sequence[int]
+) -> tuple[list[DocumentResult], list[tuple[Record, str]]]:
+    """Each result without the records its source's filters leave out, and those records
+    with the rule that left each out (a filtered record is not a problem)."""
+    rules = [compile_rules(source.filters, f"sources[{index + 1}]")
+             for index, source in enumerate(config.sources)]  # fmt: skip
+    if not any(rules):
+        return list(results), []
+    kept_results, filtered = [], []
+    for result, owner in zip(results, owners, strict=True):
+        applied = rules[owner] if owner >= 0 else ()
+        if not applied or not result.records:
+            kept_results.append(result)
+            continue
+        kept = []
+        for record in result.records:
+            rule = first_match(applied, record)
+            if rule is None:
+                kept.append(record)
+            else:
+                filtered.append((record, rule.description))
+        kept_results.append(replace(result, records=tuple(kept)))
+    return kept_results, filtered
 
 
 def collect(
@@ -151,6 +192,7 @@ def collect(
         results, parsed = read_record_files(found.files, found.keys, load, cache, pool)
     remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
+    results, filtered = filter_by_source(config, results, [*found.sources, *remote.sources])
     if found.skipped:
         results.append(DocumentResult(problems=tuple(found.skipped)))
     return Collection(
@@ -160,6 +202,8 @@ def collect(
         unpublished=sum(result.unpublished for result in results),
         parsed=parsed,
         fetch=remote.stats,
+        filtered=tuple(filtered),
+        excluded_files=found.excluded[0],
     )
 
 
@@ -263,9 +307,9 @@ def _run(
             snapshot = Snapshot.load(store, settings)
         report = None
         if store is not None and snapshot is not None and stamps is not None:
-            report = _rerun(snapshot, stamps, store, output, found) or _add_files(
-                config, store, output, snapshot, stamps, found, program, pool
-            )
+            # Any other change takes the full path (the parse cache keeps it cheap): a new
+            # record may join a story already in a feed, or let in one left out before.
+            report = _rerun(snapshot, stamps, store, output, found)
         if report is None:
             report = _build_all(config, output, store, found, context, program, pool,
                                 full=full, progress=progress, write=write)  # fmt: skip
@@ -295,81 +339,6 @@ def _rerun(
     return _Outcome(BuildReport(**snapshot.counts, rejected=rejected, written=0, problems=problems))
 
 
-def _add_files(
-    config: Config,
-    store: StateStore,
-    output: Path,
-    snapshot: Snapshot,
-    stamps: dict[str, bytes],
-    found: FoundFiles,
-    program: bytes,
-    pool: WorkerPool,
-) -> _Outcome | None:
-    """The last build's files are all unchanged and some were added: read only the new
-    ones and extend each feed's chosen items. None (do it all) when a new story is a
-    duplicate or changes how an existing topic is shown."""
-    new_keys = snapshot.added(stamps)
-    if not new_keys:
-        return None
-    wanted = set(new_keys)
-    positions = [i for i, key in enumerate(found.keys) if key in wanted]
-    paths = [found.files[i][0] for i in positions]
-    load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
-    results, fresh = [], []
-    for position, path, (encoded, may_cache) in zip(
-        positions, paths, parse_files(load, paths, pool), strict=True
-    ):
-        results.append(decode_result(encoded, path))
-        if may_cache:
-            fresh.append((found.keys[position], stamps[found.keys[position]], encoded))
-    ParseCache.add(store, fresh)  # a fallback to the full build finds them parsed
-    new = [record for result in results for record in result.records]
-    guids = {record.guid for record in new}
-    if len(guids) < len(new) or not guids.isdisjoint(snapshot.guids):
-        return None
-    extended = extend_plans(
-        snapshot.plans, snapshot.spellings, new, config.ranking, config.feeds.max_items
-    )
-    if extended is None:
-        return None
-    plans, topics, spellings = extended
-    names = {key: topic.name for key, topic in topics.items()}
-    refused: list[Problem] = []
-    feed_cache = FeedCache(store, output)
-    written, rendered, files = publish(
-        config, plans, names, output, feed_cache, program, refused, pool
-    )
-    order = {path: i for i, (path, _) in enumerate(found.files)}
-    problems = sorted(
-        (*snapshot.problems, *(p for result in results for p in result.problems)),
-        key=lambda problem: order.get(problem.origin, len(order)),
-    )
-    unpublished = sum(result.unpublished for result in results)
-    counts = dict(snapshot.counts)
-    counts.update(
-        documents=counts["documents"] + len(paths),
-        records=counts["records"] + len(new),
-        unpublished=counts["unpublished"] + unpublished,
-        items=counts["items"] + len(new),
-        feeds=2 * len(plans),
-        files=files,
-    )
-    shown = (*problems, *found.skipped, *refused)
-    report = BuildReport(
-        **counts,
-        rejected=sum(1 for p in shown if p.severity == "error"),
-        written=len(written),
-        problems=shown,
-        written_paths=tuple(written),
-        parsed=len(paths),
-        rendered=rendered,
-    )
-    after = Snapshot(snapshot.settings, stamps, counts, tuple(problems),
-                     snapshot.guids | guids, spellings, tuple(plans))  # fmt: skip
-    after.save(store)
-    return _Outcome(report)
-
-
 def _build_all(
     config: Config,
     output: Path,
@@ -389,9 +358,9 @@ def _build_all(
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
                          persist=write, pool=pool)  # fmt: skip
-    stories, duplicates = merge_duplicates(collection.records)
-    plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
-    names = {key: topic.name for key, topic in topics.items()}
+    curated = curate(config, collection)
+    plans, names = curated.plans, curated.names
+    stories, duplicates = curated.clustering.stories, curated.clustering.duplicates
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
         written, rendered, files = publish(
@@ -412,6 +381,7 @@ def _build_all(
         parsed=collection.parsed,
         rendered=rendered,
         fetch=collection.fetch,
+        filtered=len(collection.filtered) + collection.excluded_files,
     )
     if not write or collection.fetch.sources:
         return _Outcome(report)
@@ -421,11 +391,30 @@ def _build_all(
         stamps={},
         counts={name: getattr(report, name) for name in Snapshot.COUNTS},
         problems=tuple(p for p in collection.problems if p not in skipped),
-        guids=frozenset(story.guid for story in stories),
-        spellings=spelling_counts(topic for story in stories for topic in story.topics),
-        plans=tuple(plans),
     )
     return _Outcome(report, snapshot)
+
+
+@dataclass(frozen=True, slots=True)
+class Curation:
+    """What a build decides from the records it read: the stories and every feed."""
+
+    clustering: Clustering
+    plans: list[FeedPlan]
+    topics: dict[str, Topic]
+    rules: FeedRules
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {key: topic.name for key, topic in self.topics.items()}
+
+
+def curate(config: Config, collection: Collection) -> Curation:
+    """Merge copies into stories, then rank and choose each feed's items."""
+    clustering = cluster(collection.records, config.clustering)
+    rules = FeedRules.of(config.filters)
+    plans, topics = plan_feeds(clustering.stories, config.ranking, config.feeds.max_items, rules)
+    return Curation(clustering, plans, topics, rules)
 
 
 def publish(
@@ -567,6 +556,8 @@ def _parse_context(config: Config, program: bytes) -> bytes:
 
 def _source_identity(source: SourceConfig) -> SourceConfig:
     """The source as seen from any working folder (a relative path names the same files)."""
+    # Filters and globs choose among parse results; they change none (settings_digest).
+    source = replace(source, include=(), exclude=(), filters=FilterConfig())
     if source.path is None:
         return source
     absolute = Path(os.path.abspath(source.path))

@@ -31,7 +31,7 @@ import yaml
 
 from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
-from aggregator.rank import FeedPlan, Topic
+from aggregator.rank import FeedPlan
 from aggregator.records import (
     R_ORIGIN,
     DocumentResult,
@@ -256,7 +256,11 @@ def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
     """Digest of what a build depends on besides the record files: the program, the
     settings and the output folder."""
     digest = hashlib.sha256(context)
-    digest.update(repr((config.site, config.ranking, config.feeds)).encode())
+    curation = (config.ranking, config.feeds, config.clustering, config.filters)
+    # Which files a source reads and which records it keeps (not in the parse context:
+    # they change no file's parse result).
+    chosen = [(s.include, s.exclude, s.filters) for s in config.sources]
+    digest.update(repr((config.site, curation, chosen)).encode())
     digest.update(os.path.abspath(output).encode())
     return digest.digest()
 
@@ -278,19 +282,16 @@ def file_stamps(
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What the last build read and chose, so that the next one can skip the work:
-    a rerun over the very same files is that build again, and a rerun over the same
-    files plus new ones only needs the new records and each feed's chosen items."""
+    """What the last build read, so that the next one can skip the work: a rerun over
+    the very same files, settings and program is that build again."""
 
     settings: bytes  # settings_digest
     stamps: dict[str, bytes]  # every record file read, by parse-cache key
     counts: dict[str, int]  # BuildReport counts, by field name (COUNTS)
     problems: tuple[Problem, ...]  # what the sources' files were found to hold
-    guids: frozenset[str]  # every story, for telling a new story from a duplicate
-    spellings: dict[str, dict[str, int]]  # topic key -> spelling -> stories using it
-    plans: tuple[FeedPlan, ...]  # every feed: its topic, chosen items and total
 
-    COUNTS = ("documents", "records", "unpublished", "duplicates", "items", "feeds", "files")
+    COUNTS = ("documents", "records", "unpublished", "filtered", "duplicates", "items", "feeds",
+              "files")  # fmt: skip
 
     @classmethod
     def load(cls, store: StateStore, settings: bytes) -> Snapshot | None:
@@ -298,7 +299,7 @@ class Snapshot:
         if data is None:
             return None
         try:
-            (stored, stamps, counts, problems, guids, spellings, plans) = marshal.loads(data)
+            stored, stamps, counts, problems = marshal.loads(data)
             if stored != settings:
                 return None
             return cls(
@@ -306,9 +307,6 @@ class Snapshot:
                 stamps,
                 dict(zip(cls.COUNTS, counts, strict=True)),
                 tuple(Problem(*values) for values in problems),
-                frozenset(guids),
-                spellings,
-                tuple(_decode_plan(plan) for plan in plans),
             )
         except (ValueError, TypeError, EOFError, IndexError):
             return None
@@ -320,9 +318,6 @@ class Snapshot:
                 self.stamps,
                 tuple(self.counts[name] for name in self.COUNTS),
                 tuple(field_values(problem) for problem in self.problems),
-                tuple(self.guids),
-                self.spellings,
-                tuple(_encode_plan(plan) for plan in self.plans),
             )
         )
         store.put(SNAPSHOT, "last", data)
@@ -330,25 +325,3 @@ class Snapshot:
     @staticmethod
     def forget(store: StateStore) -> None:
         store.delete_many(SNAPSHOT, ["last"])
-
-    def added(self, stamps: dict[str, bytes]) -> list[str] | None:
-        """The keys of files that are new since this snapshot, if every file it read is
-        still there unchanged; else None."""
-        if len(stamps) < len(self.stamps):
-            return None
-        old = self.stamps
-        if any(stamps.get(key) != stamp for key, stamp in old.items()):
-            return None
-        return [key for key in stamps if key not in old]
-
-
-def _encode_plan(plan: FeedPlan) -> tuple[object, ...]:
-    topic = None if plan.topic is None else (plan.topic.key, plan.topic.name, plan.topic.slug)
-    items = tuple((_encode_record(record), record.origin) for record in plan.items)
-    return topic, plan.total, items
-
-
-def _decode_plan(values: tuple[Any, ...]) -> FeedPlan:
-    topic, total, items = values
-    records = tuple(_decode_record(list(record), origin) for record, origin in items)
-    return FeedPlan(None if topic is None else Topic(*topic), records, total)

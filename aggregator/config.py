@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +31,34 @@ class SiteConfig:
 DEFAULT_NEXT_PAGE = "page/{n}/index.json"  # the seed API: page N beside page 1's folder
 
 
+FILTER_FIELDS = ("title", "excerpt", "provider", "topic", "link")
+
+
+@dataclass(frozen=True, slots=True)
+class FilterConfig:
+    """Keep/drop rules for records (a source's) or stories (a feed's); see aggregator.filters.
+
+    `keep` and `drop` map a field (FILTER_FIELDS) to patterns: words matched whole and
+    case-insensitively, or `/a regular expression/`. A record passes when it is at
+    least `min_quality` and `min_heat`, matches no drop pattern, and matches a keep
+    pattern if there are any.
+    """
+
+    keep: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    drop: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    min_quality: float | None = None
+    min_heat: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFilterConfig:
+    """One `[[filters]]` table: rules for the feeds it names."""
+
+    rules: FilterConfig
+    topics: tuple[str, ...] = ()  # topic names or slugs; () = every topic feed
+    all_topics: bool = True  # whether it applies to the all-topics feed
+
+
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     """One `[[sources]]` table: a local `path` or a remote `url`."""
@@ -44,6 +72,9 @@ class SourceConfig:
     max_pages: int = 10
     next_page: str = DEFAULT_NEXT_PAGE  # relative to the first page's folder; {n} = page
     timeout: float | None = None  # overrides [fetch] timeout
+    include: tuple[str, ...] = ()  # path globs, relative to `path`: only these files
+    exclude: tuple[str, ...] = ()  # path globs, relative to `path`: never these
+    filters: FilterConfig = field(default_factory=FilterConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +119,18 @@ class RankingConfig:
     quality_weight: float = 1.0
     heat_weight: float = 1.0
     doubling_hours: float = 24.0
-    max_per_provider: int = 3
+    coverage_weight: float = 0.5  # score per doubling of the outlets that cover a story
+    provider_penalty: float = 0.5  # score each earlier item from the same provider costs
+    max_per_provider: int = 0  # optional hard cap per feed; 0 = none
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringConfig:
+    """How copies of one story under different links are found (aggregator.cluster)."""
+
+    enabled: bool = True
+    window_hours: float = 72.0  # copies lie within this time of the story's first copy
+    title_similarity: float = 75.0  # rapidfuzz token_sort_ratio of the titles, 0-100
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +149,8 @@ class Config:
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    filters: tuple[FeedFilterConfig, ...] = ()  # [[filters]]
 
 
 class _Table:
@@ -200,7 +244,8 @@ def load_config(path: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     root = _Table(path, "", raw)
-    root.check_known({"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build"})
+    root.check_known({"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build",
+                      "clustering", "filters"})  # fmt: skip
     base = path.parent
     return Config(
         path=path,
@@ -212,6 +257,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         feeds=_feeds(root.table("feeds")),
         fetch=_fetch(root.table("fetch")),
         limits=_limits(root.table("limits")),
+        clustering=_clustering(root.table("clustering")),
+        filters=_feed_filters(root),
     )
 
 
@@ -240,24 +287,94 @@ def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
     sources = []
     for index, item in enumerate(raw):
         table = _Table(Path(root.path), f"sources[{index}]", item)
-        table.check_known({"path", "url", "name", *REMOTE_SOURCE_KEYS})
+        table.check_known({"path", "url", "name", *REMOTE_SOURCE_KEYS, *PATH_SOURCE_KEYS,
+                           *FILTER_KEYS})  # fmt: skip
         if ("path" in item) == ("url" in item):
             raise ConfigError(root.path, table.name, "expected exactly one of 'path' or 'url'")
+        filters = _filter_rules(table)
         if "path" in item:
             remote_only = sorted(REMOTE_SOURCE_KEYS & item.keys())
             if remote_only:
                 raise ConfigError(root.path, table.key(remote_only[0]), "only for 'url' sources")
             source_path = base / table.string("path")
             sources.append(
-                SourceConfig(path=source_path, name=table.string("name", str(source_path)))
+                SourceConfig(
+                    path=source_path,
+                    name=table.string("name", str(source_path)),
+                    include=_globs(table, "include"),
+                    exclude=_globs(table, "exclude"),
+                    filters=filters,
+                )
             )
         else:
-            sources.append(_remote_source(table))
+            path_only = sorted(PATH_SOURCE_KEYS & item.keys())
+            if path_only:
+                raise ConfigError(root.path, table.key(path_only[0]), "only for 'path' sources")
+            sources.append(replace(_remote_source(table), filters=filters))
     return tuple(sources)
 
 
 # Settings only a `url` source takes.
 REMOTE_SOURCE_KEYS = frozenset({"topics", "quality", "heat", "max_pages", "next_page", "timeout"})
+
+
+# Settings only a `path` source takes, and the filter settings any source or [[filters]] takes.
+PATH_SOURCE_KEYS = frozenset({"include", "exclude"})
+FILTER_KEYS = frozenset({"keep", "drop", "min_quality", "min_heat"})
+
+
+def _globs(table: _Table, key: str) -> tuple[str, ...]:
+    globs = table.strings(key, ())
+    for glob in globs:
+        if not glob.strip() or glob.startswith("/") or "\\" in glob:
+            reason = f"expected globs relative to the source folder, got {glob!r}"
+            raise ConfigError(table.path, table.key(key), reason)
+    return globs
+
+
+def _filter_rules(table: _Table) -> FilterConfig:
+    """The keep/drop/min_* settings of a [[sources]] or [[filters]] table (checked here,
+    compiled in aggregator.filters)."""
+    from aggregator.filters import pattern_error  # the one place patterns are read
+
+    rules = {}
+    for kind in ("keep", "drop"):
+        sub = table.table(kind)
+        sub.check_known(set(FILTER_FIELDS))
+        entries = []
+        for name in FILTER_FIELDS:
+            if name not in sub.data:
+                continue
+            value = sub.data[name]
+            patterns = (value,) if isinstance(value, str) else sub.strings(name, ())
+            for pattern in patterns:
+                problem = pattern_error(pattern)
+                if problem:
+                    raise ConfigError(sub.path, sub.key(name), problem)
+            entries.append((name, tuple(patterns)))
+        rules[kind] = tuple(entries)
+    return FilterConfig(
+        keep=rules["keep"],
+        drop=rules["drop"],
+        min_quality=table.optional_number("min_quality", minimum=0, maximum=100),
+        min_heat=table.optional_number("min_heat", minimum=0, maximum=100),
+    )
+
+
+def _feed_filters(root: _Table) -> tuple[FeedFilterConfig, ...]:
+    raw = root.data.get("filters", [])
+    if not isinstance(raw, list):
+        raise ConfigError(root.path, "filters", "expected [[filters]] tables")
+    filters = []
+    for index, item in enumerate(raw):
+        table = _Table(Path(root.path), f"filters[{index}]", item)
+        table.check_known({*FILTER_KEYS, "topics", "all_topics"})
+        topics = tuple(t.strip() for t in table.strings("topics", ()) if t.strip())
+        all_topics = table.data.get("all_topics", not topics)
+        if not isinstance(all_topics, bool):
+            raise ConfigError(root.path, table.key("all_topics"), "expected true or false")
+        filters.append(FeedFilterConfig(_filter_rules(table), topics, all_topics))
+    return tuple(filters)
 
 
 def _remote_source(table: _Table) -> SourceConfig:
@@ -331,12 +448,32 @@ def _limits(table: _Table) -> LimitsConfig:
 
 
 def _ranking(table: _Table) -> RankingConfig:
-    table.check_known({"quality_weight", "heat_weight", "doubling_hours", "max_per_provider"})
+    default = RankingConfig()
+    table.check_known(set(RankingConfig.__slots__))
     return RankingConfig(
-        quality_weight=table.number("quality_weight", 1.0, minimum=0),
-        heat_weight=table.number("heat_weight", 1.0, minimum=0),
-        doubling_hours=table.number("doubling_hours", 24.0, minimum=0, exclusive=True),
-        max_per_provider=table.integer("max_per_provider", 3, minimum=1),
+        quality_weight=table.number("quality_weight", default.quality_weight, minimum=0),
+        heat_weight=table.number("heat_weight", default.heat_weight, minimum=0),
+        doubling_hours=table.number(
+            "doubling_hours", default.doubling_hours, minimum=0, exclusive=True
+        ),
+        coverage_weight=table.number("coverage_weight", default.coverage_weight, minimum=0),
+        provider_penalty=table.number("provider_penalty", default.provider_penalty, minimum=0),
+        max_per_provider=table.integer("max_per_provider", default.max_per_provider, minimum=0),
+    )
+
+
+def _clustering(table: _Table) -> ClusteringConfig:
+    default = ClusteringConfig()
+    table.check_known(set(ClusteringConfig.__slots__))
+    enabled = table.data.get("enabled", default.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError(table.path, table.key("enabled"), "expected true or false")
+    return ClusteringConfig(
+        enabled=enabled,
+        window_hours=table.number("window_hours", default.window_hours, minimum=0),
+        title_similarity=table.number(
+            "title_similarity", default.title_similarity, minimum=0, maximum=100
+        ),
     )
 
 

@@ -71,6 +71,9 @@ class Record:
     related: tuple[Related, ...] = ()
     origin: str = ""  # file path or URL the record came from
     line: int | None = None
+    # The other copies of this story that clustering merged into it (other links, often
+    # other outlets): shown as "Also covered by". Empty for a record read from a source.
+    copies: tuple[Related, ...] = ()
 
     # `excerpt` is a safe HTML fragment: allow-listed markup ([records] excerpt_html =
     # "sanitize") or escaped plain text ("text"). This is its plain text.
@@ -103,6 +106,7 @@ _R_UPDATED = _RECORD_FIELDS.index("updated")
 _R_PROVIDER = _RECORD_FIELDS.index("provider")
 _R_IMAGES = _RECORD_FIELDS.index("images")
 _R_RELATED = _RECORD_FIELDS.index("related")
+_R_COPIES = _RECORD_FIELDS.index("copies")
 R_ORIGIN = _RECORD_FIELDS.index("origin")
 
 
@@ -126,6 +130,7 @@ def record_values(record: Record) -> list[object]:
     values[_R_PROVIDER] = field_values(record.provider) if record.provider else None
     values[_R_IMAGES] = tuple(field_values(image) for image in record.images)
     values[_R_RELATED] = tuple(field_values(related) for related in record.related)
+    values[_R_COPIES] = tuple(field_values(copy) for copy in record.copies)
     return values
 
 
@@ -139,6 +144,8 @@ def record_from_values(values: list[Any]) -> Record:
         values[_R_IMAGES] = tuple([Image(*image) for image in images])
     if related := values[_R_RELATED]:
         values[_R_RELATED] = tuple([Related(*item) for item in related])
+    if copies := values[_R_COPIES]:
+        values[_R_COPIES] = tuple([Related(*item) for item in copies])
     return Record(*values)
 
 

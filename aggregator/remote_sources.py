@@ -99,7 +99,10 @@ def collect_remote(
         states.save()
     stats = FetchStats(len(sources), counts["pages"], counts["changed"], counts["not_modified"],
                        counts["failing"], counts["parsed"], requests)  # fmt: skip
-    return RemoteCollection(tuple(r for results in per_source for r in results), stats)
+    positions = {id(source): index for index, source in enumerate(config.sources)}
+    owners = tuple(positions[id(s)] for s, results in zip(sources, per_source, strict=True)
+                   for _ in results)  # fmt: skip
+    return RemoteCollection(tuple(r for results in per_source for r in results), stats, owners)
 
 
 def collect_remote_sources(
@@ -122,7 +125,8 @@ def collect_remote_sources(
         for w in warnings
     )
     if notes:
-        remote = replace(remote, results=(DocumentResult(problems=notes), *remote.results))
+        remote = replace(remote, results=(DocumentResult(problems=notes), *remote.results),
+                         sources=(-1, *remote.sources))  # fmt: skip
     return remote
 
 

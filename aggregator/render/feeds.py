@@ -20,7 +20,7 @@ from feedgen.util import xml_elem
 from aggregator import markup
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan, Topic
-from aggregator.records import Record
+from aggregator.records import Record, Related
 from aggregator.topics import topic_key
 
 PROJECT_URL = "https://github.com/aggregator-feeds/aggregator"
@@ -199,6 +199,7 @@ def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, 
     entry.title(record.title)
     entry.link(href=record.url, rel="alternate")
     entry.item.related = [(related.url, related.title) for related in record.related]
+    entry.item.related.extend((copy.url, copy.title) for copy in record.copies)
     entry.published(record.published)
     entry.updated(record.updated)
     if record.excerpt:
@@ -219,6 +220,14 @@ def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, 
         entry.category(term=topic_names.get(topic_key(name), name))
     if record.images:
         entry.item.image = _media(record)
+
+
+def copy_label(record: Record, copy: Related) -> str:
+    """How an item names one of its copies: the outlet, or "another edition" for a copy
+    from the item's own provider (a regional edition, a re-post)."""
+    name = copy.provider or copy.url.split("/")[2]
+    own = record.provider.name if record.provider else record.guid.split("/")[2]
+    return f"{name} (another edition)" if name.casefold() == own.casefold() else name
 
 
 def _media(record: Record) -> dict[str, str]:
@@ -244,6 +253,12 @@ def _content_html(record: Record) -> str:
         parts.append(f"<{wrapper}>{record.excerpt}</{wrapper}>")
     source = record.provider.name if record.provider else record.guid.split("/")[2]
     parts.append(f'<p><a href="{html.escape(record.url)}">Read at {html.escape(source)}</a></p>')
+    if record.copies:
+        links = ", ".join(
+            f'<a href="{html.escape(copy.url)}">{html.escape(copy_label(record, copy))}</a>'
+            for copy in record.copies
+        )
+        parts.append(f"<p>Also covered by {links}</p>")
     if record.related:
         items = "".join(
             f'<li><a href="{html.escape(r.url)}">{html.escape(r.title)}</a>'

@@ -17,7 +17,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan, Topic
 from aggregator.records import Record
-from aggregator.render.feeds import FeedSummary, feed_description, feed_title, newest_date
+from aggregator.render.feeds import (
+    FeedSummary,
+    copy_label,
+    feed_description,
+    feed_title,
+    newest_date,
+)
 from aggregator.render.jsonfeed import JSON_FEED_NAME
 from aggregator.render.opml import OPML_NAME
 from aggregator.topics import topic_key
@@ -64,6 +70,7 @@ class StoryView:
     excerpt: str
     image: ImageView | None
     topics: tuple[tuple[str, str], ...]  # (name, page href)
+    copies: tuple[tuple[str, str], ...] = ()  # other copies of the story: (outlet, link)
 
 
 def date_text(moment: datetime) -> str:
@@ -200,4 +207,5 @@ def _story(record: Record, topics: dict[str, FeedSummary], root: str) -> StoryVi
         excerpt=record.excerpt_text,
         image=ImageView(image.url, image.width, image.height) if image else None,
         topics=tuple(story_topics),
+        copies=tuple((copy_label(record, copy), copy.url) for copy in record.copies),
     )

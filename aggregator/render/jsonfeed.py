@@ -14,8 +14,10 @@ from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan
 from aggregator.records import Record
 from aggregator.render.feeds import (
+    PROJECT_URL,
     FeedLinks,
     _content_html,
+    copy_label,
     feed_description,
     feed_title,
 )
@@ -66,6 +68,15 @@ def _item(record: Record, topic_names: dict[str, str]) -> dict[str, Any]:
         if record.provider.domain:
             author["url"] = f"https://{record.provider.domain}/"
         item["authors"] = [author]
+    if record.copies:
+        # A JSON Feed extension (underscore key, with `about`): the story's other copies.
+        item["_aggregator"] = {
+            "about": PROJECT_URL,
+            "also_covered_by": [
+                {"provider": copy_label(record, copy), "title": copy.title, "url": copy.url}
+                for copy in record.copies
+            ],
+        }
     if record.topics:
         item["tags"] = [topic_names.get(topic_key(name), name) for name in record.topics]
     return item
