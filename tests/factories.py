@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from aggregator.config import DEFAULT_TRACKING_PARAMS
+from aggregator.config import DEFAULT_TRACKING_PARAMS, FetchConfig
 from aggregator.records import Record, RecordDefaults, record_from_mapping
 
 DEFAULTS = RecordDefaults(50.0, 50.0, DEFAULT_TRACKING_PARAMS)
@@ -37,6 +37,12 @@ def fields(n: int = 1, **overrides: Any) -> dict[str, Any]:
 def make_record(n: int = 1, **overrides: Any) -> Record:
     """A Record made the way the pipeline makes one (through validation)."""
     return record_from_mapping(fields(n, **overrides), DEFAULTS, origin=f"record-{n}.md", line=1)
+
+
+def local_fetch(**settings: Any) -> FetchConfig:
+    """Fetch settings for the test servers, which listen on 127.0.0.1: a real build
+    refuses loopback addresses unless `[fetch] allow_private_addresses` says so."""
+    return FetchConfig(allow_private_addresses=True, **settings)
 
 
 def markdown(data: dict[str, Any], body: str = "") -> str:

@@ -1,0 +1,262 @@
+"""Faults and hostile input that must neither hang a build nor lose records silently:
+huge topic lists, slow-drip servers, truncated feeds, redirects to private addresses,
+live markup in JSON Feed summaries, invisible titles."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from werkzeug import Response
+
+from aggregator.cli import main
+from aggregator.config import FetchConfig, SiteConfig
+from aggregator.fetch import RefusedAddress, fetch_url
+from aggregator.rank import FeedPlan
+from aggregator.records import RecordDefaults, records_from_text
+from aggregator.render.feeds import render_feeds
+
+from .conftest import drip_server
+from .factories import BASE_URL, DEFAULTS, fields, make_record, write_config, write_record
+from .remote_helpers import FAST_FETCH, record, rss_feed, running_server, seed_page, url_source
+from .remote_helpers import write_config as write_remote_config
+
+# --- 1. topics per record ---------------------------------------------------------------
+
+
+def test_a_record_with_thousands_of_topics_builds_quickly_with_a_warning(
+    tmp_path: Path, capsys
+) -> None:
+    topics = [f"Topic {n}" for n in range(5_000)]
+    write_record(tmp_path / "records", "many.md", fields(1, topics=topics))
+    config = write_config(tmp_path, ["records"])
+    started = time.perf_counter()
+    assert main(["build", "--config", str(config)]) == 0
+    assert time.perf_counter() - started < 20  # 5 000 topics took over 300 s
+    err = capsys.readouterr().err
+    assert "5,000 topics, over the limit of 50 ([limits] max_topics_per_record)" in err
+    assert "the first 50 kept" in err and "warning" in err
+    pages = list((tmp_path / "out" / "topics").glob("*/rss.xml"))
+    assert len(pages) == 50
+
+
+def test_max_topics_per_record_is_configurable_and_keeps_the_first_ones() -> None:
+    text = json.dumps(fields(1, topics=["A", "b", "B", "C", "D"]))
+    defaults = RecordDefaults(
+        50.0, 50.0, (), limits=type(DEFAULTS.limits)(max_topics_per_record=2)
+    )
+    result = records_from_text(text, "json", "r.json", defaults)
+    assert result.records[0].topics == ("A", "b")
+    assert [p.severity for p in result.problems] == ["warning"]
+
+
+def test_categories_are_added_in_one_pass(tmp_path: Path) -> None:
+    """feedgen's category() rebuilds its list on every call: 2 000 topics cost seconds."""
+    many = tuple(f"Topic {n}" for n in range(3_000))
+    record = replace(make_record(1), topics=many)
+    site = SiteConfig("T", BASE_URL, tmp_path, "d", "en", "a")
+    plan = FeedPlan(topic=None, items=(record,), total=1)
+    started = time.perf_counter()
+    rss, atom = render_feeds(site, plan, {})
+    assert time.perf_counter() - started < 2
+    assert rss.count(b"<category>") == 3_000 and atom.count(b"<category ") == 3_000
+
+
+# --- 2. slow-drip servers ----------------------------------------------------------------
+
+DEADLINES = """
+[fetch]
+allow_private_addresses = true
+timeout = 2.0
+retries = 0
+request_deadline = 0.5
+source_deadline = 1.0
+build_deadline = 3.0
+"""
+
+
+@pytest.mark.parametrize("headers_fast", [False, True], ids=["headers", "body"])
+def test_a_slow_drip_source_fails_by_its_deadline_and_the_rest_is_published(
+    tmp_path: Path, capsys, headers_fast: bool
+) -> None:
+    with running_server() as server, drip_server(headers_fast=headers_fast) as drip:
+        server.expect_request("/good.json").respond_with_data(
+            seed_page([record(1), record(2)], 1, None), content_type="application/json"
+        )
+        sources = url_source(server.url_for("/good.json")) + url_source(drip.url())
+        config = write_remote_config(tmp_path, sources, DEADLINES)
+        started = time.perf_counter()
+        code = main(["build", "--config", str(config)])
+        elapsed = time.perf_counter() - started
+    assert code == 1
+    assert elapsed < 3  # the drip takes over 4 s; without deadlines the build waits it out
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if drip.url() in line)
+    assert "no complete response within 0.5 s ([fetch] request_deadline)" in line
+    assert "nothing published from it" in line
+    rss = (tmp_path / "out" / "rss.xml").read_text(encoding="utf-8")
+    assert "Story number 1" in rss and "Story number 2" in rss
+
+
+def test_the_source_and_build_deadlines_bound_retries_and_queued_sources(
+    tmp_path: Path, capsys
+) -> None:
+    settings = DEADLINES.replace("retries = 0", "retries = 5\nbackoff = 0.01\nconcurrency = 1")
+    settings = settings.replace("build_deadline = 3.0", "build_deadline = 1.5")
+    with drip_server() as drip:
+        sources = "".join(url_source(drip.url(f"/{n}.json")) for n in range(6))
+        config = write_remote_config(tmp_path, sources, settings)
+        started = time.perf_counter()
+        assert main(["build", "--config", str(config)]) == 1
+        elapsed = time.perf_counter() - started
+    assert elapsed < 3.5  # six sources one at a time, five retries each: 18 s of deadlines
+    err = capsys.readouterr().err
+    assert "([fetch] source_deadline)" in err
+    assert "([fetch] build_deadline)" in err
+    assert err.count("nothing published from it") == 6
+
+
+def test_deadline_settings_are_checked(tmp_path: Path, capsys) -> None:
+    config = write_remote_config(tmp_path, url_source("https://x.example/"),
+                                 "[fetch]\nsource_deadline = 0\n")  # fmt: skip
+    assert main(["check", "--config", str(config)]) == 2
+    assert "fetch.source_deadline: expected a number greater than 0" in capsys.readouterr().err
+
+
+# --- 3. truncated or emptied remote feeds ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b'<rss version="2.0"><channel><title>broken<item><title>x</title></chan',
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>',
+    ],
+    ids=["truncated", "emptied"],
+)
+def test_a_broken_or_emptied_feed_keeps_the_last_good_copy(
+    tmp_path: Path, capsys, broken: bytes
+) -> None:
+    good = rss_feed([record(1), record(2)])
+    with running_server() as server:
+        server.expect_ordered_request("/feed.xml").respond_with_data(
+            good, content_type="application/rss+xml"
+        )
+        server.expect_ordered_request("/feed.xml").respond_with_data(
+            broken, content_type="application/rss+xml"
+        )
+        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.xml")))
+        assert main(["build", "--config", str(config), "-q"]) == 0
+        capsys.readouterr()
+        assert main(["build", "--config", str(config)]) == 1
+    out, err = capsys.readouterr()
+    assert "kept its 2 records from the last good fetch" in err
+    assert "1 sources failing" in out
+    rss = (tmp_path / "out" / "rss.xml").read_text(encoding="utf-8")
+    assert "Story number 1" in rss and "Story number 2" in rss
+
+
+def test_a_truncated_feed_names_the_xml_error(tmp_path: Path, capsys) -> None:
+    broken = rss_feed([record(1), record(2)])[:-30]
+    with running_server() as server:
+        server.expect_request("/feed.xml").respond_with_data(
+            broken, content_type="application/rss+xml"
+        )
+        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.xml")))
+        assert main(["build", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "not well-formed XML (line" in err and "a truncated or broken feed" in err
+
+
+def test_html_entities_in_a_feed_are_still_tolerated(tmp_path: Path) -> None:
+    body = rss_feed([record(1, title="Caf&eacute;&nbsp;news")])
+    with running_server() as server:
+        server.expect_request("/feed.xml").respond_with_data(
+            body, content_type="application/rss+xml"
+        )
+        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.xml")))
+        assert main(["build", "--config", str(config), "-q"]) == 0
+    assert "Café" in (tmp_path / "out" / "rss.xml").read_text(encoding="utf-8")
+
+
+# --- 5. JSON Feed summary is plain text -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "excerpt",
+    [
+        "&lt;script&gt;alert(1)&lt;/script&gt; Text",
+        "<textarea><img src=x onerror=alert(2)></textarea> Text",
+        "&amp;lt;img src=x onerror=alert(3)&amp;gt; Text",
+    ],
+)
+def test_json_feed_summary_carries_no_markup(tmp_path: Path, excerpt: str) -> None:
+    write_record(tmp_path / "records", "r.md", fields(1, excerpt=excerpt))
+    assert main(["build", "--config", str(write_config(tmp_path, ["records"])), "-q"]) == 0
+    feed = json.loads((tmp_path / "out" / "feed.json").read_text(encoding="utf-8"))
+    summary = feed["items"][0]["summary"]
+    assert "<" not in summary and ">" not in summary and "alert(" not in summary
+    assert summary.endswith("Text")
+
+
+# --- 6. private addresses -----------------------------------------------------------------------
+
+
+def test_first_requests_to_private_addresses_are_refused_by_default() -> None:
+    for url in ("http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://169.254.169.254/latest",
+                "http://[::1]:9/x", "http://localhost:9/x"):  # fmt: skip
+        with pytest.raises(RefusedAddress) as caught:
+            fetch_url(FetchConfig(retries=0), url)
+        assert "refused" in caught.value.reason and url.split("/")[2] in str(caught.value)
+    with pytest.raises(RefusedAddress, match="cloud metadata address"):
+        fetch_url(FetchConfig(retries=0), "http://169.254.169.254/latest")
+
+
+def test_a_redirect_to_a_metadata_address_is_refused_and_named(tmp_path: Path) -> None:
+    """Allowing private addresses (an internal feed server) never allows link-local ones:
+    a redirect to the cloud metadata service is refused before connecting."""
+    with running_server() as server:
+        target = "http://169.254.169.254/latest/meta-data/"
+        redirect = Response(status=302, headers={"Location": target})
+        server.expect_request("/feed.json").respond_with_response(redirect)
+        with pytest.raises(RefusedAddress) as caught:
+            fetch_url(FetchConfig(retries=0, allow_private_addresses=True),
+                      server.url_for("/feed.json"))  # fmt: skip
+    assert caught.value.reason == (
+        f"redirected to {target}: 169.254.169.254 is a cloud metadata address; refused "
+        "(never fetched)"
+    )
+
+
+def test_a_build_refuses_a_private_source_with_one_line(tmp_path: Path, capsys) -> None:
+    with running_server() as server:
+        server.expect_request("/feed.json").respond_with_data(
+            seed_page([record(1)], 1, None), content_type="application/json"
+        )
+        extra = FAST_FETCH.replace("allow_private_addresses = true", "")
+        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.json")), extra)
+        assert main(["build", "--config", str(config)]) == 1
+        assert server.log == []  # not even connected to
+    err = capsys.readouterr().err
+    assert "127.0.0.1 is a loopback address; refused ([fetch] allow_private_addresses)" in err
+
+
+# --- 9. invisible titles and bidi controls ------------------------------------------------------
+
+
+def test_format_controls_are_stripped_and_an_invisible_title_is_rejected() -> None:
+    text = json.dumps([
+        fields(1, title="\u200b\u200b\ufeff"),
+        fields(2, title="Safe \u202egnp.exe\u202c", topics=["A\u2066I\u2069", "\u200d"]),
+        fields(3, title="Family 👨\u200d👩\u200d👧 and می\u200cخواهم"),
+    ])  # fmt: skip
+    result = records_from_text(text, "json", "r.json", DEFAULTS)
+    [problem] = result.problems
+    assert problem.field == "[0].title"
+    assert "empty once invisible and format characters are removed" in problem.reason
+    assert result.records[0].title == "Safe gnp.exe"
+    assert result.records[0].topics == ("AI",)
+    assert result.records[1].title == "Family 👨\u200d👩\u200d👧 and می\u200cخواهم"
