@@ -60,6 +60,7 @@ class Collection:
     unpublished: int
     parsed: int = 0  # files read and parsed (the others came from the parse cache)
     fetch: FetchStats = field(default_factory=FetchStats)
+    held: int = 0  # sources whose last records were kept (unreadable, or shrank too far)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class BuildReport:
 
 
 def _source_files(
-    source: SourceConfig, index: int, config: Config, skipped: list[Problem]
+    source: SourceConfig, index: int, config: Config, found: FoundFiles
 ) -> list[tuple[str, os.stat_result | None]]:
     assert source.path is not None
     if not source.path.is_dir():
@@ -101,9 +102,28 @@ def _source_files(
 
     def on_skip(path: Path, reason: str) -> None:
         reason, _, action = reason.rpartition("; ")
-        skipped.append(Problem(str(path), None, None, reason, action, "warning"))
+        found.skipped.append(Problem(str(path), None, None, reason, action, "warning"))
 
-    return scan_record_files(source.path, on_skip)
+    def on_error(path: Path, reason: str) -> None:
+        # Its files are missing, not removed: their last records stay (see collect).
+        reason = f"cannot read this folder: {reason}"
+        action = "kept the records its files gave at the last build"
+        found.skipped.append(Problem(str(path), None, None, reason, action))
+        absolute = ParseCache.key(os.path.abspath(path))
+        found.unreadable.append((absolute.rstrip(os.sep) + os.sep, str(source.path), index))
+
+    return scan_record_files(source.path, on_skip, on_error)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpan:
+    """Where one `path` source's files are in FoundFiles, and its parse-cache key prefix."""
+
+    index: int  # in config.sources
+    start: int
+    end: int
+    prefix: str  # ParseCache key of the folder, with a trailing separator
+    root: str  # the folder as configured (origins are shown relative to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +132,9 @@ class FoundFiles:
 
     files: list[tuple[str, os.stat_result | None]]
     keys: list[str]
-    skipped: list[Problem]  # links not followed (warnings)
+    skipped: list[Problem]  # links not followed (warnings), folders not readable (errors)
+    unreadable: list[tuple[str, str, int]] = field(default_factory=list)  # key prefix, root, source
+    spans: list[SourceSpan] = field(default_factory=list)
 
 
 def find_files(config: Config) -> FoundFiles:
@@ -120,11 +142,14 @@ def find_files(config: Config) -> FoundFiles:
     for index, source in enumerate(config.sources):
         if source.path is None:
             continue  # remote: fetched in collect
-        files = _source_files(source, index, config, found.skipped)
+        start = len(found.files)
+        files = _source_files(source, index, config, found)
         # Cache keys are absolute paths, whatever folder the build is started from.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
         found.files.extend(files)
         found.keys.extend(absolute + path[len(root) :] for path, _ in files)
+        prefix = absolute.rstrip(os.sep) + os.sep
+        found.spans.append(SourceSpan(index, start, len(found.files), prefix, root))
     return found
 
 
@@ -137,10 +162,13 @@ def collect(
     progress: Progress | None = None,
     persist: bool = True,
     pool: WorkerPool | None = None,
+    accept_shrink: bool = False,
 ) -> Collection:
     """Read every source. Bad input becomes Problems; it never raises for content.
 
-    With a cache, files whose size and mtime are unchanged are not read again. Remote
+    With a cache, files whose size and mtime are unchanged are not read again, and a
+    source that lost files it could not read, or shrank past `[build] max_shrink`
+    (unless `accept_shrink`), keeps its last records (see `_hold_sources`). Remote
     sources use `store` for their fetch cache (or open the state file themselves).
     """
     found = found or find_files(config)
@@ -148,7 +176,12 @@ def collect(
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
-        results, parsed = read_record_files(found.files, found.keys, load, cache, pool)
+        results, parsed = read_record_files(found.files, found.keys, load, cache, pool,
+                                            finish=False)  # fmt: skip
+    held = 0
+    if cache is not None:
+        held = _hold_sources(config, found, results, cache, store, accept_shrink)
+        cache.finish()
     remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
     if found.skipped:
@@ -160,7 +193,78 @@ def collect(
         unpublished=sum(result.unpublished for result in results),
         parsed=parsed,
         fetch=remote.stats,
+        held=held,
     )
+
+
+SOURCES = "sources"  # state-store namespace: records each `path` source gave last time
+SHRINK_FLOOR = 10  # sources that had fewer records are not guarded (every record counts)
+
+
+def _hold_sources(
+    config: Config,
+    found: FoundFiles,
+    results: list[DocumentResult],
+    cache: ParseCache,
+    store: StateStore | None,
+    accept_shrink: bool,
+) -> int:
+    """Keep what a source gave last time where its files cannot be trusted now; extends
+    `results` and returns how many sources were held.
+
+    - A folder that could not be listed (reported by find_files) contributes the records
+      its files gave at the last build, from the parse cache.
+    - A source that yields far fewer records than at the last build (under
+      1 - `[build] max_shrink` of them) is not trusted without `accept_shrink`, as
+      `rsync --max-delete` is not: its files' last results are used and remembered again,
+      and one error says so. It is accepted once run with `--accept-shrink`.
+    """
+    held = 0
+    kept: dict[int, int] = {}  # source index -> records kept from its unreadable folders
+    for prefix, root, index in found.unreadable:
+        source_prefix = ParseCache.key(os.path.abspath(root)).rstrip(os.sep) + os.sep
+        for key, result in cache.left_under(prefix):
+            results.append(_with_origin(result, root + os.sep + key[len(source_prefix) :]))
+            kept[index] = kept.get(index, 0) + len(result.records)
+        held += 1
+    if store is None:
+        return held
+    counts = store.items(SOURCES)
+    updated: list[tuple[str, bytes]] = []
+    limit = config.build.max_shrink
+    for span in found.spans:
+        now = sum(len(results[i].records) for i in range(span.start, span.end))
+        now += kept.get(span.index, 0)
+        before = int(counts.get(span.prefix, b"0") or 0)
+        if accept_shrink or before < SHRINK_FLOOR or now >= before * (1 - limit):
+            if counts.get(span.prefix) != str(now).encode():
+                updated.append((span.prefix, str(now).encode()))
+            continue
+        changed = []
+        for i in range(span.start, span.end):
+            previous = cache.previous(found.keys[i])
+            if previous is not None:
+                results[i] = _with_origin(previous, found.files[i][0])
+                changed.append(found.keys[i])
+        cache.restore(changed)
+        for key, result in cache.left_under(span.prefix):  # files that are gone
+            results.append(_with_origin(result, span.root + os.sep + key[len(span.prefix) :]))
+        name = config.sources[span.index].name
+        reason = (f"{now:,} records, down from {before:,} at the last build: more than "
+                  f"{limit:.0%} fewer ([build] max_shrink)")  # fmt: skip
+        action = ("not trusted: kept its records from the last build; if the change is meant, "
+                  "build once with --accept-shrink")  # fmt: skip
+        results.append(DocumentResult(problems=(Problem(name, None, None, reason, action),)))
+        held += 1
+    store.put_many(SOURCES, updated)
+    return held
+
+
+def _with_origin(result: DocumentResult, origin: str) -> DocumentResult:
+    """A remembered result with the path of its file (the cache stores none)."""
+    records = tuple(replace(record, origin=origin) for record in result.records)
+    problems = tuple(replace(problem, origin=origin) for problem in result.problems)
+    return replace(result, records=records, problems=problems)
 
 
 def _collect_remote(
@@ -188,8 +292,11 @@ def read_record_files(
     load: Loader,
     cache: ParseCache | None,
     pool: WorkerPool,
+    *,
+    finish: bool = True,
 ) -> tuple[list[DocumentResult], int]:
-    """Each file's result, in order, from the cache when current; and how many were parsed."""
+    """Each file's result, in order, from the cache when current; and how many were parsed.
+    With `finish=False` the caller finishes the cache (after `_hold_sources`)."""
     results: list[DocumentResult | None] = [None] * len(files)
     misses: list[tuple[int, bytes | None]] = []
     for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
@@ -213,7 +320,8 @@ def read_record_files(
                 fresh = []
     if cache is not None:
         cache.save(fresh)
-        cache.finish()
+        if finish:
+            cache.finish()
     return results, len(misses)  # type: ignore[return-value]
 
 
@@ -225,6 +333,7 @@ def build(
     full: bool = False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    accept_shrink: bool = False,
 ) -> BuildReport:
     """Run the whole pipeline; with `write=False` only read and check (nothing is written).
 
@@ -237,7 +346,8 @@ def build(
     key = "site.output_dir" if output_dir is None else "--output"
     with _collector_paused():  # the records die inside, before collection resumes
         try:
-            report = _run(config, output, write=write, full=full, progress=progress)
+            report = _run(config, output, write=write, full=full, progress=progress,
+                          accept_shrink=accept_shrink)  # fmt: skip
         except OSError as exc:
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
@@ -246,7 +356,13 @@ def build(
 
 
 def _run(
-    config: Config, output: Path, *, write: bool, full: bool, progress: Progress | None
+    config: Config,
+    output: Path,
+    *,
+    write: bool,
+    full: bool,
+    progress: Progress | None,
+    accept_shrink: bool = False,
 ) -> BuildReport:
     program = program_fingerprint()
     notes: list[Problem] = []
@@ -268,7 +384,8 @@ def _run(
             )
         if report is None:
             report = _build_all(config, output, store, found, context, program, pool,
-                                full=full, progress=progress, write=write)  # fmt: skip
+                                full=full, progress=progress, write=write,
+                                accept_shrink=accept_shrink)  # fmt: skip
             if store is not None and report.snapshot is not None and stamps is not None:
                 replace(report.snapshot, settings=settings, stamps=stamps).save(store)
             elif store is not None:
@@ -382,13 +499,14 @@ def _build_all(
     full: bool,
     progress: Progress | None,
     write: bool,
+    accept_shrink: bool = False,
 ) -> _Outcome:
     written: list[Path] = []
     refused: list[Problem] = []
     rendered = files = 0
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
-                         persist=write, pool=pool)  # fmt: skip
+                         persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
     stories, duplicates = merge_duplicates(collection.records)
     plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
     names = {key: topic.name for key, topic in topics.items()}
@@ -413,8 +531,8 @@ def _build_all(
         rendered=rendered,
         fetch=collection.fetch,
     )
-    if not write or collection.fetch.sources:
-        return _Outcome(report)
+    if not write or collection.fetch.sources or collection.held:
+        return _Outcome(report)  # a held source is looked at again by the next build
     skipped = set(found.skipped)
     snapshot = Snapshot(
         settings=b"",  # filled in by the caller, which knows the settings and stamps

@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd.add_argument(
         "--full", action="store_true", help="ignore the caches: read and render everything"
     )
+    build_cmd.add_argument(
+        "--accept-shrink", action="store_true",
+        help="publish sources that shrank past [build] max_shrink since the last build",
+    )
     commands.add_parser("check", parents=[common], help="validate records; write nothing")
     serve_cmd = commands.add_parser(
         "serve", parents=[common], help="preview the output folder on 127.0.0.1"
@@ -200,7 +204,8 @@ def _locked_build(config: Config, output: Path | None, args: argparse.Namespace)
             stack.enter_context(build_lock(path, config.build.lock_timeout, waiting))
         except OSError as exc:
             raise unusable_state(config, exc) from None
-        return build(config, output, write=True, full=getattr(args, "full", False))
+        return build(config, output, write=True, full=getattr(args, "full", False),
+                     accept_shrink=getattr(args, "accept_shrink", False))  # fmt: skip
 
 
 if __name__ == "__main__":

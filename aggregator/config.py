@@ -79,6 +79,7 @@ class BuildConfig:
     state_path: Path  # SQLite file: fetch cache, parse cache, feed digests
     workers: int = 0  # parsing and rendering processes; 0 = one per core
     lock_timeout: float = 30.0  # seconds a build waits for another one to finish
+    max_shrink: float = 0.5  # a source losing more of its records is held (--accept-shrink)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,11 +309,12 @@ def _records(table: _Table) -> RecordsConfig:
 
 
 def _build(table: _Table, base: Path) -> BuildConfig:
-    table.check_known({"state_path", "workers", "lock_timeout"})
+    table.check_known({"state_path", "workers", "lock_timeout", "max_shrink"})
     return BuildConfig(
         state_path=base / table.string("state_path", ".aggregator/state.db"),
         workers=table.integer("workers", 0, minimum=0),
         lock_timeout=table.number("lock_timeout", 30.0, minimum=0),
+        max_shrink=table.number("max_shrink", 0.5, minimum=0, maximum=1),
     )
 
 

@@ -457,7 +457,8 @@ def record_from_mapping(
     if not title:
         given = data.get("title")
         if isinstance(given, str) and given.strip():
-            raise RecordError("title", "empty once invisible and format characters are removed")
+            raise RecordError("title", "missing or empty: nothing visible once control and "
+                              "format characters are removed")  # fmt: skip
         raise RecordError("title", "missing or empty")
     url = parse_link(data, base_url)
     if data.get("publishedDateTime") in (None, ""):

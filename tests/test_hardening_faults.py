@@ -4,7 +4,9 @@ live markup in JSON Feed summaries, invisible titles."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +23,15 @@ from aggregator.render.feeds import render_feeds
 
 from .conftest import drip_server
 from .factories import BASE_URL, DEFAULTS, fields, make_record, write_config, write_record
-from .remote_helpers import FAST_FETCH, record, rss_feed, running_server, seed_page, url_source
+from .remote_helpers import (
+    FAST_FETCH,
+    feed_entries,
+    record,
+    rss_feed,
+    running_server,
+    seed_page,
+    url_source,
+)
 from .remote_helpers import write_config as write_remote_config
 
 # --- 1. topics per record ---------------------------------------------------------------
@@ -256,7 +266,92 @@ def test_format_controls_are_stripped_and_an_invisible_title_is_rejected() -> No
     result = records_from_text(text, "json", "r.json", DEFAULTS)
     [problem] = result.problems
     assert problem.field == "[0].title"
-    assert "empty once invisible and format characters are removed" in problem.reason
+    assert "nothing visible once control and format characters are removed" in problem.reason
     assert result.records[0].title == "Safe gnp.exe"
     assert result.records[0].topics == ("AI",)
     assert result.records[1].title == "Family 👨\u200d👩\u200d👧 and می\u200cخواهم"
+
+
+# --- 4. unreadable folders and shrunken sources -------------------------------------------------
+
+
+def _unreadable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """`folder` cannot be listed, as with mode 000 for the user cron runs as (or an
+    unmounted share). Injected as the OS error listing gives, since root reads anything."""
+    real = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if os.path.realpath(path) == os.path.realpath(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def _titles(tmp_path: Path) -> set[str]:
+    return {entry.title for entry in feed_entries(tmp_path / "out" / "rss.xml")}
+
+
+@pytest.mark.parametrize("which", ["subfolder", "source folder"])
+def test_an_unreadable_folder_is_reported_and_its_records_kept(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    for n in range(1, 4):
+        write_record(tmp_path / "records", f"{n}.md", fields(n))
+    for n in range(4, 6):
+        write_record(tmp_path / "records" / "sub", f"{n}.md", fields(n))
+    config = write_config(tmp_path, ["records"])
+    assert main(["build", "--config", str(config), "-q"]) == 0
+    everything = {f"Story number {n}" for n in range(1, 6)}
+    assert _titles(tmp_path) == everything
+    folder = tmp_path / "records" / ("sub" if which == "subfolder" else "")
+    _unreadable(monkeypatch, folder)
+    for _ in range(2):  # the second build starts from what the first remembered
+        capsys.readouterr()
+        assert main(["build", "--config", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert "error: cannot read this folder: Permission denied" in err
+        assert "kept the records its files gave at the last build" in err
+        assert _titles(tmp_path) == everything
+    monkeypatch.undo()
+    assert main(["build", "--config", str(config), "-q"]) == 0
+    assert _titles(tmp_path) == everything
+
+
+def test_a_source_that_shrinks_past_max_shrink_is_held_until_accepted(
+    tmp_path: Path, capsys
+) -> None:
+    folder = tmp_path / "records"
+    for n in range(1, 21):
+        write_record(folder, f"{n}.md", fields(n))
+    config = write_config(tmp_path, ["records"])
+    assert main(["build", "--config", str(config), "-q"]) == 0
+    for n in range(6, 21):
+        (folder / f"{n}.md").unlink()
+    for _ in range(2):
+        capsys.readouterr()
+        assert main(["build", "--config", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert "5 records, down from 20 at the last build: more than 50% fewer" in err
+        assert "--accept-shrink" in err
+        assert len(_titles(tmp_path)) == 20
+    assert main(["build", "--config", str(config), "--accept-shrink", "-q"]) == 0
+    assert len(_titles(tmp_path)) == 5
+    assert main(["build", "--config", str(config), "-q"]) == 0
+    assert len(_titles(tmp_path)) == 5
+
+
+def test_a_file_that_lost_most_of_its_records_is_held_too(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    (folder / "all.json").write_text(json.dumps([fields(n) for n in range(1, 31)]), "utf-8")
+    config = write_config(tmp_path, ["records"], "[build]\nmax_shrink = 0.2\n")
+    assert main(["build", "--config", str(config), "-q"]) == 0
+    (folder / "all.json").write_text(json.dumps([fields(n) for n in range(1, 21)]), "utf-8")
+    for _ in range(2):
+        assert main(["build", "--config", str(config)]) == 1
+        assert "20 records, down from 30" in capsys.readouterr().err
+        assert len(_titles(tmp_path)) == 30
+    (folder / "all.json").write_text(json.dumps([fields(n) for n in range(1, 26)]), "utf-8")
+    assert main(["build", "--config", str(config), "-q"]) == 0  # 25 of 30: within 20%
+    assert len(_titles(tmp_path)) == 25
