@@ -9,7 +9,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -27,7 +27,7 @@ from aggregator.cache import (
     settings_digest,
 )
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import ConfigError, Problem
+from aggregator.errors import ConfigError, Problem, WriteFailed
 from aggregator.merge import merge_duplicates
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
@@ -566,6 +566,7 @@ def publish(
     with each other and with rendering.
     """
     remove_stale_temp_files(output)
+    output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
     work = _plan_rendering(config, plans, names, feed_cache, program)
     render = partial(render_job, config.site, names, work.feeds)
     if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
@@ -573,20 +574,62 @@ def publish(
     else:
         results = map(render, work.jobs)
     pages = {page_path(job.plan) for job in work.jobs}
-    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
+    site_list = render_site_list(config.site, work.feeds) if work.site_list else {}
+    written: list[Path] = []
     with ThreadPoolExecutor(WRITE_THREADS) as writer:
+        writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
 
-        def put(files: dict[str, bytes], inputs: bytes, page_inputs: bytes) -> None:
-            for relative, data in files.items():
-                digest = page_inputs if relative in pages else inputs
-                future = writer.submit(_write_file, output, relative, data)
-                writes.append((relative, digest, len(data), future))
+        def put(relative: str, data: bytes, digest: bytes) -> None:
+            future = writer.submit(_write_file, output, relative, data)
+            writes.append((relative, digest, len(data), future))
 
+        def settle() -> None:
+            """Wait for the writes so far; on a write error stop before anything that
+            would link to what is missing."""
+            try:
+                _settle(writes, output, written, feed_cache, refused)
+            finally:
+                writes.clear()
+
+        # Files that link to others are written after them: the stylesheet before the
+        # feeds, every feed before the pages, topic pages before the front page, the
+        # OPML list last. A build stopped by a full disk leaves no link to a missing feed.
+        if STYLESHEET_NAME in site_list:
+            put(STYLESHEET_NAME, site_list[STYLESHEET_NAME], work.site_inputs)
+        held: list[tuple[str, bytes, bytes]] = []
         for files, inputs, page_inputs in zip(results, work.inputs, work.page_inputs, strict=True):
-            put(files, inputs, page_inputs)
-        if work.site_list:
-            put(render_site_list(config.site, work.feeds), work.site_inputs, b"")
-    written = []
+            for relative, data in files.items():
+                if relative in pages:
+                    held.append((relative, data, page_inputs))
+                else:
+                    put(relative, data, inputs)
+        settle()
+        held.sort(key=lambda page: page[0].count("/") == 0)  # the front page last
+        for relative, data, digest in held:
+            put(relative, data, digest)
+        settle()
+        if OPML_NAME in site_list:
+            put(OPML_NAME, site_list[OPML_NAME], work.site_inputs)
+        settle()
+    if feed_cache is not None:
+        # A topic that is gone takes its files with it (only files we made, unchanged).
+        for relative, sha256, size in feed_cache.stale():
+            remove_if_unchanged(output, relative, sha256, size)
+        feed_cache.finish()  # only once every file is on disk
+    return written, work.rendered, work.total
+
+
+def _settle(
+    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]],
+    output: Path,
+    written: list[Path],
+    feed_cache: FeedCache | None,
+    refused: list[Problem],
+) -> None:
+    """Collect finished writes; the first write error cancels those not started and
+    raises WriteFailed naming the file (the feed cache is not finished, so the next
+    build writes whatever is missing)."""
+    failure: WriteFailed | None = None
     for relative, inputs, size, future in writes:
         try:
             target, changed, sha256 = future.result()
@@ -594,16 +637,21 @@ def publish(
             refused.append(Problem(str(output / relative), None, None, exc.reason,
                                    "file not written"))  # fmt: skip
             continue
+        except OSError as exc:
+            if failure is None:
+                failure = WriteFailed(str(exc.filename or output / relative),
+                                      exc.strerror or str(exc))  # fmt: skip
+                for _, _, _, later in writes:
+                    later.cancel()
+            continue
+        except CancelledError:
+            continue
         if changed:
             written.append(target)
         if feed_cache is not None:
             feed_cache.rendered(relative, inputs, sha256, size)
-    if feed_cache is not None:
-        # A topic that is gone takes its files with it (only files we made, unchanged).
-        for relative, sha256, size in feed_cache.stale():
-            remove_if_unchanged(output, relative, sha256, size)
-        feed_cache.finish()  # only once every file is on disk
-    return written, work.rendered, work.total
+    if failure is not None:
+        raise failure
 
 
 def _write_file(output: Path, relative: str, data: bytes) -> tuple[Path, bool, bytes]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from aggregator import __version__
 from aggregator.build import BuildReport, build, unusable_state
 from aggregator.config import Config, load_config
-from aggregator.errors import AggregatorError, ConfigError
+from aggregator.errors import AggregatorError, ConfigError, WriteFailed
 from aggregator.lock import BuildLocked, build_lock, lock_path
 from aggregator.parallel import WorkerDied
 
@@ -20,6 +20,7 @@ EXIT_REJECTED = 1  # some input was rejected; everything else was still publishe
 EXIT_USAGE = 2  # bad command line or configuration; nothing was written
 EXIT_LOCKED = 3  # another build held the lock past [build] lock_timeout; nothing was done
 EXIT_FAILED = 4  # the build stopped part-way (a worker process died); rerun it
+EXIT_WRITE_FAILED = 5  # an output file could not be written (disk full, I/O error)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
@@ -180,6 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerDied as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except WriteFailed as exc:
+        print(f"aggregator: write failed: {exc}; build stopped: every file written is "
+              "whole, and no page or OPML list links to a feed that was not written",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_WRITE_FAILED
     except KeyboardInterrupt:
         print("aggregator: interrupted; every file written so far is whole, the rest was "
               "not written", file=sys.stderr)  # fmt: skip

@@ -22,7 +22,16 @@ from aggregator.records import RecordDefaults, records_from_text
 from aggregator.render.feeds import render_feeds
 
 from .conftest import drip_server
-from .factories import BASE_URL, DEFAULTS, fields, make_record, write_config, write_record
+from .factories import (
+    BASE_URL,
+    DEFAULTS,
+    failing_writes,
+    fields,
+    make_record,
+    missing_feed_links,
+    write_config,
+    write_record,
+)
 from .remote_helpers import (
     FAST_FETCH,
     feed_entries,
@@ -355,3 +364,48 @@ def test_a_file_that_lost_most_of_its_records_is_held_too(tmp_path: Path, capsys
     (folder / "all.json").write_text(json.dumps([fields(n) for n in range(1, 26)]), "utf-8")
     assert main(["build", "--config", str(config), "-q"]) == 0  # 25 of 30: within 20%
     assert len(_titles(tmp_path)) == 25
+
+
+# --- 7. a full disk -------------------------------------------------------------------------------
+
+
+def _site(folder: Path, topics: list[str]) -> None:
+    for n, topic in enumerate(topics, 1):
+        write_record(folder, f"{n}.md", fields(n, topics=[topic, "All"]))
+
+
+def test_a_full_disk_at_any_write_stops_the_build_without_dangling_links(
+    tmp_path: Path, capsys
+) -> None:
+    def rebuild(site: Path) -> Path:
+        """A site built with topics A and B, then given a new topic C and changed pages."""
+        _site(site / "records", ["A", "B"])
+        config = write_config(site, ["records"])
+        assert main(["build", "--config", str(config), "-q"]) == 0
+        _site(site / "records", ["A", "B", "C"])
+        return config
+
+    probe = rebuild(tmp_path / "probe")
+    with failing_writes(at=-1) as count:
+        assert main(["build", "--config", str(probe), "-q"]) == 0
+    writes = count[0]
+    assert writes >= 12
+    for at in range(writes):
+        site = tmp_path / f"at-{at}"
+        config = rebuild(site)
+        capsys.readouterr()
+        with failing_writes(at):
+            code = main(["build", "--config", str(config), "-q"])
+        err = capsys.readouterr().err
+        assert code == 5, (at, err)
+        assert "aggregator: write failed: " in err and "No space left on device" in err
+        assert str(site / "out") in err  # names the file
+        assert "config error" not in err
+        out = site / "out"
+        assert missing_feed_links(out) == [], at
+        assert not list(out.rglob("*.aggregator-tmp"))
+        empty = [p for p in out.rglob("*") if p.is_dir() and not any(p.iterdir())]
+        assert empty == [], at
+        assert main(["build", "--config", str(config), "-q"]) == 0  # the next build finishes
+        assert missing_feed_links(out) == []
+        assert (out / "topics" / "c" / "rss.xml").is_file()
