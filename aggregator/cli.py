@@ -73,15 +73,24 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _report(report: BuildReport, args: argparse.Namespace) -> int:
+def _report(
+    report: BuildReport, args: argparse.Namespace, seen: set[str] | None = None
+) -> int:
+    """Print the problems and the summary; the exit code. `seen`: lines already shown
+    by an earlier round of `serve --build-every`, which are not repeated."""
     for problem in report.problems:
+        line = str(problem)
+        if seen is not None:
+            if line in seen:
+                continue
+            seen.add(line)
         if problem.severity == "error" or not args.quiet:
-            print(problem, file=sys.stderr)
+            print(line, file=sys.stderr)
     if args.verbose:
         for path in report.written_paths:
             print(f"wrote {path}")
     if not args.quiet:
-        print(report.summary() if args.command == "build" else _check_summary(report))
+        print(_check_summary(report) if args.command == "check" else report.summary())
     return EXIT_REJECTED if report.rejected else EXIT_OK
 
 
@@ -113,8 +122,9 @@ def _announce(config: Config, report: BuildReport, args: argparse.Namespace) -> 
         print(f"announced {len(result.announced)} feed URL(s) to {config.site.websub_hub}")
 
 
-def _build_for_serve(args: argparse.Namespace) -> None:
-    """One build while serving: config re-read, so edits show up; errors never stop the server."""
+def _build_for_serve(args: argparse.Namespace, seen: set[str] | None = None) -> None:
+    """One build while serving: config re-read, so edits show up; errors never stop the
+    server. A problem line shown by an earlier round (in `seen`) is not repeated."""
     try:
         config = load_config(args.config)
         report = _locked_build(config, args.output, args)
@@ -127,7 +137,7 @@ def _build_for_serve(args: argparse.Namespace) -> None:
     except (AggregatorError, OSError) as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr, flush=True)
         return
-    _report(report, args)
+    _report(report, args, seen)
     _announce(config, report, args)
     sys.stdout.flush()
 
@@ -136,8 +146,9 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     from aggregator.serve import PreviewServer, Rebuilder  # only this command needs them
 
     output = args.output or config.site.output_dir
+    seen: set[str] = set()
     if args.build_every is not None or not output.is_dir():
-        _build_for_serve(args)
+        _build_for_serve(args, seen)
     log = _warn(args) if args.verbose else None
     try:
         server = PreviewServer(output, args.port, log)
@@ -147,7 +158,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     rebuilder = None
     if args.build_every is not None:
-        rebuilder = Rebuilder(lambda: _build_for_serve(args), args.build_every)
+        rebuilder = Rebuilder(lambda: _build_for_serve(args, seen), args.build_every)
         rebuilder.start()
     print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
     try:

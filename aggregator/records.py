@@ -278,8 +278,13 @@ def parse_published(value: object) -> bool:
     raise RecordError("published", f"expected true or false, got {shown(value)}")
 
 
-def parse_link(data: dict[str, Any], base_url: str | None = None) -> str:
-    """`webUrl`, else `originalUrl`: the first that is a usable http(s) link.
+def parse_link(
+    data: dict[str, Any],
+    base_url: str | None = None,
+    max_chars: int = LimitsConfig().max_url_chars,
+) -> str:
+    """`webUrl`, else `originalUrl`: the first that is a usable http(s) link, of at most
+    `max_chars` characters.
 
     A relative link is resolved against `base_url` (the URL of the remote document the
     record came from); without one it is rejected.
@@ -288,6 +293,11 @@ def parse_link(data: dict[str, Any], base_url: str | None = None) -> str:
     for name in ("webUrl", "originalUrl"):
         value = data.get(name)
         if value is None or value == "":
+            continue
+        if isinstance(value, str) and len(value) > max_chars:
+            reason = (f"{len(value):,} characters, over the limit of {max_chars:,}"
+                      " ([limits] max_url_chars)")  # fmt: skip
+            problems.append((name, reason))
             continue
         try:
             return resolve_url(value, base_url)
@@ -460,7 +470,7 @@ def record_from_mapping(
             raise RecordError("title", "missing or empty: nothing visible once control and "
                               "format characters are removed")  # fmt: skip
         raise RecordError("title", "missing or empty")
-    url = parse_link(data, base_url)
+    url = parse_link(data, base_url, limits.max_url_chars)
     if data.get("publishedDateTime") in (None, ""):
         raise RecordError("publishedDateTime", "missing")
     published = parse_datetime(data["publishedDateTime"], "publishedDateTime")

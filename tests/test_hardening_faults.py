@@ -409,3 +409,75 @@ def test_a_full_disk_at_any_write_stops_the_build_without_dangling_links(
         assert main(["build", "--config", str(config), "-q"]) == 0  # the next build finishes
         assert missing_feed_links(out) == []
         assert (out / "topics" / "c" / "rss.xml").is_file()
+
+
+# --- 8. serve --build-every reports builds as builds, each problem once ---------------------
+
+
+def test_serve_rounds_print_the_build_summary_and_each_problem_once(
+    tmp_path: Path, capsys
+) -> None:
+    from aggregator.cli import _build_for_serve, _parser
+
+    write_record(tmp_path / "records", "good.md", fields(1))
+    write_record(tmp_path / "records", "bad.md", fields(2, webUrl="javascript:alert(1)"))
+    config = write_config(tmp_path, ["records"])
+    args = _parser().parse_args(["serve", "--config", str(config), "--build-every", "1"])
+    seen: set[str] = set()
+    _build_for_serve(args, seen)
+    out, err = capsys.readouterr()
+    assert "bad.md" in err and "error" in err
+    assert "nothing written" not in out and "wrote " in out
+    _build_for_serve(args, seen)
+    out, err = capsys.readouterr()
+    assert "bad.md" not in err  # shown once, not on every interval
+    assert "wrote 0 of" in out
+    write_record(tmp_path / "records", "worse.md", fields(3, publishedDateTime="soon"))
+    _build_for_serve(args, seen)
+    assert "worse.md" in capsys.readouterr().err  # a new problem is shown
+
+
+# --- 10. link length, Windows names, line breaks, UTF-16 ------------------------------------------
+
+
+def test_an_over_long_link_rejects_the_record() -> None:
+    long_link = "https://news.example.org/" + "a" * 100_000
+    text = json.dumps([fields(1, webUrl=long_link), fields(2)])
+    result = records_from_text(text, "json", "r.json", DEFAULTS)
+    [problem] = result.problems
+    assert problem.field == "[0].webUrl"
+    assert "100,025 characters, over the limit of 2,048 ([limits] max_url_chars)" in problem.reason
+    assert [r.title for r in result.records] == ["Story number 2"]
+
+
+def test_windows_reserved_names_never_become_slugs() -> None:
+    from aggregator.topics import assign_slugs
+
+    slugs = assign_slugs(["con", "nul", "aux", "prn", "com1", "lpt9", "console"])
+    assert slugs["console"] == "console"
+    for key in ("con", "nul", "aux", "prn", "com1", "lpt9"):
+        assert slugs[key].startswith(f"{key}-") and len(slugs[key]) > len(key) + 4
+
+
+def test_a_file_with_cr_only_line_breaks_is_read(tmp_path: Path) -> None:
+    from aggregator.records import load_record_file
+
+    from .factories import markdown
+
+    path = tmp_path / "mac.md"
+    path.write_bytes(markdown(fields(1)).replace("\n", "\r").encode())
+    result = load_record_file(str(path), DEFAULTS)
+    assert [r.title for r in result.records] == ["Story number 1"] and not result.problems
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_named_as_such(tmp_path: Path, encoding: str) -> None:
+    from aggregator.records import load_record_file
+
+    from .factories import markdown
+
+    path = tmp_path / "wide.md"
+    path.write_bytes(markdown(fields(1)).encode(encoding))
+    [problem] = load_record_file(str(path), DEFAULTS).problems
+    assert problem.reason == "UTF-16 text; only UTF-8 is read (save the file as UTF-8)"
+    assert problem.action == "file skipped"
