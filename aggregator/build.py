@@ -9,7 +9,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -28,7 +28,7 @@ from aggregator.cache import (
 )
 from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig
-from aggregator.errors import ConfigError, Problem
+from aggregator.errors import ConfigError, Problem, WriteFailed
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
@@ -64,6 +64,7 @@ class Collection:
     # Left out by a source's filters: (record, the rule), and files its globs exclude.
     filtered: tuple[tuple[Record, str], ...] = ()
     excluded_files: int = 0
+    held: int = 0  # sources whose last records were kept (unreadable, or shrank too far)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class BuildReport:
 
 
 def _source_files(
-    source: SourceConfig, index: int, config: Config, skipped: list[Problem]
+    source: SourceConfig, index: int, config: Config, found: FoundFiles
 ) -> list[tuple[str, os.stat_result | None]]:
     assert source.path is not None
     if not source.path.is_dir():
@@ -106,9 +107,28 @@ def _source_files(
 
     def on_skip(path: Path, reason: str) -> None:
         reason, _, action = reason.rpartition("; ")
-        skipped.append(Problem(str(path), None, None, reason, action, "warning"))
+        found.skipped.append(Problem(str(path), None, None, reason, action, "warning"))
 
-    return scan_record_files(source.path, on_skip)
+    def on_error(path: Path, reason: str) -> None:
+        # Its files are missing, not removed: their last records stay (see collect).
+        reason = f"cannot read this folder: {reason}"
+        action = "kept the records its files gave at the last build"
+        found.skipped.append(Problem(str(path), None, None, reason, action))
+        absolute = ParseCache.key(os.path.abspath(path))
+        found.unreadable.append((absolute.rstrip(os.sep) + os.sep, str(source.path), index))
+
+    return scan_record_files(source.path, on_skip, on_error)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpan:
+    """Where one `path` source's files are in FoundFiles, and its parse-cache key prefix."""
+
+    index: int  # in config.sources
+    start: int
+    end: int
+    prefix: str  # ParseCache key of the folder, with a trailing separator
+    root: str  # the folder as configured (origins are shown relative to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +137,11 @@ class FoundFiles:
 
     files: list[tuple[str, os.stat_result | None]]
     keys: list[str]
-    skipped: list[Problem]  # links not followed (warnings)
+    skipped: list[Problem]  # links not followed (warnings), folders not readable (errors)
     sources: list[int] = field(default_factory=list)  # each file's index in config.sources
     excluded: list[int] = field(default_factory=lambda: [0])  # files left out by globs
+    unreadable: list[tuple[str, str, int]] = field(default_factory=list)  # key prefix, root, source
+    spans: list[SourceSpan] = field(default_factory=list)
 
 
 def find_files(config: Config) -> FoundFiles:
@@ -127,20 +149,32 @@ def find_files(config: Config) -> FoundFiles:
     for index, source in enumerate(config.sources):
         if source.path is None:
             continue  # remote: fetched in collect
-        files = _source_files(source, index, config, found.skipped)
+        start = len(found.files)
+        files = _source_files(source, index, config, found)
         # Cache keys are absolute paths, whatever folder the build is started from.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
         if source.include or source.exclude:
-            start = len(root) + 1
+            cut = len(root) + 1
             kept = [entry for entry in files
-                    if path_allowed(entry[0][start:].replace(os.sep, "/"),
+                    if path_allowed(entry[0][cut:].replace(os.sep, "/"),
                                     source.include, source.exclude)]  # fmt: skip
             found.excluded[0] += len(files) - len(kept)
             files = kept
         found.files.extend(files)
         found.keys.extend(absolute + path[len(root) :] for path, _ in files)
         found.sources.extend([index] * len(files))
+        prefix = absolute.rstrip(os.sep) + os.sep
+        found.spans.append(SourceSpan(index, start, len(found.files), prefix, root))
     return found
+
+
+def _owner(found: FoundFiles, result: DocumentResult) -> int:
+    """The source a result kept from an earlier build belongs to (-1 for none)."""
+    for record in result.records[:1]:
+        for span in found.spans:
+            if record.origin.startswith(span.root.rstrip(os.sep) + os.sep):
+                return span.index
+    return -1
 
 
 def filter_by_source(
@@ -178,10 +212,13 @@ def collect(
     progress: Progress | None = None,
     persist: bool = True,
     pool: WorkerPool | None = None,
+    accept_shrink: bool = False,
 ) -> Collection:
     """Read every source. Bad input becomes Problems; it never raises for content.
 
-    With a cache, files whose size and mtime are unchanged are not read again. Remote
+    With a cache, files whose size and mtime are unchanged are not read again, and a
+    source that lost files it could not read, or shrank past `[build] max_shrink`
+    (unless `accept_shrink`), keeps its last records (see `_hold_sources`). Remote
     sources use `store` for their fetch cache (or open the state file themselves).
     """
     found = found or find_files(config)
@@ -189,10 +226,16 @@ def collect(
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
-        results, parsed = read_record_files(found.files, found.keys, load, cache, pool)
+        results, parsed = read_record_files(found.files, found.keys, load, cache, pool,
+                                            finish=False)  # fmt: skip
+    held = 0
+    if cache is not None:
+        held = _hold_sources(config, found, results, cache, store, accept_shrink)
+        cache.finish()
+    owners = [*found.sources, *(_owner(found, result) for result in results[len(found.files) :])]
     remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
-    results, filtered = filter_by_source(config, results, [*found.sources, *remote.sources])
+    results, filtered = filter_by_source(config, results, [*owners, *remote.sources])
     if found.skipped:
         results.append(DocumentResult(problems=tuple(found.skipped)))
     return Collection(
@@ -204,7 +247,78 @@ def collect(
         fetch=remote.stats,
         filtered=tuple(filtered),
         excluded_files=found.excluded[0],
+        held=held,
     )
+
+
+SOURCES = "sources"  # state-store namespace: records each `path` source gave last time
+SHRINK_FLOOR = 10  # sources that had fewer records are not guarded (every record counts)
+
+
+def _hold_sources(
+    config: Config,
+    found: FoundFiles,
+    results: list[DocumentResult],
+    cache: ParseCache,
+    store: StateStore | None,
+    accept_shrink: bool,
+) -> int:
+    """Keep what a source gave last time where its files cannot be trusted now; extends
+    `results` and returns how many sources were held.
+
+    - A folder that could not be listed (reported by find_files) contributes the records
+      its files gave at the last build, from the parse cache.
+    - A source that yields far fewer records than at the last build (under
+      1 - `[build] max_shrink` of them) is not trusted without `accept_shrink`, as
+      `rsync --max-delete` is not: its files' last results are used and remembered again,
+      and one error says so. It is accepted once run with `--accept-shrink`.
+    """
+    held = 0
+    kept: dict[int, int] = {}  # source index -> records kept from its unreadable folders
+    for prefix, root, index in found.unreadable:
+        source_prefix = ParseCache.key(os.path.abspath(root)).rstrip(os.sep) + os.sep
+        for key, result in cache.left_under(prefix):
+            results.append(_with_origin(result, root + os.sep + key[len(source_prefix) :]))
+            kept[index] = kept.get(index, 0) + len(result.records)
+        held += 1
+    if store is None:
+        return held
+    counts = store.items(SOURCES)
+    updated: list[tuple[str, bytes]] = []
+    limit = config.build.max_shrink
+    for span in found.spans:
+        now = sum(len(results[i].records) for i in range(span.start, span.end))
+        now += kept.get(span.index, 0)
+        before = int(counts.get(span.prefix, b"0") or 0)
+        if accept_shrink or before < SHRINK_FLOOR or now >= before * (1 - limit):
+            if counts.get(span.prefix) != str(now).encode():
+                updated.append((span.prefix, str(now).encode()))
+            continue
+        changed = []
+        for i in range(span.start, span.end):
+            previous = cache.previous(found.keys[i])
+            if previous is not None:
+                results[i] = _with_origin(previous, found.files[i][0])
+                changed.append(found.keys[i])
+        cache.restore(changed)
+        for key, result in cache.left_under(span.prefix):  # files that are gone
+            results.append(_with_origin(result, span.root + os.sep + key[len(span.prefix) :]))
+        name = config.sources[span.index].name
+        reason = (f"{now:,} records, down from {before:,} at the last build: more than "
+                  f"{limit:.0%} fewer ([build] max_shrink)")  # fmt: skip
+        action = ("not trusted: kept its records from the last build; if the change is meant, "
+                  "build once with --accept-shrink")  # fmt: skip
+        results.append(DocumentResult(problems=(Problem(name, None, None, reason, action),)))
+        held += 1
+    store.put_many(SOURCES, updated)
+    return held
+
+
+def _with_origin(result: DocumentResult, origin: str) -> DocumentResult:
+    """A remembered result with the path of its file (the cache stores none)."""
+    records = tuple(replace(record, origin=origin) for record in result.records)
+    problems = tuple(replace(problem, origin=origin) for problem in result.problems)
+    return replace(result, records=records, problems=problems)
 
 
 def _collect_remote(
@@ -232,8 +346,11 @@ def read_record_files(
     load: Loader,
     cache: ParseCache | None,
     pool: WorkerPool,
+    *,
+    finish: bool = True,
 ) -> tuple[list[DocumentResult], int]:
-    """Each file's result, in order, from the cache when current; and how many were parsed."""
+    """Each file's result, in order, from the cache when current; and how many were parsed.
+    With `finish=False` the caller finishes the cache (after `_hold_sources`)."""
     results: list[DocumentResult | None] = [None] * len(files)
     misses: list[tuple[int, bytes | None]] = []
     for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
@@ -257,7 +374,8 @@ def read_record_files(
                 fresh = []
     if cache is not None:
         cache.save(fresh)
-        cache.finish()
+        if finish:
+            cache.finish()
     return results, len(misses)  # type: ignore[return-value]
 
 
@@ -269,6 +387,7 @@ def build(
     full: bool = False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    accept_shrink: bool = False,
 ) -> BuildReport:
     """Run the whole pipeline; with `write=False` only read and check (nothing is written).
 
@@ -281,7 +400,8 @@ def build(
     key = "site.output_dir" if output_dir is None else "--output"
     with _collector_paused():  # the records die inside, before collection resumes
         try:
-            report = _run(config, output, write=write, full=full, progress=progress)
+            report = _run(config, output, write=write, full=full, progress=progress,
+                          accept_shrink=accept_shrink)  # fmt: skip
         except OSError as exc:
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
@@ -290,7 +410,13 @@ def build(
 
 
 def _run(
-    config: Config, output: Path, *, write: bool, full: bool, progress: Progress | None
+    config: Config,
+    output: Path,
+    *,
+    write: bool,
+    full: bool,
+    progress: Progress | None,
+    accept_shrink: bool = False,
 ) -> BuildReport:
     program = program_fingerprint()
     notes: list[Problem] = []
@@ -312,7 +438,8 @@ def _run(
             report = _rerun(snapshot, stamps, store, output, found)
         if report is None:
             report = _build_all(config, output, store, found, context, program, pool,
-                                full=full, progress=progress, write=write)  # fmt: skip
+                                full=full, progress=progress, write=write,
+                                accept_shrink=accept_shrink)  # fmt: skip
             if store is not None and report.snapshot is not None and stamps is not None:
                 replace(report.snapshot, settings=settings, stamps=stamps).save(store)
             elif store is not None:
@@ -351,13 +478,14 @@ def _build_all(
     full: bool,
     progress: Progress | None,
     write: bool,
+    accept_shrink: bool = False,
 ) -> _Outcome:
     written: list[Path] = []
     refused: list[Problem] = []
     rendered = files = 0
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
-                         persist=write, pool=pool)  # fmt: skip
+                         persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
     curated = curate(config, collection)
     plans, names = curated.plans, curated.names
     stories, duplicates = curated.clustering.stories, curated.clustering.duplicates
@@ -383,8 +511,8 @@ def _build_all(
         fetch=collection.fetch,
         filtered=len(collection.filtered) + collection.excluded_files,
     )
-    if not write or collection.fetch.sources:
-        return _Outcome(report)
+    if not write or collection.fetch.sources or collection.held:
+        return _Outcome(report)  # a held source is looked at again by the next build
     skipped = set(found.skipped)
     snapshot = Snapshot(
         settings=b"",  # filled in by the caller, which knows the settings and stamps
@@ -437,6 +565,7 @@ def publish(
     with each other and with rendering.
     """
     remove_stale_temp_files(output)
+    output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
     work = _plan_rendering(config, plans, names, feed_cache, program)
     render = partial(render_job, config.site, names, work.feeds)
     if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
@@ -444,20 +573,62 @@ def publish(
     else:
         results = map(render, work.jobs)
     pages = {page_path(job.plan) for job in work.jobs}
-    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
+    site_list = render_site_list(config.site, work.feeds) if work.site_list else {}
+    written: list[Path] = []
     with ThreadPoolExecutor(WRITE_THREADS) as writer:
+        writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
 
-        def put(files: dict[str, bytes], inputs: bytes, page_inputs: bytes) -> None:
-            for relative, data in files.items():
-                digest = page_inputs if relative in pages else inputs
-                future = writer.submit(_write_file, output, relative, data)
-                writes.append((relative, digest, len(data), future))
+        def put(relative: str, data: bytes, digest: bytes) -> None:
+            future = writer.submit(_write_file, output, relative, data)
+            writes.append((relative, digest, len(data), future))
 
+        def settle() -> None:
+            """Wait for the writes so far; on a write error stop before anything that
+            would link to what is missing."""
+            try:
+                _settle(writes, output, written, feed_cache, refused)
+            finally:
+                writes.clear()
+
+        # Files that link to others are written after them: the stylesheet before the
+        # feeds, every feed before the pages, topic pages before the front page, the
+        # OPML list last. A build stopped by a full disk leaves no link to a missing feed.
+        if STYLESHEET_NAME in site_list:
+            put(STYLESHEET_NAME, site_list[STYLESHEET_NAME], work.site_inputs)
+        held: list[tuple[str, bytes, bytes]] = []
         for files, inputs, page_inputs in zip(results, work.inputs, work.page_inputs, strict=True):
-            put(files, inputs, page_inputs)
-        if work.site_list:
-            put(render_site_list(config.site, work.feeds), work.site_inputs, b"")
-    written = []
+            for relative, data in files.items():
+                if relative in pages:
+                    held.append((relative, data, page_inputs))
+                else:
+                    put(relative, data, inputs)
+        settle()
+        held.sort(key=lambda page: page[0].count("/") == 0)  # the front page last
+        for relative, data, digest in held:
+            put(relative, data, digest)
+        settle()
+        if OPML_NAME in site_list:
+            put(OPML_NAME, site_list[OPML_NAME], work.site_inputs)
+        settle()
+    if feed_cache is not None:
+        # A topic that is gone takes its files with it (only files we made, unchanged).
+        for relative, sha256, size in feed_cache.stale():
+            remove_if_unchanged(output, relative, sha256, size)
+        feed_cache.finish()  # only once every file is on disk
+    return written, work.rendered, work.total
+
+
+def _settle(
+    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]],
+    output: Path,
+    written: list[Path],
+    feed_cache: FeedCache | None,
+    refused: list[Problem],
+) -> None:
+    """Collect finished writes; the first write error cancels those not started and
+    raises WriteFailed naming the file (the feed cache is not finished, so the next
+    build writes whatever is missing)."""
+    failure: WriteFailed | None = None
     for relative, inputs, size, future in writes:
         try:
             target, changed, sha256 = future.result()
@@ -465,16 +636,21 @@ def publish(
             refused.append(Problem(str(output / relative), None, None, exc.reason,
                                    "file not written"))  # fmt: skip
             continue
+        except OSError as exc:
+            if failure is None:
+                failure = WriteFailed(str(exc.filename or output / relative),
+                                      exc.strerror or str(exc))  # fmt: skip
+                for _, _, _, later in writes:
+                    later.cancel()
+            continue
+        except CancelledError:
+            continue
         if changed:
             written.append(target)
         if feed_cache is not None:
             feed_cache.rendered(relative, inputs, sha256, size)
-    if feed_cache is not None:
-        # A topic that is gone takes its files with it (only files we made, unchanged).
-        for relative, sha256, size in feed_cache.stale():
-            remove_if_unchanged(output, relative, sha256, size)
-        feed_cache.finish()  # only once every file is on disk
-    return written, work.rendered, work.total
+    if failure is not None:
+        raise failure
 
 
 def _write_file(output: Path, relative: str, data: bytes) -> tuple[Path, bool, bytes]:

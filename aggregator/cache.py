@@ -144,6 +144,7 @@ class ParseCache:
         self._known = {key for key in entries if key.startswith(FILE_KEY)}
         self._entries = entries if usable else {}
         self._kept: set[str] = set()
+        self._replaced: dict[str, bytes] = {}  # entries of files that changed, until finish
 
     @staticmethod
     def key(path: str) -> str:
@@ -152,10 +153,44 @@ class ParseCache:
     def lookup(self, key: str, stamp: bytes | None) -> memoryview | None:
         """The encoded result for `key` if it was made from a file with this stamp."""
         entry = self._entries.pop(key, None)  # each file is looked up once; free as we go
-        if entry is None or stamp is None or not entry.startswith(stamp):
+        if entry is None:
+            return None
+        if stamp is None or not entry.startswith(stamp):
+            self._replaced[key] = entry  # the last good result, should the new one be refused
             return None
         self._kept.add(key)
         return memoryview(entry)[_STAMP.size :]
+
+    def left_under(self, prefix: str) -> list[tuple[str, DocumentResult]]:
+        """The remembered results of files under the folder key `prefix` that were not
+        looked up this build (gone, or in a folder that could not be read), in key order;
+        they stay remembered."""
+        found = []
+        for key in sorted(k for k in self._entries if k.startswith(prefix)):
+            entry = self._entries.pop(key)
+            try:
+                found.append((key, decode_result(memoryview(entry)[_STAMP.size :], "")))
+            except (ValueError, TypeError, EOFError, IndexError):
+                continue  # a damaged entry: nothing to keep
+            self._kept.add(key)
+        return found
+
+    def previous(self, key: str) -> DocumentResult | None:
+        """The result remembered for a file before it changed this build, if any."""
+        entry = self._replaced.get(key)
+        if entry is None:
+            return None
+        try:
+            return decode_result(memoryview(entry)[_STAMP.size :], "")
+        except (ValueError, TypeError, EOFError, IndexError):
+            return None
+
+    def restore(self, keys: Iterable[str]) -> None:
+        """Remember the previous results of these changed files again (the new ones were
+        refused), so the next build compares against them too."""
+        pairs = [(key, self._replaced[key]) for key in keys if key in self._replaced]
+        self._kept.update(key for key, _ in pairs)
+        self._store.put_many(PARSE, pairs)
 
     def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
         pairs = []
@@ -175,6 +210,7 @@ class ParseCache:
             self._store.delete_many(PARSE, sorted(self._known - self._kept))
             self._store.put(PARSE, CONTEXT_KEY, self._context)
         self._entries = {}
+        self._replaced = {}
 
 
 # --- the feed cache ---------------------------------------------------------------

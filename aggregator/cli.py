@@ -11,7 +11,7 @@ from pathlib import Path
 from aggregator import __version__
 from aggregator.build import BuildReport, build, unusable_state
 from aggregator.config import Config, load_config
-from aggregator.errors import AggregatorError, ConfigError
+from aggregator.errors import AggregatorError, ConfigError, WriteFailed
 from aggregator.lock import BuildLocked, build_lock, lock_path
 from aggregator.parallel import WorkerDied
 
@@ -20,6 +20,7 @@ EXIT_REJECTED = 1  # some input was rejected; everything else was still publishe
 EXIT_USAGE = 2  # bad command line or configuration; nothing was written
 EXIT_LOCKED = 3  # another build held the lock past [build] lock_timeout; nothing was done
 EXIT_FAILED = 4  # the build stopped part-way (a worker process died); rerun it
+EXIT_WRITE_FAILED = 5  # an output file could not be written (disk full, I/O error)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--output", type=Path, help="output folder (default: [site] output_dir)")
     build_cmd.add_argument(
         "--full", action="store_true", help="ignore the caches: read and render everything"
+    )
+    build_cmd.add_argument(
+        "--accept-shrink", action="store_true",
+        help="publish sources that shrank past [build] max_shrink since the last build",
     )
     commands.add_parser("check", parents=[common], help="validate records; write nothing")
     serve_cmd = commands.add_parser(
@@ -68,15 +73,24 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _report(report: BuildReport, args: argparse.Namespace) -> int:
+def _report(
+    report: BuildReport, args: argparse.Namespace, seen: set[str] | None = None
+) -> int:
+    """Print the problems and the summary; the exit code. `seen`: lines already shown
+    by an earlier round of `serve --build-every`, which are not repeated."""
     for problem in report.problems:
+        line = str(problem)
+        if seen is not None:
+            if line in seen:
+                continue
+            seen.add(line)
         if problem.severity == "error" or not args.quiet:
-            print(problem, file=sys.stderr)
+            print(line, file=sys.stderr)
     if args.verbose:
         for path in report.written_paths:
             print(f"wrote {path}")
     if not args.quiet:
-        print(report.summary() if args.command == "build" else _check_summary(report))
+        print(_check_summary(report) if args.command == "check" else report.summary())
     return EXIT_REJECTED if report.rejected else EXIT_OK
 
 
@@ -108,8 +122,9 @@ def _announce(config: Config, report: BuildReport, args: argparse.Namespace) -> 
         print(f"announced {len(result.announced)} feed URL(s) to {config.site.websub_hub}")
 
 
-def _build_for_serve(args: argparse.Namespace) -> None:
-    """One build while serving: config re-read, so edits show up; errors never stop the server."""
+def _build_for_serve(args: argparse.Namespace, seen: set[str] | None = None) -> None:
+    """One build while serving: config re-read, so edits show up; errors never stop the
+    server. A problem line shown by an earlier round (in `seen`) is not repeated."""
     try:
         config = load_config(args.config)
         report = _locked_build(config, args.output, args)
@@ -122,7 +137,7 @@ def _build_for_serve(args: argparse.Namespace) -> None:
     except (AggregatorError, OSError) as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr, flush=True)
         return
-    _report(report, args)
+    _report(report, args, seen)
     _announce(config, report, args)
     sys.stdout.flush()
 
@@ -131,8 +146,9 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     from aggregator.serve import PreviewServer, Rebuilder  # only this command needs them
 
     output = args.output or config.site.output_dir
+    seen: set[str] = set()
     if args.build_every is not None or not output.is_dir():
-        _build_for_serve(args)
+        _build_for_serve(args, seen)
     log = _warn(args) if args.verbose else None
     try:
         server = PreviewServer(output, args.port, log)
@@ -142,7 +158,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     rebuilder = None
     if args.build_every is not None:
-        rebuilder = Rebuilder(lambda: _build_for_serve(args), args.build_every)
+        rebuilder = Rebuilder(lambda: _build_for_serve(args, seen), args.build_every)
         rebuilder.start()
     print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
     try:
@@ -176,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerDied as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except WriteFailed as exc:
+        print(f"aggregator: write failed: {exc}; build stopped: every file written is "
+              "whole, and no page or OPML list links to a feed that was not written",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_WRITE_FAILED
     except KeyboardInterrupt:
         print("aggregator: interrupted; every file written so far is whole, the rest was "
               "not written", file=sys.stderr)  # fmt: skip
@@ -200,7 +221,8 @@ def _locked_build(config: Config, output: Path | None, args: argparse.Namespace)
             stack.enter_context(build_lock(path, config.build.lock_timeout, waiting))
         except OSError as exc:
             raise unusable_state(config, exc) from None
-        return build(config, output, write=True, full=getattr(args, "full", False))
+        return build(config, output, write=True, full=getattr(args, "full", False),
+                     accept_shrink=getattr(args, "accept_shrink", False))  # fmt: skip
 
 
 if __name__ == "__main__":

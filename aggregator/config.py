@@ -86,6 +86,10 @@ class FetchConfig:
     max_retry_after: float = 30.0  # cap on a server's Retry-After
     max_bytes: int = 10 * 1024 * 1024  # per response, counted after decompression
     max_redirects: int = 5
+    request_deadline: float = 30.0  # seconds for one whole request: connect, headers, body
+    source_deadline: float = 60.0  # seconds for all of one source's pages, retries included
+    build_deadline: float = 300.0  # seconds for fetching every remote source
+    allow_private_addresses: bool = False  # loopback, private, link-local, metadata hosts
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator-feeds/aggregator)"
 
 
@@ -97,6 +101,8 @@ class LimitsConfig:
     max_items_per_source: int = 10_000
     max_title_chars: int = 1_000
     max_excerpt_chars: int = 10_000
+    max_topics_per_record: int = 50  # the rest are dropped with a warning
+    max_url_chars: int = 2_048  # longer article links reject the record
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,7 @@ class BuildConfig:
     state_path: Path  # SQLite file: fetch cache, parse cache, feed digests
     workers: int = 0  # parsing and rendering processes; 0 = one per core
     lock_timeout: float = 30.0  # seconds a build waits for another one to finish
+    max_shrink: float = 0.5  # a source losing more of its records is held (--accept-shrink)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +210,12 @@ class _Table:
         if key not in self.data:
             return None
         return self.number(key, 0.0, minimum=minimum, maximum=maximum)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.path, self.key(key), f"expected true or false, got {value!r}")
+        return value
 
     def url(self, key: str) -> str:
         value = self.string(key)
@@ -413,11 +426,12 @@ def _records(table: _Table) -> RecordsConfig:
 
 
 def _build(table: _Table, base: Path) -> BuildConfig:
-    table.check_known({"state_path", "workers", "lock_timeout"})
+    table.check_known({"state_path", "workers", "lock_timeout", "max_shrink"})
     return BuildConfig(
         state_path=base / table.string("state_path", ".aggregator/state.db"),
         workers=table.integer("workers", 0, minimum=0),
         lock_timeout=table.number("lock_timeout", 30.0, minimum=0),
+        max_shrink=table.number("max_shrink", 0.5, minimum=0, maximum=1),
     )
 
 
@@ -432,6 +446,15 @@ def _fetch(table: _Table) -> FetchConfig:
         max_retry_after=table.number("max_retry_after", default.max_retry_after, minimum=0),
         max_bytes=table.integer("max_bytes", default.max_bytes, minimum=1),
         max_redirects=table.integer("max_redirects", default.max_redirects, minimum=0),
+        request_deadline=table.number("request_deadline", default.request_deadline, minimum=0,
+                                      exclusive=True),
+        source_deadline=table.number("source_deadline", default.source_deadline, minimum=0,
+                                     exclusive=True),
+        build_deadline=table.number("build_deadline", default.build_deadline, minimum=0,
+                                    exclusive=True),
+        allow_private_addresses=table.boolean(
+            "allow_private_addresses", default.allow_private_addresses
+        ),
         user_agent=table.string("user_agent", default.user_agent),
     )
 

@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from aggregator import markup
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan
 from aggregator.records import Record
@@ -59,8 +60,11 @@ def _item(record: Record, topic_names: dict[str, str]) -> dict[str, Any]:
         "date_published": rfc3339(record.published),
         "date_modified": rfc3339(record.updated),
     }
-    if record.excerpt:
-        item["summary"] = record.excerpt_text  # plain text in JSON Feed
+    summary = markup.plain_text(record.excerpt) if record.excerpt else ""
+    if summary:
+        # Plain text in JSON Feed, and some readers render it as HTML: like titles, markup
+        # that decoding the excerpt's entities reveals (`&lt;script&gt;`) goes too.
+        item["summary"] = summary
     if record.images:
         item["image"] = record.images[0].url
     if record.provider:
