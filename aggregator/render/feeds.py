@@ -38,10 +38,12 @@ class _ItemExtension(BaseExtension):
 
 
 class _ItemEntryExtension(BaseEntryExtension):
-    """The lead image as a bare `media:content` and Atom `link rel="related"` elements.
+    """The lead image as a bare `media:content`, a `media:thumbnail` and an enclosure
+    (RSS `enclosure`, Atom `link rel="enclosure"`), and Atom `link rel="related"`.
 
     feedgen's own media extension wraps every image in a `media:group` (invalid with
-    one child), and its Atom writer drops the `rel` of entry links.
+    one child), and its Atom writer drops the `rel` of entry links (so an enclosure
+    made with feedgen would become a second `alternate` link).
     """
 
     def __init__(self) -> None:
@@ -51,14 +53,27 @@ class _ItemEntryExtension(BaseEntryExtension):
     def _add_image(self, item: object) -> None:
         if self.image:
             xml_elem(f"{{{MEDIA_NS}}}content", item, **self.image)
+            # jekyll-feed's choice: many readers take the thumbnail as the item's picture.
+            thumbnail = {key: self.image[key] for key in ("url", "width", "height")
+                         if key in self.image}  # fmt: skip
+            xml_elem(f"{{{MEDIA_NS}}}thumbnail", item, **thumbnail)
 
     def extend_rss(self, item: object) -> object:
+        # newsboat and sfeed read enclosures, not Media RSS. An enclosure must name its
+        # type: an image whose URL does not tell it gets none (it is still in media:*).
+        # Its length is unknown without fetching it: 0, as the RSS Advisory Board says.
+        if self.image and "type" in self.image:
+            xml_elem("enclosure", item, url=self.image["url"], length="0",
+                     type=self.image["type"])  # fmt: skip
         self._add_image(item)
         return item
 
     def extend_atom(self, entry: object) -> object:
         for href, title in self.related:
             xml_elem("link", entry, href=href, rel="related", title=title)
+        if self.image and "type" in self.image:
+            xml_elem("link", entry, href=self.image["url"], rel="enclosure",
+                     type=self.image["type"])  # fmt: skip
         self._add_image(entry)
         return entry
 
@@ -195,7 +210,9 @@ def _feed(site: SiteConfig, plan: FeedPlan, links: FeedLinks) -> FeedGenerator:
 def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, str]) -> None:
     entry = generator.add_entry(order="append")  # keep rank order
     entry.id(record.guid)
-    entry.guid(record.guid, permalink=True)
+    # The guid is the canonical link, which the source may never have published (no
+    # trailing slash, no tracking parameters): a permalink only when it is the link.
+    entry.guid(record.guid, permalink=record.guid == record.url)
     entry.title(record.title)
     entry.link(href=record.url, rel="alternate")
     entry.item.related = [(related.url, related.title) for related in record.related]
