@@ -94,6 +94,8 @@ class RankingConfig:
 @dataclass(frozen=True, slots=True)
 class FeedsConfig:
     max_items: int = 50
+    archive: bool = False  # RFC 5005 archive documents for every feed
+    archive_page_size: int = 100  # items per archive document
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,12 @@ class _Table:
             raise ConfigError(
                 self.path, self.key(key), f"expected a whole number >= {minimum}, got {value!r}"
             )
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.path, self.key(key), f"expected true or false, got {value!r}")
         return value
 
     def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -341,5 +349,9 @@ def _ranking(table: _Table) -> RankingConfig:
 
 
 def _feeds(table: _Table) -> FeedsConfig:
-    table.check_known({"max_items"})
-    return FeedsConfig(max_items=table.integer("max_items", 50, minimum=1))
+    table.check_known({"max_items", "archive", "archive_page_size"})
+    return FeedsConfig(
+        max_items=table.integer("max_items", 50, minimum=1),
+        archive=table.boolean("archive", False),
+        archive_page_size=table.integer("archive_page_size", 100, minimum=1),
+    )
