@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from aggregator import webhooks
 from aggregator.archive import FeedChange, Histories
 from aggregator.cache import (
     FeedCache,
@@ -505,9 +506,12 @@ def _advance_histories(
 ) -> list[FeedChange]:
     """Each feed's new items into its history (and archive); see aggregator.archive."""
     feeds = config.feeds
-    return Histories(store).advance(
-        plans, names, archive=feeds.archive, page_size=feeds.archive_page_size
-    )
+    with store.transaction():  # the history and the deliveries it calls for, together
+        changes = Histories(store).advance(
+            plans, names, archive=feeds.archive, page_size=feeds.archive_page_size
+        )
+        webhooks.queue(store, config, changes, names)
+    return changes
 
 
 def _write_archives(

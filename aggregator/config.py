@@ -99,6 +99,13 @@ class FeedsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """One `[[webhooks]]` table: where to POST each changed feed's new items."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -109,6 +116,7 @@ class Config:
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 class _Table:
@@ -208,7 +216,8 @@ def load_config(path: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     root = _Table(path, "", raw)
-    root.check_known({"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build"})
+    root.check_known({"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build",
+                      "webhooks"})  # fmt: skip
     base = path.parent
     return Config(
         path=path,
@@ -220,7 +229,20 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         feeds=_feeds(root.table("feeds")),
         fetch=_fetch(root.table("fetch")),
         limits=_limits(root.table("limits")),
+        webhooks=_webhooks(root),
     )
+
+
+def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
+    raw = root.data.get("webhooks", [])
+    if not isinstance(raw, list):
+        raise ConfigError(root.path, "webhooks", "expected [[webhooks]] tables")
+    hooks = []
+    for index, item in enumerate(raw):
+        table = _Table(Path(root.path), f"webhooks[{index}]", item)
+        table.check_known({"url"})
+        hooks.append(WebhookConfig(url=table.url("url")))
+    return tuple(hooks)
 
 
 def _site(table: _Table, base: Path) -> SiteConfig:
