@@ -49,7 +49,7 @@ from aggregator.render.feeds import (
     archive_files,
     render_archive_page,
 )
-from aggregator.render.html import page_path
+from aggregator.render.html import page_path, templates_digest
 from aggregator.render.opml import OPML_NAME
 from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 from aggregator.sources import scan_record_files
@@ -255,7 +255,8 @@ def build(
 def _run(
     config: Config, output: Path, *, write: bool, full: bool, progress: Progress | None
 ) -> BuildReport:
-    program = program_fingerprint()
+    # The operator's own templates shape the pages as much as ours do.
+    program = program_fingerprint() + templates_digest(config.site.templates)
     notes: list[Problem] = []
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None

@@ -26,6 +26,7 @@ class SiteConfig:
     language: str
     author: str
     websub_hub: str | None = None  # announce changed feeds to this WebSub hub
+    templates: Path | None = None  # a folder of HTML templates that override ours
 
 
 DEFAULT_NEXT_PAGE = "page/{n}/index.json"  # the seed API: page N beside page 1's folder
@@ -247,8 +248,15 @@ def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
 
 def _site(table: _Table, base: Path) -> SiteConfig:
     table.check_known(
-        {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub"}
-    )
+        {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub",
+         "templates"}
+    )  # fmt: skip
+    templates = None
+    if "templates" in table.data:
+        templates = base / table.string("templates")
+        if not templates.is_dir():
+            reason = f"expected an existing directory, {templates} is not one"
+            raise ConfigError(table.path, table.key("templates"), reason)
     base_url = table.url("base_url")
     hub = table.url("websub_hub") if "websub_hub" in table.data else None
     title = table.string("title")
@@ -260,6 +268,7 @@ def _site(table: _Table, base: Path) -> SiteConfig:
         language=table.string("language", "en"),
         author=table.string("author", title),
         websub_hub=hub,
+        templates=templates,
     )
 
 
