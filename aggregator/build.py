@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from aggregator import webhooks
+from aggregator.archive import FeedChange, Histories
 from aggregator.cache import (
     FeedCache,
     ParseCache,
@@ -42,8 +44,13 @@ from aggregator.publish import (
 from aggregator.rank import FeedPlan, Topic, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.remote_results import FetchStats, RemoteCollection
-from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
-from aggregator.render.html import page_path
+from aggregator.render.feeds import (
+    STYLESHEET_NAME,
+    FeedSummary,
+    archive_files,
+    render_archive_page,
+)
+from aggregator.render.html import page_path, templates_digest
 from aggregator.render.opml import OPML_NAME
 from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 from aggregator.sources import scan_record_files
@@ -418,7 +425,8 @@ def _run(
     progress: Progress | None,
     accept_shrink: bool = False,
 ) -> BuildReport:
-    program = program_fingerprint()
+    # The operator's own templates shape the pages as much as ours do.
+    program = program_fingerprint() + templates_digest(config.site.templates)
     notes: list[Problem] = []
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
@@ -492,7 +500,7 @@ def _build_all(
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
         written, rendered, files = publish(
-            config, plans, names, output, feed_cache, program, refused, pool
+            config, plans, names, output, feed_cache, program, refused, pool, store
         )
     report = BuildReport(
         documents=collection.documents,
@@ -554,6 +562,7 @@ def publish(
     program: bytes,
     refused: list[Problem],
     pool: WorkerPool,
+    store: StateStore | None = None,
 ) -> tuple[list[Path], int, int]:
     """Render and write every output file whose inputs changed.
 
@@ -566,7 +575,13 @@ def publish(
     """
     remove_stale_temp_files(output)
     output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
-    work = _plan_rendering(config, plans, names, feed_cache, program)
+    changes = [] if store is None else _advance_histories(config, plans, names, store)
+    archives = {change.plan.directory: len(change.history.pages) for change in changes}
+    work = _plan_rendering(config, plans, names, feed_cache, program, archives)
+    # Archive documents first: the feeds written next link to them.
+    written, rendered, total = _write_archives(
+        config, changes, output, feed_cache, program, refused, store
+    )
     render = partial(render_job, config.site, names, work.feeds)
     if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
         results = pool.map(render, work.jobs, chunk=2)  # the shared arguments travel once a chunk
@@ -574,7 +589,6 @@ def publish(
         results = map(render, work.jobs)
     pages = {page_path(job.plan) for job in work.jobs}
     site_list = render_site_list(config.site, work.feeds) if work.site_list else {}
-    written: list[Path] = []
     with ThreadPoolExecutor(WRITE_THREADS) as writer:
         writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
 
@@ -615,7 +629,7 @@ def publish(
         for relative, sha256, size in feed_cache.stale():
             remove_if_unchanged(output, relative, sha256, size)
         feed_cache.finish()  # only once every file is on disk
-    return written, work.rendered, work.total
+    return written, rendered + work.rendered, total + work.total
 
 
 def _settle(
@@ -653,6 +667,67 @@ def _settle(
         raise failure
 
 
+def _advance_histories(
+    config: Config, plans: Sequence[FeedPlan], names: dict[str, str], store: StateStore
+) -> list[FeedChange]:
+    """Each feed's new items into its history (and archive); see aggregator.archive."""
+    feeds = config.feeds
+    with store.transaction():  # the history and the deliveries it calls for, together
+        changes = Histories(store).advance(
+            plans, names, archive=feeds.archive, page_size=feeds.archive_page_size
+        )
+        webhooks.queue(store, config, changes, names)
+    return changes
+
+
+def _write_archives(
+    config: Config,
+    changes: Sequence[FeedChange],
+    output: Path,
+    feed_cache: FeedCache | None,
+    program: bytes,
+    refused: list[Problem],
+    store: StateStore | None,
+) -> tuple[list[Path], int, int]:
+    """Every archive document that is not on disk as its inputs would render it; in
+    practice the newest page of a feed that gained items (and the one before it, which
+    gains its `next-archive` link). Returns the paths written, files rendered, files."""
+    written: list[Path] = []
+    rendered = total = 0
+    if store is None or not config.feeds.archive:
+        return written, rendered, total
+    histories = Histories(store)
+    for change in changes:
+        plan, pages = change.plan, change.history.pages
+        for number, guids in enumerate(pages, start=1):
+            files = archive_files(plan.directory, number)
+            total += len(files)
+            last = number == len(pages)
+            shape = (config.site, plan.topic, plan.directory, number, last, guids)
+            inputs = hashlib.sha256(program + repr(shape).encode()).digest()
+            if feed_cache is not None and all(feed_cache.is_current(f, inputs) for f in files):
+                continue
+            page = FeedPlan(plan.topic, histories.page(change.history, number), len(guids))
+            rendered += len(files)
+            for relative, data in zip(
+                files, render_archive_page(config.site, page, number, last=last), strict=True
+            ):
+                try:
+                    target, changed, sha256 = _write_file(output, relative, data)
+                except UnsafePath as exc:
+                    refused.append(Problem(str(output / relative), None, None, exc.reason,
+                                           "file not written"))  # fmt: skip
+                    continue
+                except OSError as exc:
+                    raise WriteFailed(str(exc.filename or output / relative),
+                                      exc.strerror or str(exc)) from None  # fmt: skip
+                if changed:
+                    written.append(target)
+                if feed_cache is not None:
+                    feed_cache.rendered(relative, inputs, sha256, len(data))
+    return written, rendered, total
+
+
 def _write_file(output: Path, relative: str, data: bytes) -> tuple[Path, bool, bytes]:
     """On a writer thread (the path checks, the write and the hash all wait on the system,
     away from the thread that collects rendered files): the file's path, whether its
@@ -682,11 +757,15 @@ def _plan_rendering(
     names: dict[str, str],
     feed_cache: FeedCache | None,
     program: bytes,
+    archives: dict[str, int],
 ) -> _Rendering:
     def current(relatives: Sequence[str], inputs: bytes) -> bool:
         return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
 
-    digests = [feed_inputs(program, config.site, plan, names) for plan in plans]
+    digests = [
+        feed_inputs(program, config.site, plan, names, archives.get(plan.directory, 0))
+        for plan in plans
+    ]
     # The index and the OPML list show every feed: they change when any feed does.
     site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
     for digest in digests:
@@ -705,7 +784,8 @@ def _plan_rendering(
     for plan, digest in zip(plans, digests, strict=True):
         page = page_inputs(plan, digest)
         job = RenderJob(plan, feeds=not current(feed_files(plan), digest),
-                        page=not current([page_path(plan)], page))  # fmt: skip
+                        page=not current([page_path(plan)], page),
+                        archive_pages=archives.get(plan.directory, 0))  # fmt: skip
         if job.feeds or job.page:
             jobs.append(job)
             inputs.append(digest)

@@ -216,11 +216,14 @@ class ParseCache:
 # --- the feed cache ---------------------------------------------------------------
 
 
-def feed_inputs(program: bytes, site: SiteConfig, plan: FeedPlan, names: dict[str, str]) -> bytes:
+def feed_inputs(
+    program: bytes, site: SiteConfig, plan: FeedPlan, names: dict[str, str], archive_pages: int = 0
+) -> bytes:
     """Digest of everything a feed's bytes are made from: the program, the site settings,
-    the feed's topic and its items in order, with the topic names shown for them."""
+    the feed's topic, how many archive documents it links to, and its items in order,
+    with the topic names shown for them."""
     digest = hashlib.sha256(program)
-    digest.update(repr((site, plan.topic, plan.directory)).encode())
+    digest.update(repr((site, plan.topic, plan.directory, archive_pages)).encode())
     for item in plan.items:
         shown = [names.get(topic_key(name), name) for name in item.topics]
         digest.update(repr((item, shown)).encode())

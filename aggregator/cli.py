@@ -122,6 +122,17 @@ def _announce(config: Config, report: BuildReport, args: argparse.Namespace) -> 
         print(f"announced {len(result.announced)} feed URL(s) to {config.site.websub_hub}")
 
 
+def _deliver(config: Config, args: argparse.Namespace) -> None:
+    """Webhooks: POST each changed feed's new items. Never changes the exit code."""
+    if not config.webhooks:
+        return
+    from aggregator.webhooks import deliver_build  # the HTTP stack, only when needed
+
+    result = deliver_build(config, _warn(args))
+    if result is not None and result.delivered and args.verbose:
+        print(f"delivered {result.delivered} webhook POST(s)")
+
+
 def _build_for_serve(args: argparse.Namespace, seen: set[str] | None = None) -> None:
     """One build while serving: config re-read, so edits show up; errors never stop the
     server. A problem line shown by an earlier round (in `seen`) is not repeated."""
@@ -139,6 +150,7 @@ def _build_for_serve(args: argparse.Namespace, seen: set[str] | None = None) -> 
         return
     _report(report, args, seen)
     _announce(config, report, args)
+    _deliver(config, args)
     sys.stdout.flush()
 
 
@@ -204,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = _report(report, args)
     if args.command == "build":
         _announce(config, report, args)
+        _deliver(config, args)
     return code
 
 

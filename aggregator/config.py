@@ -26,6 +26,7 @@ class SiteConfig:
     language: str
     author: str
     websub_hub: str | None = None  # announce changed feeds to this WebSub hub
+    templates: Path | None = None  # a folder of HTML templates that override ours
 
 
 DEFAULT_NEXT_PAGE = "page/{n}/index.json"  # the seed API: page N beside page 1's folder
@@ -143,6 +144,15 @@ class ClusteringConfig:
 @dataclass(frozen=True, slots=True)
 class FeedsConfig:
     max_items: int = 50
+    archive: bool = False  # RFC 5005 archive documents for every feed
+    archive_page_size: int = 100  # items per archive document
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """One `[[webhooks]]` table: where to POST each changed feed's new items."""
+
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +168,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     filters: tuple[FeedFilterConfig, ...] = ()  # [[filters]]
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 class _Table:
@@ -258,7 +269,7 @@ def load_config(path: Path) -> Config:
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     root = _Table(path, "", raw)
     root.check_known({"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build",
-                      "clustering", "filters"})  # fmt: skip
+                      "clustering", "filters", "webhooks"})  # fmt: skip
     base = path.parent
     return Config(
         path=path,
@@ -272,13 +283,33 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         limits=_limits(root.table("limits")),
         clustering=_clustering(root.table("clustering")),
         filters=_feed_filters(root),
+        webhooks=_webhooks(root),
     )
+
+
+def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
+    raw = root.data.get("webhooks", [])
+    if not isinstance(raw, list):
+        raise ConfigError(root.path, "webhooks", "expected [[webhooks]] tables")
+    hooks = []
+    for index, item in enumerate(raw):
+        table = _Table(Path(root.path), f"webhooks[{index}]", item)
+        table.check_known({"url"})
+        hooks.append(WebhookConfig(url=table.url("url")))
+    return tuple(hooks)
 
 
 def _site(table: _Table, base: Path) -> SiteConfig:
     table.check_known(
-        {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub"}
-    )
+        {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub",
+         "templates"}
+    )  # fmt: skip
+    templates = None
+    if "templates" in table.data:
+        templates = base / table.string("templates")
+        if not templates.is_dir():
+            reason = f"expected an existing directory, {templates} is not one"
+            raise ConfigError(table.path, table.key("templates"), reason)
     base_url = table.url("base_url")
     hub = table.url("websub_hub") if "websub_hub" in table.data else None
     title = table.string("title")
@@ -290,6 +321,7 @@ def _site(table: _Table, base: Path) -> SiteConfig:
         language=table.string("language", "en"),
         author=table.string("author", title),
         websub_hub=hub,
+        templates=templates,
     )
 
 
@@ -383,9 +415,7 @@ def _feed_filters(root: _Table) -> tuple[FeedFilterConfig, ...]:
         table = _Table(Path(root.path), f"filters[{index}]", item)
         table.check_known({*FILTER_KEYS, "topics", "all_topics"})
         topics = tuple(t.strip() for t in table.strings("topics", ()) if t.strip())
-        all_topics = table.data.get("all_topics", not topics)
-        if not isinstance(all_topics, bool):
-            raise ConfigError(root.path, table.key("all_topics"), "expected true or false")
+        all_topics = table.boolean("all_topics", not topics)
         filters.append(FeedFilterConfig(_filter_rules(table), topics, all_topics))
     return tuple(filters)
 
@@ -488,11 +518,8 @@ def _ranking(table: _Table) -> RankingConfig:
 def _clustering(table: _Table) -> ClusteringConfig:
     default = ClusteringConfig()
     table.check_known(set(ClusteringConfig.__slots__))
-    enabled = table.data.get("enabled", default.enabled)
-    if not isinstance(enabled, bool):
-        raise ConfigError(table.path, table.key("enabled"), "expected true or false")
     return ClusteringConfig(
-        enabled=enabled,
+        enabled=table.boolean("enabled", default.enabled),
         window_hours=table.number("window_hours", default.window_hours, minimum=0),
         title_similarity=table.number(
             "title_similarity", default.title_similarity, minimum=0, maximum=100
@@ -501,5 +528,9 @@ def _clustering(table: _Table) -> ClusteringConfig:
 
 
 def _feeds(table: _Table) -> FeedsConfig:
-    table.check_known({"max_items"})
-    return FeedsConfig(max_items=table.integer("max_items", 50, minimum=1))
+    table.check_known({"max_items", "archive", "archive_page_size"})
+    return FeedsConfig(
+        max_items=table.integer("max_items", 50, minimum=1),
+        archive=table.boolean("archive", False),
+        archive_page_size=table.integer("archive_page_size", 100, minimum=1),
+    )

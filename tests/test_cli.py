@@ -49,7 +49,8 @@ def test_all_well_is_exit_0_with_one_summary_line(tmp_path: Path, capsys) -> Non
     assert (code, err) == (0, "")
     [line] = out.splitlines()
     assert line.startswith(
-        "4 records from 4 files (4 parsed): 0 rejected, 0 unpublished, 0 filtered, 0 duplicates merged;"
+        "4 records from 4 files (4 parsed): 0 rejected, 0 unpublished, 0 filtered, "
+        "0 duplicates merged;"
     )
     assert "stories in 4 feeds; rendered 18 and wrote 18 of 18 files in " in line
     assert line.endswith(" s")
