@@ -1,4 +1,4 @@
-"""Command line: `aggregator build`, `aggregator check` and `aggregator serve`."""
+"""Command line: `aggregator build`, `check`, `explain` and `serve`."""
 
 from __future__ import annotations
 
@@ -43,10 +43,24 @@ def _parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="ignore the caches: read and render everything"
     )
     build_cmd.add_argument(
-        "--accept-shrink", action="store_true",
+        "--accept-shrink",
+        action="store_true",
         help="publish sources that shrank past [build] max_shrink since the last build",
     )
     commands.add_parser("check", parents=[common], help="validate records; write nothing")
+    explain_cmd = commands.add_parser(
+        "explain",
+        parents=[common],
+        help="why a feed holds its items, or what became of a record",
+        description="Without TARGET: every item of a feed with its rank, score and the parts "
+        "of the score. With TARGET (a record file or an article link): what became of it.",
+    )
+    explain_cmd.add_argument("target", nargs="?", metavar="TARGET",
+                             help="a record file or an article link")  # fmt: skip
+    explain_cmd.add_argument(
+        "--topic", metavar="NAME", help="the feed of this topic (name or slug); default: all"
+    )
+    explain_cmd.add_argument("--json", action="store_true", help="the same data as JSON")
     serve_cmd = commands.add_parser(
         "serve", parents=[common], help="preview the output folder on 127.0.0.1"
     )
@@ -73,9 +87,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _report(
-    report: BuildReport, args: argparse.Namespace, seen: set[str] | None = None
-) -> int:
+def _report(report: BuildReport, args: argparse.Namespace, seen: set[str] | None = None) -> int:
     """Print the problems and the summary; the exit code. `seen`: lines already shown
     by an earlier round of `serve --build-every`, which are not repeated."""
     for problem in report.problems:
@@ -190,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "serve":
             return _serve(config, args)
+        if args.command == "explain":
+            return _explain(config, args)
         output = getattr(args, "output", None)  # `check` has no --output
         if args.command == "build":
             report = _locked_build(config, output, args)
@@ -218,6 +232,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         _announce(config, report, args)
         _deliver(config, args)
     return code
+
+
+def _explain(config: Config, args: argparse.Namespace) -> int:
+    from aggregator import explain  # the whole pipeline, without writing
+
+    explainer = explain.Explainer(config)
+    if args.target is not None and args.topic is not None:
+        raise ConfigError(str(config.path), "--topic", "give a TARGET or --topic, not both")
+    if args.target is None:
+        report = explainer.feed(args.topic)
+        print(explain.as_json(report) if args.json else explain.feed_text(report), end="")
+        return EXIT_OK
+    found = explainer.record(args.target)
+    print(explain.as_json(found) if args.json else explain.record_text(found), end="")
+    return EXIT_OK
 
 
 def _locked_build(config: Config, output: Path | None, args: argparse.Namespace) -> BuildReport:
