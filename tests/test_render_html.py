@@ -366,6 +366,7 @@ def test_a_feed_opened_in_the_browser_explains_how_to_subscribe(
     browser: Any, served: PreviewServer, site: Config
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(served.url)
     if not browser.execute_script("return typeof XSLTProcessor === 'function'"):
@@ -374,6 +375,8 @@ def test_a_feed_opened_in_the_browser_explains_how_to_subscribe(
     for relative in ("rss.xml", "atom.xml", "topics/r-d-3-labs/rss.xml", "topics/ai/atom.xml"):
         feed = feedparser.parse((output / relative).read_bytes())
         browser.get(served.url + relative)
+        # Chromium may apply the stylesheet just after the load event on a busy machine.
+        WebDriverWait(browser, 10).until(lambda b: b.title)
         assert browser.title == f"{feed.feed.title} (web feed)"
         assert browser.find_element(By.TAG_NAME, "h1").text == feed.feed.title
         note = browser.find_element(By.TAG_NAME, "header").text
