@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from aggregator.build import Collection, Curation, collect, curate
+from aggregator.build import Collection, Curation, collect, curate, find_files
 from aggregator.config import Config
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.filters import first_match
@@ -217,8 +217,6 @@ class Explainer:
         return RecordReport(target, "not found", ("no record of any source has this link",))
 
     def _unpublished_files(self, target: str) -> list[str]:
-        from aggregator.build import find_files
-
         host_path = target.split("://", 1)[-1].split("?")[0].rstrip("/")
         found = []
         for path, _ in find_files(self.config).files:
