@@ -26,7 +26,7 @@ from aggregator.cache import (
     program_fingerprint,
     settings_digest,
 )
-from aggregator.config import Config, SourceConfig
+from aggregator.config import Config, SourceConfig, locate
 from aggregator.errors import ConfigError, Problem
 from aggregator.merge import merge_duplicates
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
@@ -38,7 +38,7 @@ from aggregator.publish import (
     target_path,
     write_if_changed,
 )
-from aggregator.rank import FeedPlan, extend_plans, plan_feeds
+from aggregator.rank import FeedPlan, Topic, extend_plans, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.remote_results import FetchStats, RemoteCollection
 from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
@@ -48,6 +48,7 @@ from aggregator.render.site import RenderJob, feed_files, render_job, render_sit
 from aggregator.sources import scan_record_files
 from aggregator.state import StateStore
 from aggregator.topics import spelling_counts, topic_key
+from aggregator.wording import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +84,12 @@ class BuildReport:
     def summary(self) -> str:
         remote = f"; {self.fetch.summary()}" if self.fetch.sources else ""
         return (
-            f"{self.records} records from {self.documents} files ({self.parsed} parsed): "
-            f"{self.rejected} rejected, "
-            f"{self.unpublished} unpublished, {self.duplicates} duplicates merged; "
-            f"{self.items} stories in {self.feeds // 2} feeds; rendered {self.rendered} "
-            f"and wrote {self.written} of {self.files} files in {self.seconds:.2f} s{remote}"
+            f"{plural(self.records, 'record')} from {plural(self.documents, 'file')} "
+            f"({self.parsed} parsed): {self.rejected} rejected, "
+            f"{self.unpublished} unpublished, {plural(self.duplicates, 'duplicate')} merged; "
+            f"{plural(self.items, 'story', 'stories')} in {plural(self.feeds // 2, 'feed')}; "
+            f"rendered {self.rendered} and wrote {self.written} of "
+            f"{plural(self.files, 'file')} in {self.seconds:.2f} s{remote}"
         )
 
 
@@ -96,8 +98,10 @@ def _source_files(
 ) -> list[tuple[str, os.stat_result | None]]:
     assert source.path is not None
     if not source.path.is_dir():
-        raise ConfigError(str(config.path), f"sources[{index}].path",
-                          f"expected an existing directory, {source.path} is not one")  # fmt: skip
+        key = f"sources[{index}].path"
+        raise ConfigError(str(config.path), key,
+                          f"expected an existing directory, {source.path} is not one",
+                          line=locate(config.path, key))  # fmt: skip
 
     def on_skip(path: Path, reason: str) -> None:
         reason, _, action = reason.rpartition("; ")
@@ -117,7 +121,7 @@ class FoundFiles:
 
 def find_files(config: Config) -> FoundFiles:
     found = FoundFiles([], [], [])
-    for index, source in enumerate(config.sources):
+    for index, source in enumerate(config.sources, 1):  # sources[1] is the first
         if source.path is None:
             continue  # remote: fetched in collect
         files = _source_files(source, index, config, found.skipped)
@@ -389,8 +393,7 @@ def _build_all(
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
                          persist=write, pool=pool)  # fmt: skip
-    stories, duplicates = merge_duplicates(collection.records)
-    plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
+    stories, duplicates, plans, topics = curate(config, collection.records)
     names = {key: topic.name for key, topic in topics.items()}
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
@@ -426,6 +429,62 @@ def _build_all(
         plans=tuple(plans),
     )
     return _Outcome(report, snapshot)
+
+
+def curate(
+    config: Config, records: Sequence[Record]
+) -> tuple[list[Record], int, list[FeedPlan], dict[str, Topic]]:
+    """Merge duplicates, rank, and choose each feed's items: the stories, how many
+    duplicates were merged, the feeds' plans and the topics."""
+    stories, duplicates = merge_duplicates(records)
+    plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
+    return stories, duplicates, plans, topics
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    """What a full build would publish, worked out without writing anything."""
+
+    collection: Collection
+    stories: int
+    duplicates: int
+    plans: list[FeedPlan]
+    names: dict[str, str]  # topic key -> how the topic is shown
+
+    def report(self, seconds: float = 0.0) -> BuildReport:
+        """The counts of a build that wrote nothing."""
+        problems = self.collection.problems
+        return BuildReport(
+            documents=self.collection.documents,
+            records=len(self.collection.records),
+            rejected=sum(1 for p in problems if p.severity == "error"),
+            unpublished=self.collection.unpublished,
+            duplicates=self.duplicates,
+            items=self.stories,
+            feeds=2 * len(self.plans),
+            written=0,
+            problems=problems,
+            seconds=seconds,
+            parsed=self.collection.parsed,
+            fetch=self.collection.fetch,
+        )
+
+
+def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
+    """Read every source and choose every feed's items, writing nothing, not even the
+    state file (for `topics` and `build --dry-run`). Every record file is read: the
+    parse cache is a write path. Remote sources use the stored fetch state when there
+    is one (without updating it), else an empty one in memory."""
+    with ExitStack() as stack:
+        store = None
+        if any(source.url for source in config.sources) and not config.build.state_path.exists():
+            store = stack.enter_context(StateStore.open(Path(":memory:")))
+        pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
+        collection = collect(config, None, store=store, progress=progress, persist=False,
+                             pool=pool)  # fmt: skip
+    stories, duplicates, plans, topics = curate(config, collection.records)
+    names = {key: topic.name for key, topic in topics.items()}
+    return SitePlan(collection, len(stories), duplicates, plans, names)
 
 
 def publish(
