@@ -82,7 +82,7 @@ base_url = "https://news.example.org/"    # the public address of the output fol
 output_dir = "feeds"                      # where the feeds and pages are written
 description = "Ranked news by topic."     # shown on the pages and in the feeds
 language = "en"
-# author = "..."                          # the feeds' author; default: the title
+# author = "News Desk"                    # the feeds' author; default: the title
 # websub_hub = "https://pubsubhubbub.appspot.com/"   # announce changed feeds to a hub
 
 # One [[sources]] table per source: a folder of record files (Markdown with YAML front
@@ -107,11 +107,11 @@ path = "{RECORDS_DIR}"
 # default_quality = 50                    # for records without quality (or -1, "unknown")
 # default_heat = 50                       # likewise for heat
 # excerpt_html = "sanitize"               # "sanitize" (allow-list) or "text" (no markup)
-# tracking_params = [...]                # query parameters dropped from canonical links;
-#                                         #   default: utm_*, fbclid, gclid and 20 more
+#   tracking_params, a list: the query parameters dropped from canonical links
+#   (default: utm_*, fbclid, gclid and 20 more; see the README)
 
-# score = log2(1 + quality_weight * quality + heat_weight * heat)
-#         + published / doubling_hours
+# Stories are ranked by log2(1 + quality_weight * quality + heat_weight * heat)
+#   + published / doubling_hours (newer and better first).
 # [ranking]
 # quality_weight = 1.0
 # heat_weight = 1.0
