@@ -60,14 +60,15 @@ def public_url(output: Path, path: Path, base_url: str = BASE_URL) -> str:
 
 
 @contextmanager
-def preview(root: Path) -> Iterator[PreviewServer]:
-    server = PreviewServer(root, 0)
+def preview(root: Path, *, live_reload: bool = False) -> Iterator[PreviewServer]:
+    server = PreviewServer(root, 0, live_reload=live_reload)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server
     finally:
         server.shutdown()
+        server.shutdown_streams()
         server.server_close()
         thread.join()
 
