@@ -159,6 +159,45 @@ def test_dates_come_from_the_records(site: Config) -> None:
     assert tree.xpath("//article//time")[0].text == "23 November 2026"
 
 
+def count_text(element: lxml.html.HtmlElement) -> str:
+    return " ".join(element.text_content().split())
+
+
+def test_story_counts_say_what_a_subscriber_gets(site: Config) -> None:
+    """A topic with more stories than its feed holds says both numbers; the numbers are
+    those of the feed a reader subscribes to."""
+    output = site.site.output_dir
+    index = page(site, "index.html")
+    both = 0
+    for card in index.xpath("//li[@class='topic']"):
+        slug = card.get("data-topic")
+        held = len(feedparser.parse((output / "topics" / slug / "rss.xml").read_bytes()).entries)
+        topic_page = page(site, f"topics/{slug}/index.html")
+        assert len(topic_page.xpath("//article")) == held  # the page lists the feed's items
+        text = count_text(card.xpath(".//span[@class='count']")[0])
+        match = re.fullmatch(r"(?:(\d+) of )?(\d+) stor(y|ies)(?: in its feed)?", text)
+        assert match, text
+        shown, stories, ending = match.groups()
+        assert int(shown or stories) == held
+        assert (ending == "y") == (stories == "1"), text
+        assert (shown is None) == (text == f"{stories} {'story' if stories == '1' else 'stories'}")
+        subscribe = count_text(topic_page.xpath("//section[@id='subscribe']/p")[0])
+        footer = count_text(topic_page.xpath("//footer//p")[0])
+        if shown is None:
+            assert subscribe.endswith(f" {text} so far.")
+            assert footer.startswith(f"{text}, ranked by")
+        else:
+            both += 1
+            assert int(shown) < int(stories)
+            top = f"the top {shown} of {stories} stories"
+            assert subscribe.endswith(f"The feed holds {top} so far.")
+            assert footer.startswith(f"The top {shown} of {stories} stories, ranked by")
+    assert both >= 1, "the example site has a topic whose feed is capped"
+    assert "1 story so far." in count_text(page(site, "topics/r-d-3-labs/index.html"))
+    main = feedparser.parse((output / "rss.xml").read_bytes()).entries
+    assert count_text(index.xpath("//footer//p")[0]).startswith(f"The top {len(main)} of ")
+
+
 def test_pages_are_byte_identical_across_builds(site: Config, tmp_path: Path) -> None:
     again = build(site, tmp_path / "again")
     assert again.written == again.files

@@ -21,6 +21,7 @@ from aggregator.render.feeds import FeedSummary, feed_description, feed_title, n
 from aggregator.render.jsonfeed import JSON_FEED_NAME
 from aggregator.render.opml import OPML_NAME
 from aggregator.topics import topic_key
+from aggregator.wording import plural
 
 PAGE_NAME = "index.html"
 MONTHS = (
@@ -46,6 +47,7 @@ class TopicView:
     count: int  # stories about the topic, before the per-feed caps
     page: str
     feeds: FeedHrefs
+    shown: int = 0  # the items its feeds hold: what a subscriber gets
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,14 @@ class StoryView:
     topics: tuple[tuple[str, str], ...]  # (name, page href)
 
 
+def story_count(shown: int, total: int) -> str:
+    """What a feed holds against what there is: "3 stories", or "50 of 94 stories" when
+    the feed keeps only the top ones, so the page says what a subscriber gets."""
+    if shown == total:
+        return plural(total, "story", "stories")
+    return f"{shown} of {plural(total, 'story', 'stories')}"
+
+
 def date_text(moment: datetime) -> str:
     """`24 November 2026`, spelled the same whatever the machine's locale."""
     moment = moment.astimezone(UTC)
@@ -83,6 +93,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["date_text"] = date_text
+    env.globals["story_count"] = story_count
     env.filters["isodate"] = lambda moment: moment.astimezone(UTC).isoformat()
     return env
 
@@ -172,9 +183,8 @@ def _topic_views(site: SiteConfig, topics: dict[str, FeedSummary], root: str) ->
     for feed in topics.values():
         topic: Topic = feed.topic  # type: ignore[assignment]
         folder = f"{root}{feed.directory}/"
-        views.append(
-            TopicView(topic.name, topic.slug, feed.total, folder, _feed_hrefs(site, feed, folder))
-        )
+        hrefs = _feed_hrefs(site, feed, folder)
+        views.append(TopicView(topic.name, topic.slug, feed.total, folder, hrefs, feed.shown))
     return sorted(views, key=lambda view: (view.name.casefold(), view.slug))
 
 

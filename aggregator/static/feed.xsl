@@ -77,7 +77,11 @@
       <div class="meta">
         <xsl:value-of select="dc:creator"/>
         <xsl:if test="dc:creator and pubDate"> · </xsl:if>
-        <xsl:value-of select="substring(pubDate, 6, 11)"/>
+        <xsl:if test="pubDate">
+          <xsl:call-template name="rss-date">
+            <xsl:with-param name="date" select="pubDate"/>
+          </xsl:call-template>
+        </xsl:if>
       </div>
       <xsl:if test="description">
         <p>
@@ -99,7 +103,11 @@
       <div class="meta">
         <xsl:value-of select="atom:author/atom:name"/>
         <xsl:if test="atom:author and atom:published"> · </xsl:if>
-        <xsl:value-of select="substring(atom:published, 1, 10)"/>
+        <xsl:if test="atom:published">
+          <xsl:call-template name="date">
+            <xsl:with-param name="iso" select="substring(atom:published, 1, 10)"/>
+          </xsl:call-template>
+        </xsl:if>
       </div>
       <xsl:choose>
         <xsl:when test="atom:summary[@type='html']">
@@ -114,6 +122,30 @@
         </xsl:when>
       </xsl:choose>
     </li>
+  </xsl:template>
+  <!-- Dates as the HTML pages show them ("2 November 2026", in UTC as the feeds are);
+       `iso` is YYYY-MM-DD. -->
+  <xsl:template name="date">
+    <xsl:param name="iso"/>
+    <xsl:variable name="months"
+        select="'01January,02February,03March,04April,05May,06June,07July,08August,09September,10October,11November,12December,'"/>
+    <time datetime="{$iso}">
+      <xsl:value-of select="concat(number(substring($iso, 9, 2)), ' ',
+          substring-before(substring-after($months, substring($iso, 6, 2)), ','), ' ',
+          substring($iso, 1, 4))"/>
+    </time>
+  </xsl:template>
+  <!-- An RSS date as written here: "Mon, 02 Nov 2026 08:40:00 +0000". -->
+  <xsl:template name="rss-date">
+    <xsl:param name="date"/>
+    <xsl:variable name="rest" select="normalize-space(substring-after($date, ','))"/>
+    <xsl:variable name="numbers"
+        select="'Jan01Feb02Mar03Apr04May05Jun06Jul07Aug08Sep09Oct10Nov11Dec12'"/>
+    <xsl:call-template name="date">
+      <xsl:with-param name="iso" select="concat(substring($rest, 8, 4), '-',
+          substring(substring-after($numbers, substring($rest, 4, 3)), 1, 2), '-',
+          substring($rest, 1, 2))"/>
+    </xsl:call-template>
   </xsl:template>
   <!-- An HTML fragment (a sanitised excerpt) shown as its text: tags dropped, entities
        decoded. Literal '<' in the text is always escaped, so every '<' starts a tag. -->
