@@ -23,7 +23,7 @@ from aggregator.build import build
 from aggregator.config import Config, load_config
 from aggregator.serve import PreviewServer
 
-from .support_site import EXAMPLES, png_bytes, preview, write_site_config
+from .support_site import EXAMPLES, png_bytes, png_pixels, preview, write_site_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -400,6 +400,19 @@ def test_text_contrast_meets_wcag_aa(browser: Any, served: PreviewServer, scheme
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
+def open_feed(browser: Any, url: str) -> None:
+    """Open a feed and wait until the stylesheet has made its page: Chromium may return
+    from loading the XML before the transformed document replaced it."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, 10).until(
+        lambda driver: driver.execute_script(
+            "return document.title !== '' && document.querySelector('main li, main p') !== null"
+        )
+    )
+
+
 @needs_chromium
 def test_a_feed_opened_in_the_browser_explains_how_to_subscribe(
     browser: Any, served: PreviewServer, site: Config
@@ -412,7 +425,7 @@ def test_a_feed_opened_in_the_browser_explains_how_to_subscribe(
     output = site.site.output_dir
     for relative in ("rss.xml", "atom.xml", "topics/r-d-3-labs/rss.xml", "topics/ai/atom.xml"):
         feed = feedparser.parse((output / relative).read_bytes())
-        browser.get(served.url + relative)
+        open_feed(browser, served.url + relative)
         assert browser.title == f"{feed.feed.title} (web feed)"
         assert browser.find_element(By.TAG_NAME, "h1").text == feed.feed.title
         note = browser.find_element(By.TAG_NAME, "header").text
@@ -420,3 +433,67 @@ def test_a_feed_opened_in_the_browser_explains_how_to_subscribe(
         assert browser.find_element(By.TAG_NAME, "code").text == (site.site.base_url + relative)
         assert len(browser.find_elements(By.CSS_SELECTOR, "main li")) == len(feed.entries)
         assert console_errors(browser) == []
+
+
+# Chromium 156 lays a deprecation banner over the top of pages made with XSLT. This
+# Chromium may be older, so the banner is drawn the way it appears: a layer fixed to the
+# top of the viewport, two lines of text tall on a desktop, four on a phone.
+SIMULATED_BANNER = """
+const banner = document.createElement('div');
+banner.style.cssText = 'position:fixed;top:0;left:0;right:0;z-index:2147483647;' +
+  'background:rgb(255,0,255);height:' + arguments[0] + 'px';
+document.documentElement.appendChild(banner);
+const box = element => {
+  const r = element.getBoundingClientRect();
+  return [r.left, r.top, r.right, r.bottom];
+};
+const code = document.querySelector('header code');
+const line = code.getClientRects()[0];  // the address may wrap: its first line
+const first = [line.left, line.top, line.right, line.bottom];
+const hit = document.elementFromPoint((first[0] + first[2]) / 2, (first[1] + first[3]) / 2);
+return {
+  intro: Array.from(document.querySelectorAll('header.note p')).map(box),
+  code: first,
+  hit: hit === code || code.contains(hit),
+  scale: window.devicePixelRatio,
+};
+"""
+MAGENTA = (255, 0, 255)
+
+
+@needs_chromium
+@pytest.mark.parametrize(("window", "banner"), [((1280, 1000), 72), ((390, 844), 128)])
+def test_the_xslt_banner_leaves_the_subscribe_note_visible(
+    browser: Any, served: PreviewServer, tmp_path: Path, window: tuple[int, int], banner: int
+) -> None:
+    browser.get(served.url)
+    if not browser.execute_script("return typeof XSLTProcessor === 'function'"):
+        pytest.skip("this Chromium no longer runs XSLT; feeds show as XML")
+    browser.set_window_size(*window)
+    try:
+        open_feed(browser, served.url + "topics/ai/rss.xml")
+        layout = browser.execute_script(SIMULATED_BANNER, banner)
+        shot = tmp_path / "feed.png"
+        browser.save_screenshot(str(shot))
+    finally:
+        browser.set_window_size(1280, 1000)
+    assert layout["hit"], "the address box is under the banner"
+    assert len(layout["intro"]) == 3
+    for left, top, right, bottom in [*layout["intro"], layout["code"]]:
+        assert top >= banner and bottom > top and right > left
+    width, height, rows, size = png_pixels(shot.read_bytes())
+    scale = layout["scale"]
+
+    def pixel(x: float, y: float) -> tuple[int, ...]:
+        return tuple(rows[int(y * scale)][int(x * scale) * size : int(x * scale) * size + 3])
+
+    assert pixel(5, banner / 2) == MAGENTA, "the simulated banner is in the screenshot"
+    left, top, right, bottom = layout["code"]
+    assert right * scale <= width and bottom * scale <= height, "the address is on screen"
+    region = {pixel(x, y) for x in range(int(left) + 2, int(right) - 2, 2)
+              for y in range(int(top) + 2, int(bottom) - 2)}  # fmt: skip
+    assert MAGENTA not in region
+    assert len(region) > 3, "the address is drawn (text, not a blank box)"
+    if os.environ.get(SCREENSHOT_ENV):
+        target = Path(os.environ[SCREENSHOT_ENV])
+        shutil.copyfile(shot, target.with_name(f"{target.stem}-feed-{window[0]}.png"))

@@ -27,15 +27,23 @@
         <link rel="icon" href="data:,"/>
         <style>
           :root { color-scheme: light dark; --fg: #1b1b1b; --bg: #ffffff; --muted: #4a4a4a;
-                  --link: #0b57a4; --note: #fff4d6; --line: #d0d0d0; }
+                  --link: #0b57a4; --note: #fff4d6; --line: #d0d0d0; --band: #10243e;
+                  --band-fg: #ffffff; }
           @media (prefers-color-scheme: dark) {
             :root { --fg: #ececec; --bg: #121212; --muted: #c4c4c4; --link: #8cc4ff;
-                    --note: #2d2611; --line: #3a3a3a; }
+                    --note: #2d2611; --line: #3a3a3a; --band: #0a1626; }
           }
           body { margin: 0; font: 1.0625rem/1.55 system-ui, -apple-system, "Segoe UI", Roboto,
                  sans-serif; color: var(--fg); background: var(--bg); }
           .wrap { max-width: 46rem; margin: 0 auto; padding: 0 1rem; }
           a { color: var(--link); }
+          /* Chromium (from version 156) lays a deprecation banner over the top of every
+             page made with XSLT. The band keeps that room free, so the banner covers
+             only the feed's name, which the heading repeats, never the subscribe note. */
+          .band { min-height: 5.5rem; display: flex; align-items: flex-end; background: var(--band);
+                  color: var(--band-fg); padding: 0.5rem 0; }
+          .band p { margin: 0; font-weight: 600; }
+          @media (max-width: 40rem) { .band { min-height: 9rem; } }
           .note { background: var(--note); border-bottom: 1px solid var(--line); padding: 1rem 0; }
           .note p { margin: 0.4rem 0; }
           code { font-size: 0.95em; word-break: break-all; background: var(--bg);
@@ -49,6 +57,9 @@
         </style>
       </head>
       <body>
+        <div class="band">
+          <div class="wrap"><p>Web feed: <xsl:value-of select="$title"/></p></div>
+        </div>
         <header class="note">
           <div class="wrap">
             <p><strong>This is a web feed.</strong> Feed readers check it for new stories,
