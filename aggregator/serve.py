@@ -151,7 +151,8 @@ def respond(
     except OSError:
         return _not_found()
     kind = content_type(target.name, headers.get("accept", ""))
-    if page_script and kind.startswith("text/html"):
+    injected = bool(page_script) and kind.startswith("text/html")
+    if injected:
         data = with_script(data, page_script)
     compress = is_compressible(kind) and accepts_gzip(headers.get("accept-encoding", ""))
     variants = []
@@ -166,9 +167,13 @@ def respond(
         ("Cache-Control", "no-cache"),  # a preview: always revalidate (cheap with 304)
         ("Vary", "Accept-Encoding, Accept" if target.name in NEGOTIATED else "Accept-Encoding"),
     ]
+    if injected:
+        del common[1]  # the page also changes with the script, not only with the file
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         fresh = matches_etag(if_none_match, etag)
+    elif injected:
+        fresh = False
     else:
         fresh = not_modified_since(headers.get("if-modified-since", ""), modified)
     if fresh:
@@ -219,6 +224,7 @@ class PreviewServer(ThreadingHTTPServer):
         self.log = log
         self.live_reload = live_reload
         self.generation = 0  # how many times a build changed the output
+        self.listening = 0  # pages waiting for a reload right now
         self._changes = threading.Condition()
         self._closing = False
         super().__init__((HOST, port), PreviewHandler)
@@ -237,7 +243,11 @@ class PreviewServer(ThreadingHTTPServer):
         """The generation once it differs from `since` (or after `timeout`); None when the
         server is shutting down."""
         with self._changes:
-            self._changes.wait_for(lambda: self.generation != since or self._closing, timeout)
+            self.listening += 1
+            try:
+                self._changes.wait_for(lambda: self.generation != since or self._closing, timeout)
+            finally:
+                self.listening -= 1
             return None if self._closing else self.generation
 
     def shutdown_streams(self) -> None:

@@ -497,3 +497,19 @@ def test_the_xslt_banner_leaves_the_subscribe_note_visible(
     if os.environ.get(SCREENSHOT_ENV):
         target = Path(os.environ[SCREENSHOT_ENV])
         shutil.copyfile(shot, target.with_name(f"{target.stem}-feed-{window[0]}.png"))
+
+
+@needs_chromium
+def test_live_reload_reloads_an_open_page(browser: Any, site: Config) -> None:
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    with preview(site.site.output_dir, live_reload=True) as server:
+        browser.get(server.url + "topics/ai/")
+        wait = WebDriverWait(browser, 15)
+        wait.until(lambda _: server.listening == 1)  # the page's event stream is open
+        browser.execute_script("window.before_the_build = true")
+        server.changed()
+        wait.until(lambda d: d.execute_script("return window.before_the_build === undefined"))
+        assert browser.execute_script("return document.querySelector('h1').textContent") == "AI"
+        assert "since=1" in browser.page_source
+        assert console_errors(browser) == []

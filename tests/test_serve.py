@@ -277,7 +277,10 @@ def test_live_reload_pages_listen_for_builds(site: Config) -> None:
             assert read_event(stream) == ["event: reload", "data: 1"]
         finally:
             connection.close()
-        assert b"since=1" in get(server, "/")[2]
+        status, headers, page = get(server, "/", If_Modified_Since=formatdate(usegmt=True))
+        assert status == 200 and b"since=1" in page  # the file is older; the page is not
+        assert "last-modified" not in headers
+        assert get(server, "/", If_None_Match=headers["etag"])[0] == 304
         connection, stream = open_stream(server.server_address[1], since=0)  # a page from before
         try:
             assert read_event(stream) == ["event: reload", "data: 1"]
