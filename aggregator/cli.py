@@ -206,7 +206,8 @@ def _dry_run(config: Config, args: argparse.Namespace) -> int:
             f"dry run: {plural(run.count(ADDED), 'feed')} added, {run.count(REWRITTEN)} "
             f"rewritten, {run.count(REMOVED)} removed, {run.count(UNCHANGED)} unchanged; "
             f"{plural(run.entering, 'item')} in, {run.leaving} out; "
-            f"{plural(run.files, 'file')} would be written; nothing written "
+            f"{plural(run.written, 'file')} would be written and {run.deleted} deleted; "
+            "nothing written "
             f"({report.seconds:.2f} s)"
         )
     return _exit_code(report)

@@ -62,8 +62,15 @@ class DryRun:
         return sum(len(feed.leaving) for feed in self.feeds)
 
     @property
-    def files(self) -> int:
-        return sum(len(feed.files) for feed in self.feeds) + len(self.site_files)
+    def written(self) -> int:
+        """Files the build would write."""
+        kept = (feed for feed in self.feeds if feed.status != REMOVED)
+        return sum(len(feed.files) for feed in kept) + len(self.site_files)
+
+    @property
+    def deleted(self) -> int:
+        """Files of removed topics the build would delete."""
+        return sum(len(feed.files) for feed in self.feeds if feed.status == REMOVED)
 
 
 def dry_run(config: Config, site: SitePlan, output: Path) -> DryRun:

@@ -199,7 +199,7 @@ def test_dry_run_shows_what_a_build_would_change_and_writes_nothing(
     assert everything(tmp_path) == before, "a dry run wrote something"
     assert out.splitlines()[-1].startswith(
         "dry run: 4 feeds added, 0 rewritten, 0 removed, 0 unchanged; 13 items in, 0 out; "
-        "18 files would be written; nothing written"
+        "18 files would be written and 0 deleted; nothing written"
     )
     assert "would add topics/gone/ (Gone): 1 item" in out
 
@@ -211,7 +211,7 @@ def test_dry_run_shows_what_a_build_would_change_and_writes_nothing(
         "dry run: 0 feeds added, 0 rewritten, 0 removed, 4 unchanged; 0 items in, 0 out; "
         + out.splitlines()[0].split("0 out; ")[1]
     ]
-    assert "0 files would be written" in out
+    assert "0 files would be written and 0 deleted" in out
 
     # A new top story in a new topic, and the only "Gone" story is unpublished.
     write_record(records, "new.md", fields(40, title="Fresh news", topics=["AI", "Robots"],
@@ -224,6 +224,10 @@ def test_dry_run_shows_what_a_build_would_change_and_writes_nothing(
     lines = out.splitlines()
     assert "would add topics/robots/ (Robots): 1 item" in lines
     assert "would remove topics/gone/ (Gone): 0 in, 1 out" in lines
+    assert lines[-1].startswith(
+        "dry run: 1 feed added, 2 rewritten, 1 removed, 1 unchanged; 3 items in, 3 out; "
+        "13 files would be written and 4 deleted; nothing written"
+    )
     rewrite = next(line for line in lines if line.startswith("would rewrite topics/ai/"))
     assert rewrite == (
         "would rewrite topics/ai/ (AI): rss.xml, atom.xml, feed.json, index.html; 1 in, 1 out"
