@@ -27,7 +27,7 @@ from aggregator.cache import (
     settings_digest,
 )
 from aggregator.config import Config, SourceConfig, locate
-from aggregator.errors import ConfigError, Problem
+from aggregator.errors import ConfigError, ConfigErrors, Problem
 from aggregator.merge import merge_duplicates
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
@@ -121,14 +121,21 @@ class FoundFiles:
 
 def find_files(config: Config) -> FoundFiles:
     found = FoundFiles([], [], [])
+    missing = []
     for index, source in enumerate(config.sources, 1):  # sources[1] is the first
         if source.path is None:
             continue  # remote: fetched in collect
-        files = _source_files(source, index, config, found.skipped)
+        try:
+            files = _source_files(source, index, config, found.skipped)
+        except ConfigError as error:
+            missing.append(error)  # every missing folder in one run, not one per run
+            continue
         # Cache keys are absolute paths, whatever folder the build is started from.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
         found.files.extend(files)
         found.keys.extend(absolute + path[len(root) :] for path, _ in files)
+    if missing:
+        raise missing[0] if len(missing) == 1 else ConfigErrors(missing)
     return found
 
 

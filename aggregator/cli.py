@@ -325,7 +325,15 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 LIVE_RELOAD_EVERY = 2.0  # seconds between builds under --live-reload without --build-every
 
 
-def _build_for_serve(args: argparse.Namespace) -> bool:
+@dataclass(slots=True)
+class _ServeBuilds:
+    """What the last build while serving reported: a build that changed nothing and
+    found the same problems is not reported again (live reload builds every 2 s)."""
+
+    problems: tuple[object, ...] | None = None
+
+
+def _build_for_serve(args: argparse.Namespace, last: _ServeBuilds | None = None) -> bool:
     """One build while serving: config re-read, so edits show up; errors never stop the
     server. True if the build changed any file."""
     try:
@@ -341,7 +349,10 @@ def _build_for_serve(args: argparse.Namespace) -> bool:
     except (AggregatorError, OSError) as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr, flush=True)
         return False
-    _report(report, args)
+    if last is None or report.written_paths or report.problems != last.problems:
+        _report(report, args)
+    if last is not None:
+        last.problems = report.problems
     _announce(config, report, args)
     sys.stdout.flush()
     return bool(report.written_paths)
@@ -355,8 +366,9 @@ def _serve(args: argparse.Namespace) -> int:
     every = args.build_every
     if every is None and args.live_reload:
         every = LIVE_RELOAD_EVERY
+    builds = _ServeBuilds()
     if every is not None or not output.is_dir():
-        _build_for_serve(args)
+        _build_for_serve(args, builds)
     log = _warn(args) if args.verbose else None
     try:
         server = PreviewServer(output, args.port, log, live_reload=args.live_reload)
@@ -368,7 +380,7 @@ def _serve(args: argparse.Namespace) -> int:
     if every is not None:
 
         def rebuild() -> None:
-            if _build_for_serve(args):
+            if _build_for_serve(args, builds):
                 server.changed()
 
         rebuilder = Rebuilder(rebuild, every)

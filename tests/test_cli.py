@@ -128,6 +128,13 @@ def test_missing_source_directory_names_its_index(tmp_path: Path, capsys) -> Non
         f"directory, {tmp_path / 'gone'} is not one"
     )
     assert not (tmp_path / "out").exists()
+    config = write_config(tmp_path, ["gone", "records", "lost"])
+    code, _, err = run(["check", "--config", str(config)], capsys)
+    assert code == 2
+    assert [line.split(": ")[1:3] for line in err.splitlines()] == [
+        ["config error", f"{config}:7"],
+        ["config error", f"{config}:13"],
+    ], "every missing folder in one run"
 
 
 def test_missing_sources_and_bad_files(tmp_path: Path, capsys) -> None:

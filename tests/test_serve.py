@@ -315,3 +315,37 @@ def test_serve_live_reload_reloads_after_a_rebuild(tmp_path: Path, records: Path
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_serve_reports_only_the_builds_that_changed_something(
+    tmp_path: Path, records: Path
+) -> None:
+    config = write_site_config(tmp_path, records)
+    command = [sys.executable, "-m", "aggregator", "serve", "--config", str(config),
+               "--port", "0", "--build-every", "0.1"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert " stories in " in first, first  # the build at start
+        line = process.stdout.readline()
+        assert line.startswith("serving "), line
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        time.sleep(1)  # about ten builds that change nothing
+        (story,) = records.glob("2026-11-21-startup-claims-its-agent-*.md")
+        edited = story.read_text(encoding="utf-8").replace("We Tried It", "We Tried It Twice")
+        temporary = story.with_name(".edit.tmp")
+        temporary.write_text(edited, encoding="utf-8")
+        temporary.replace(story)  # at once: no build reads half a file
+        deadline = time.monotonic() + 60
+        while b"We Tried It Twice" not in get(_Address(port), "/topics/ai/index.html")[2]:
+            assert time.monotonic() < deadline, "the serve loop never rebuilt"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        process.terminate()
+        rest, _ = process.communicate(timeout=30)
+    summaries = [line for line in rest.splitlines() if " stories in " in line]
+    assert len(summaries) == 1, rest  # the build that wrote the edit; the others are quiet
+    assert " wrote 0 of " not in summaries[0]
