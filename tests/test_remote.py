@@ -429,7 +429,7 @@ def test_gone_is_reported_as_such_and_keeps_the_last_records(
     run_build(config)
     (line,) = errors(run_build(config))
     assert "HTTP 410 Gone: removed for good by its server; drop it from the config" in line
-    assert "kept its 1 records" in line
+    assert "kept its 1 record " in line
 
 
 def test_permanent_redirect_is_reported_and_remembered(server: HTTPServer, tmp_path: Path) -> None:
