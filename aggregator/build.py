@@ -18,6 +18,7 @@ from pathlib import Path
 from aggregator.cache import (
     FeedCache,
     ParseCache,
+    ReadOnlyParseCache,
     Snapshot,
     decode_result,
     feed_inputs,
@@ -479,15 +480,24 @@ class SitePlan:
 
 def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
     """Read every source and choose every feed's items, writing nothing, not even the
-    state file (for `topics` and `build --dry-run`). Every record file is read: the
-    parse cache is a write path. Remote sources use the stored fetch state when there
-    is one (without updating it), else an empty one in memory."""
+    state file (for `topics` and `build --dry-run`). Record files whose parse result the
+    state file holds are not read again (the file is opened read-only and immutable:
+    no journal, no lock). Remote sources use the stored fetch state when there is one
+    (without updating it), else an empty one in memory."""
     with ExitStack() as stack:
         store = None
         if any(source.url for source in config.sources) and not config.build.state_path.exists():
             store = stack.enter_context(StateStore.open(Path(":memory:")))
+        cache = None
+        saved = StateStore.open_read_only(config.build.state_path)
+        if saved is not None:
+            stack.enter_context(saved)
+            try:
+                cache = ReadOnlyParseCache(saved, _parse_context(config, program_fingerprint()))
+            except sqlite3.Error:
+                cache = None  # a build is changing it right now: read every file
         pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
-        collection = collect(config, None, store=store, progress=progress, persist=False,
+        collection = collect(config, cache, store=store, progress=progress, persist=False,
                              pool=pool)  # fmt: skip
     stories, duplicates, plans, topics = curate(config, collection.records)
     names = {key: topic.name for key, topic in topics.items()}

@@ -177,6 +177,18 @@ class ParseCache:
         self._entries = {}
 
 
+class ReadOnlyParseCache(ParseCache):
+    """The parse cache for a run that writes nothing (`build --dry-run`, `topics`): it
+    answers lookups and remembers nothing new."""
+
+    def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        for _ in items:
+            pass
+
+    def finish(self) -> None:
+        self._entries = {}
+
+
 # --- the feed cache ---------------------------------------------------------------
 
 

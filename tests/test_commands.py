@@ -13,6 +13,7 @@ import feedparser
 import pytest
 
 from aggregator import __version__
+from aggregator.build import plan_site
 from aggregator.cli import COMMANDS, main
 from aggregator.config import load_config
 
@@ -204,6 +205,7 @@ def test_dry_run_shows_what_a_build_would_change_and_writes_nothing(
     assert "would add topics/gone/ (Gone): 1 item" in out
 
     assert run(["build", "-q", "--config", config], capsys)[0] == 0
+    built = everything(tmp_path)
     output = tmp_path / "out"
     old = {path: rss_items(output / path) for path in ("rss.xml", "topics/ai/rss.xml")}
     code, out, _ = run(["build", "-n", "--config", config], capsys)
@@ -212,6 +214,9 @@ def test_dry_run_shows_what_a_build_would_change_and_writes_nothing(
         + out.splitlines()[0].split("0 out; ")[1]
     ]
     assert "0 files would be written and 0 deleted" in out
+    assert everything(tmp_path) == built
+    # The parse cache is read (read-only: the tree above is unchanged), so nothing is parsed.
+    assert plan_site(load_config(Path(config))).report().parsed == 0
 
     # A new top story in a new topic, and the only "Gone" story is unpublished.
     write_record(records, "new.md", fields(40, title="Fresh news", topics=["AI", "Robots"],
