@@ -9,12 +9,14 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from aggregator import webhooks
+from aggregator.archive import FeedChange, Histories
 from aggregator.cache import (
     FeedCache,
     ParseCache,
@@ -27,9 +29,10 @@ from aggregator.cache import (
     program_fingerprint,
     settings_digest,
 )
-from aggregator.config import Config, SourceConfig, locate
-from aggregator.errors import ConfigError, ConfigErrors, Problem
-from aggregator.merge import merge_duplicates
+from aggregator.cluster import Clustering, cluster
+from aggregator.config import Config, FilterConfig, SourceConfig, locate
+from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
+from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
@@ -39,16 +42,21 @@ from aggregator.publish import (
     target_path,
     write_if_changed,
 )
-from aggregator.rank import FeedPlan, Topic, extend_plans, plan_feeds
+from aggregator.rank import FeedPlan, Topic, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.remote_results import FetchStats, RemoteCollection
-from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
-from aggregator.render.html import page_path
+from aggregator.render.feeds import (
+    STYLESHEET_NAME,
+    FeedSummary,
+    archive_files,
+    render_archive_page,
+)
+from aggregator.render.html import page_path, templates_digest
 from aggregator.render.opml import OPML_NAME
 from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 from aggregator.sources import scan_record_files
 from aggregator.state import StateStore
-from aggregator.topics import spelling_counts, topic_key
+from aggregator.topics import topic_key
 from aggregator.wording import plural
 
 
@@ -62,6 +70,10 @@ class Collection:
     unpublished: int
     parsed: int = 0  # files read and parsed (the others came from the parse cache)
     fetch: FetchStats = field(default_factory=FetchStats)
+    # Left out by a source's filters: (record, the rule), and files its globs exclude.
+    filtered: tuple[tuple[Record, str], ...] = ()
+    excluded_files: int = 0
+    held: int = 0  # sources whose last records were kept (unreadable, or shrank too far)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +93,15 @@ class BuildReport:
     parsed: int = 0  # files read and parsed; the rest came from the parse cache
     rendered: int = 0  # output files rendered; the rest were current already
     fetch: FetchStats = field(default_factory=FetchStats)
+    filtered: int = 0  # records a source's filters left out, and files its globs exclude
 
     def summary(self) -> str:
         remote = f"; {self.fetch.summary()}" if self.fetch.sources else ""
         return (
             f"{plural(self.records, 'record')} from {plural(self.documents, 'file')} "
             f"({self.parsed} parsed): {self.rejected} rejected, "
-            f"{self.unpublished} unpublished, {plural(self.duplicates, 'duplicate')} merged; "
+            f"{self.unpublished} unpublished, {self.filtered} filtered, "
+            f"{plural(self.duplicates, 'duplicate')} merged; "
             f"{plural(self.items, 'story', 'stories')} in {plural(self.feeds // 2, 'feed')}; "
             f"rendered {self.rendered} and wrote {self.written} of "
             f"{plural(self.files, 'file')} in {self.seconds:.2f} s{remote}"
@@ -95,20 +109,39 @@ class BuildReport:
 
 
 def _source_files(
-    source: SourceConfig, index: int, config: Config, skipped: list[Problem]
+    source: SourceConfig, index: int, config: Config, found: FoundFiles
 ) -> list[tuple[str, os.stat_result | None]]:
     assert source.path is not None
     if not source.path.is_dir():
-        key = f"sources[{index}].path"
+        key = f"sources[{index + 1}].path"  # counted from 1, as people count
         raise ConfigError(str(config.path), key,
                           f"expected an existing directory, {source.path} is not one",
                           line=locate(config.path, key))  # fmt: skip
 
     def on_skip(path: Path, reason: str) -> None:
         reason, _, action = reason.rpartition("; ")
-        skipped.append(Problem(str(path), None, None, reason, action, "warning"))
+        found.skipped.append(Problem(str(path), None, None, reason, action, "warning"))
 
-    return scan_record_files(source.path, on_skip)
+    def on_error(path: Path, reason: str) -> None:
+        # Its files are missing, not removed: their last records stay (see collect).
+        reason = f"cannot read this folder: {reason}"
+        action = "kept the records its files gave at the last build"
+        found.skipped.append(Problem(str(path), None, None, reason, action))
+        absolute = ParseCache.key(os.path.abspath(path))
+        found.unreadable.append((absolute.rstrip(os.sep) + os.sep, str(source.path), index))
+
+    return scan_record_files(source.path, on_skip, on_error)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpan:
+    """Where one `path` source's files are in FoundFiles, and its parse-cache key prefix."""
+
+    index: int  # in config.sources
+    start: int
+    end: int
+    prefix: str  # ParseCache key of the folder, with a trailing separator
+    root: str  # the folder as configured (origins are shown relative to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,27 +150,77 @@ class FoundFiles:
 
     files: list[tuple[str, os.stat_result | None]]
     keys: list[str]
-    skipped: list[Problem]  # links not followed (warnings)
+    skipped: list[Problem]  # links not followed (warnings), folders not readable (errors)
+    sources: list[int] = field(default_factory=list)  # each file's index in config.sources
+    excluded: list[int] = field(default_factory=lambda: [0])  # files left out by globs
+    unreadable: list[tuple[str, str, int]] = field(default_factory=list)  # key prefix, root, source
+    spans: list[SourceSpan] = field(default_factory=list)
 
 
 def find_files(config: Config) -> FoundFiles:
     found = FoundFiles([], [], [])
     missing = []
-    for index, source in enumerate(config.sources, 1):  # sources[1] is the first
+    for index, source in enumerate(config.sources):
         if source.path is None:
             continue  # remote: fetched in collect
+        start = len(found.files)
         try:
-            files = _source_files(source, index, config, found.skipped)
+            files = _source_files(source, index, config, found)
         except ConfigError as error:
             missing.append(error)  # every missing folder in one run, not one per run
             continue
         # Cache keys are absolute paths, whatever folder the build is started from.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
+        if source.include or source.exclude:
+            cut = len(root) + 1
+            kept = [entry for entry in files
+                    if path_allowed(entry[0][cut:].replace(os.sep, "/"),
+                                    source.include, source.exclude)]  # fmt: skip
+            found.excluded[0] += len(files) - len(kept)
+            files = kept
         found.files.extend(files)
         found.keys.extend(absolute + path[len(root) :] for path, _ in files)
+        found.sources.extend([index] * len(files))
+        prefix = absolute.rstrip(os.sep) + os.sep
+        found.spans.append(SourceSpan(index, start, len(found.files), prefix, root))
     if missing:
         raise missing[0] if len(missing) == 1 else ConfigErrors(missing)
     return found
+
+
+def _owner(found: FoundFiles, result: DocumentResult) -> int:
+    """The source a result kept from an earlier build belongs to (-1 for none)."""
+    for record in result.records[:1]:
+        for span in found.spans:
+            if record.origin.startswith(span.root.rstrip(os.sep) + os.sep):
+                return span.index
+    return -1
+
+
+def filter_by_source(
+    config: Config, results: Sequence[DocumentResult], owners: Sequence[int]
+) -> tuple[list[DocumentResult], list[tuple[Record, str]]]:
+    """Each result without the records its source's filters leave out, and those records
+    with the rule that left each out (a filtered record is not a problem)."""
+    rules = [compile_rules(source.filters, f"sources[{index + 1}]")
+             for index, source in enumerate(config.sources)]  # fmt: skip
+    if not any(rules):
+        return list(results), []
+    kept_results, filtered = [], []
+    for result, owner in zip(results, owners, strict=True):
+        applied = rules[owner] if owner >= 0 else ()
+        if not applied or not result.records:
+            kept_results.append(result)
+            continue
+        kept = []
+        for record in result.records:
+            rule = first_match(applied, record)
+            if rule is None:
+                kept.append(record)
+            else:
+                filtered.append((record, rule.description))
+        kept_results.append(replace(result, records=tuple(kept)))
+    return kept_results, filtered
 
 
 def collect(
@@ -149,10 +232,13 @@ def collect(
     progress: Progress | None = None,
     persist: bool = True,
     pool: WorkerPool | None = None,
+    accept_shrink: bool = False,
 ) -> Collection:
     """Read every source. Bad input becomes Problems; it never raises for content.
 
-    With a cache, files whose size and mtime are unchanged are not read again. Remote
+    With a cache, files whose size and mtime are unchanged are not read again, and a
+    source that lost files it could not read, or shrank past `[build] max_shrink`
+    (unless `accept_shrink`), keeps its last records (see `_hold_sources`). Remote
     sources use `store` for their fetch cache (or open the state file themselves).
     """
     found = found or find_files(config)
@@ -160,9 +246,16 @@ def collect(
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
-        results, parsed = read_record_files(found.files, found.keys, load, cache, pool)
+        results, parsed = read_record_files(found.files, found.keys, load, cache, pool,
+                                            finish=False)  # fmt: skip
+    held = 0
+    if cache is not None:
+        held = _hold_sources(config, found, results, cache, store, accept_shrink)
+        cache.finish()
+    owners = [*found.sources, *(_owner(found, result) for result in results[len(found.files) :])]
     remote = _collect_remote(config, store, progress, persist)
     results.extend(remote.results)
+    results, filtered = filter_by_source(config, results, [*owners, *remote.sources])
     if found.skipped:
         results.append(DocumentResult(problems=tuple(found.skipped)))
     return Collection(
@@ -172,7 +265,80 @@ def collect(
         unpublished=sum(result.unpublished for result in results),
         parsed=parsed,
         fetch=remote.stats,
+        filtered=tuple(filtered),
+        excluded_files=found.excluded[0],
+        held=held,
     )
+
+
+SOURCES = "sources"  # state-store namespace: records each `path` source gave last time
+SHRINK_FLOOR = 10  # sources that had fewer records are not guarded (every record counts)
+
+
+def _hold_sources(
+    config: Config,
+    found: FoundFiles,
+    results: list[DocumentResult],
+    cache: ParseCache,
+    store: StateStore | None,
+    accept_shrink: bool,
+) -> int:
+    """Keep what a source gave last time where its files cannot be trusted now; extends
+    `results` and returns how many sources were held.
+
+    - A folder that could not be listed (reported by find_files) contributes the records
+      its files gave at the last build, from the parse cache.
+    - A source that yields far fewer records than at the last build (under
+      1 - `[build] max_shrink` of them) is not trusted without `accept_shrink`, as
+      `rsync --max-delete` is not: its files' last results are used and remembered again,
+      and one error says so. It is accepted once run with `--accept-shrink`.
+    """
+    held = 0
+    kept: dict[int, int] = {}  # source index -> records kept from its unreadable folders
+    for prefix, root, index in found.unreadable:
+        source_prefix = ParseCache.key(os.path.abspath(root)).rstrip(os.sep) + os.sep
+        for key, result in cache.left_under(prefix):
+            results.append(_with_origin(result, root + os.sep + key[len(source_prefix) :]))
+            kept[index] = kept.get(index, 0) + len(result.records)
+        held += 1
+    if store is None:
+        return held
+    counts = store.items(SOURCES)
+    updated: list[tuple[str, bytes]] = []
+    limit = config.build.max_shrink
+    for span in found.spans:
+        now = sum(len(results[i].records) for i in range(span.start, span.end))
+        now += kept.get(span.index, 0)
+        before = int(counts.get(span.prefix, b"0") or 0)
+        if accept_shrink or before < SHRINK_FLOOR or now >= before * (1 - limit):
+            if counts.get(span.prefix) != str(now).encode():
+                updated.append((span.prefix, str(now).encode()))
+            continue
+        changed = []
+        for i in range(span.start, span.end):
+            previous = cache.previous(found.keys[i])
+            if previous is not None:
+                results[i] = _with_origin(previous, found.files[i][0])
+                changed.append(found.keys[i])
+        cache.restore(changed)
+        for key, result in cache.left_under(span.prefix):  # files that are gone
+            results.append(_with_origin(result, span.root + os.sep + key[len(span.prefix) :]))
+        name = config.sources[span.index].name
+        reason = (f"{now:,} records, down from {before:,} at the last build: more than "
+                  f"{limit:.0%} fewer ([build] max_shrink)")  # fmt: skip
+        action = ("not trusted: kept its records from the last build; if the change is meant, "
+                  "build once with --accept-shrink")  # fmt: skip
+        results.append(DocumentResult(problems=(Problem(name, None, None, reason, action),)))
+        held += 1
+    store.put_many(SOURCES, updated)
+    return held
+
+
+def _with_origin(result: DocumentResult, origin: str) -> DocumentResult:
+    """A remembered result with the path of its file (the cache stores none)."""
+    records = tuple(replace(record, origin=origin) for record in result.records)
+    problems = tuple(replace(problem, origin=origin) for problem in result.problems)
+    return replace(result, records=records, problems=problems)
 
 
 def _collect_remote(
@@ -200,8 +366,11 @@ def read_record_files(
     load: Loader,
     cache: ParseCache | None,
     pool: WorkerPool,
+    *,
+    finish: bool = True,
 ) -> tuple[list[DocumentResult], int]:
-    """Each file's result, in order, from the cache when current; and how many were parsed."""
+    """Each file's result, in order, from the cache when current; and how many were parsed.
+    With `finish=False` the caller finishes the cache (after `_hold_sources`)."""
     results: list[DocumentResult | None] = [None] * len(files)
     misses: list[tuple[int, bytes | None]] = []
     for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
@@ -225,7 +394,8 @@ def read_record_files(
                 fresh = []
     if cache is not None:
         cache.save(fresh)
-        cache.finish()
+        if finish:
+            cache.finish()
     return results, len(misses)  # type: ignore[return-value]
 
 
@@ -237,6 +407,7 @@ def build(
     full: bool = False,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    accept_shrink: bool = False,
 ) -> BuildReport:
     """Run the whole pipeline; with `write=False` only read and check (nothing is written).
 
@@ -249,7 +420,8 @@ def build(
     key = "site.output_dir" if output_dir is None else "--output"
     with _collector_paused():  # the records die inside, before collection resumes
         try:
-            report = _run(config, output, write=write, full=full, progress=progress)
+            report = _run(config, output, write=write, full=full, progress=progress,
+                          accept_shrink=accept_shrink)  # fmt: skip
         except OSError as exc:
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
@@ -258,9 +430,15 @@ def build(
 
 
 def _run(
-    config: Config, output: Path, *, write: bool, full: bool, progress: Progress | None
+    config: Config,
+    output: Path,
+    *,
+    write: bool,
+    full: bool,
+    progress: Progress | None,
+    accept_shrink: bool = False,
 ) -> BuildReport:
-    program = program_fingerprint()
+    program = _program(config)
     notes: list[Problem] = []
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
@@ -275,12 +453,13 @@ def _run(
             snapshot = Snapshot.load(store, settings)
         report = None
         if store is not None and snapshot is not None and stamps is not None:
-            report = _rerun(snapshot, stamps, store, output, found) or _add_files(
-                config, store, output, snapshot, stamps, found, program, pool
-            )
+            # Any other change takes the full path (the parse cache keeps it cheap): a new
+            # record may join a story already in a feed, or let in one left out before.
+            report = _rerun(snapshot, stamps, store, output, found)
         if report is None:
             report = _build_all(config, output, store, found, context, program, pool,
-                                full=full, progress=progress, write=write)  # fmt: skip
+                                full=full, progress=progress, write=write,
+                                accept_shrink=accept_shrink)  # fmt: skip
             if store is not None and report.snapshot is not None and stamps is not None:
                 replace(report.snapshot, settings=settings, stamps=stamps).save(store)
             elif store is not None:
@@ -307,81 +486,6 @@ def _rerun(
     return _Outcome(BuildReport(**snapshot.counts, rejected=rejected, written=0, problems=problems))
 
 
-def _add_files(
-    config: Config,
-    store: StateStore,
-    output: Path,
-    snapshot: Snapshot,
-    stamps: dict[str, bytes],
-    found: FoundFiles,
-    program: bytes,
-    pool: WorkerPool,
-) -> _Outcome | None:
-    """The last build's files are all unchanged and some were added: read only the new
-    ones and extend each feed's chosen items. None (do it all) when a new story is a
-    duplicate or changes how an existing topic is shown."""
-    new_keys = snapshot.added(stamps)
-    if not new_keys:
-        return None
-    wanted = set(new_keys)
-    positions = [i for i, key in enumerate(found.keys) if key in wanted]
-    paths = [found.files[i][0] for i in positions]
-    load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
-    results, fresh = [], []
-    for position, path, (encoded, may_cache) in zip(
-        positions, paths, parse_files(load, paths, pool), strict=True
-    ):
-        results.append(decode_result(encoded, path))
-        if may_cache:
-            fresh.append((found.keys[position], stamps[found.keys[position]], encoded))
-    ParseCache.add(store, fresh)  # a fallback to the full build finds them parsed
-    new = [record for result in results for record in result.records]
-    guids = {record.guid for record in new}
-    if len(guids) < len(new) or not guids.isdisjoint(snapshot.guids):
-        return None
-    extended = extend_plans(
-        snapshot.plans, snapshot.spellings, new, config.ranking, config.feeds.max_items
-    )
-    if extended is None:
-        return None
-    plans, topics, spellings = extended
-    names = {key: topic.name for key, topic in topics.items()}
-    refused: list[Problem] = []
-    feed_cache = FeedCache(store, output)
-    written, rendered, files = publish(
-        config, plans, names, output, feed_cache, program, refused, pool
-    )
-    order = {path: i for i, (path, _) in enumerate(found.files)}
-    problems = sorted(
-        (*snapshot.problems, *(p for result in results for p in result.problems)),
-        key=lambda problem: order.get(problem.origin, len(order)),
-    )
-    unpublished = sum(result.unpublished for result in results)
-    counts = dict(snapshot.counts)
-    counts.update(
-        documents=counts["documents"] + len(paths),
-        records=counts["records"] + len(new),
-        unpublished=counts["unpublished"] + unpublished,
-        items=counts["items"] + len(new),
-        feeds=2 * len(plans),
-        files=files,
-    )
-    shown = (*problems, *found.skipped, *refused)
-    report = BuildReport(
-        **counts,
-        rejected=sum(1 for p in shown if p.severity == "error"),
-        written=len(written),
-        problems=shown,
-        written_paths=tuple(written),
-        parsed=len(paths),
-        rendered=rendered,
-    )
-    after = Snapshot(snapshot.settings, stamps, counts, tuple(problems),
-                     snapshot.guids | guids, spellings, tuple(plans))  # fmt: skip
-    after.save(store)
-    return _Outcome(report)
-
-
 def _build_all(
     config: Config,
     output: Path,
@@ -394,19 +498,21 @@ def _build_all(
     full: bool,
     progress: Progress | None,
     write: bool,
+    accept_shrink: bool = False,
 ) -> _Outcome:
     written: list[Path] = []
     refused: list[Problem] = []
     rendered = files = 0
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
-                         persist=write, pool=pool)  # fmt: skip
-    stories, duplicates, plans, topics = curate(config, collection.records)
-    names = {key: topic.name for key, topic in topics.items()}
+                         persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
+    curated = curate(config, collection)
+    plans, names = curated.plans, curated.names
+    stories, duplicates = curated.clustering.stories, curated.clustering.duplicates
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
         written, rendered, files = publish(
-            config, plans, names, output, feed_cache, program, refused, pool
+            config, plans, names, output, feed_cache, program, refused, pool, store
         )
     report = BuildReport(
         documents=collection.documents,
@@ -423,30 +529,40 @@ def _build_all(
         parsed=collection.parsed,
         rendered=rendered,
         fetch=collection.fetch,
+        filtered=len(collection.filtered) + collection.excluded_files,
     )
-    if not write or collection.fetch.sources:
-        return _Outcome(report)
+    if not write or collection.fetch.sources or collection.held:
+        return _Outcome(report)  # a held source is looked at again by the next build
     skipped = set(found.skipped)
     snapshot = Snapshot(
         settings=b"",  # filled in by the caller, which knows the settings and stamps
         stamps={},
         counts={name: getattr(report, name) for name in Snapshot.COUNTS},
         problems=tuple(p for p in collection.problems if p not in skipped),
-        guids=frozenset(story.guid for story in stories),
-        spellings=spelling_counts(topic for story in stories for topic in story.topics),
-        plans=tuple(plans),
     )
     return _Outcome(report, snapshot)
 
 
-def curate(
-    config: Config, records: Sequence[Record]
-) -> tuple[list[Record], int, list[FeedPlan], dict[str, Topic]]:
-    """Merge duplicates, rank, and choose each feed's items: the stories, how many
-    duplicates were merged, the feeds' plans and the topics."""
-    stories, duplicates = merge_duplicates(records)
-    plans, topics = plan_feeds(stories, config.ranking, config.feeds.max_items)
-    return stories, duplicates, plans, topics
+@dataclass(frozen=True, slots=True)
+class Curation:
+    """What a build decides from the records it read: the stories and every feed."""
+
+    clustering: Clustering
+    plans: list[FeedPlan]
+    topics: dict[str, Topic]
+    rules: FeedRules
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {key: topic.name for key, topic in self.topics.items()}
+
+
+def curate(config: Config, collection: Collection) -> Curation:
+    """Merge copies into stories, then rank and choose each feed's items."""
+    clustering = cluster(collection.records, config.clustering)
+    rules = FeedRules.of(config.filters)
+    plans, topics = plan_feeds(clustering.stories, config.ranking, config.feeds.max_items, rules)
+    return Curation(clustering, plans, topics, rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,15 +609,17 @@ def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
         if saved is not None:
             stack.enter_context(saved)
             try:
-                cache = ReadOnlyParseCache(saved, _parse_context(config, program_fingerprint()))
+                cache = ReadOnlyParseCache(saved, _parse_context(config, _program(config)))
             except sqlite3.Error:
                 cache = None  # a build is changing it right now: read every file
         pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
         collection = collect(config, cache, store=store, progress=progress, persist=False,
                              pool=pool)  # fmt: skip
-    stories, duplicates, plans, topics = curate(config, collection.records)
-    names = {key: topic.name for key, topic in topics.items()}
-    return SitePlan(collection, len(stories), duplicates, plans, names)
+    curated = curate(config, collection)
+    clustering = curated.clustering
+    return SitePlan(
+        collection, len(clustering.stories), clustering.duplicates, curated.plans, curated.names
+    )
 
 
 def publish(
@@ -513,6 +631,7 @@ def publish(
     program: bytes,
     refused: list[Problem],
     pool: WorkerPool,
+    store: StateStore | None = None,
 ) -> tuple[list[Path], int, int]:
     """Render and write every output file whose inputs changed.
 
@@ -524,27 +643,75 @@ def publish(
     with each other and with rendering.
     """
     remove_stale_temp_files(output)
-    work = _plan_rendering(config, plans, names, feed_cache, program)
+    output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
+    changes = [] if store is None else _advance_histories(config, plans, names, store)
+    archives = {change.plan.directory: len(change.history.pages) for change in changes}
+    work = _plan_rendering(config, plans, names, feed_cache, program, archives)
+    # Archive documents first: the feeds written next link to them.
+    written, rendered, total = _write_archives(
+        config, changes, output, feed_cache, program, refused, store
+    )
     render = partial(render_job, config.site, names, work.feeds)
     if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
         results = pool.map(render, work.jobs, chunk=2)  # the shared arguments travel once a chunk
     else:
         results = map(render, work.jobs)
     pages = {page_path(job.plan) for job in work.jobs}
-    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
+    site_list = render_site_list(config.site, work.feeds) if work.site_list else {}
     with ThreadPoolExecutor(WRITE_THREADS) as writer:
+        writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
 
-        def put(files: dict[str, bytes], inputs: bytes, page_inputs: bytes) -> None:
-            for relative, data in files.items():
-                digest = page_inputs if relative in pages else inputs
-                future = writer.submit(_write_file, output, relative, data)
-                writes.append((relative, digest, len(data), future))
+        def put(relative: str, data: bytes, digest: bytes) -> None:
+            future = writer.submit(_write_file, output, relative, data)
+            writes.append((relative, digest, len(data), future))
 
+        def settle() -> None:
+            """Wait for the writes so far; on a write error stop before anything that
+            would link to what is missing."""
+            try:
+                _settle(writes, output, written, feed_cache, refused)
+            finally:
+                writes.clear()
+
+        # Files that link to others are written after them: the stylesheet before the
+        # feeds, every feed before the pages, topic pages before the front page, the
+        # OPML list last. A build stopped by a full disk leaves no link to a missing feed.
+        if STYLESHEET_NAME in site_list:
+            put(STYLESHEET_NAME, site_list[STYLESHEET_NAME], work.site_inputs)
+        held: list[tuple[str, bytes, bytes]] = []
         for files, inputs, page_inputs in zip(results, work.inputs, work.page_inputs, strict=True):
-            put(files, inputs, page_inputs)
-        if work.site_list:
-            put(render_site_list(config.site, work.feeds), work.site_inputs, b"")
-    written = []
+            for relative, data in files.items():
+                if relative in pages:
+                    held.append((relative, data, page_inputs))
+                else:
+                    put(relative, data, inputs)
+        settle()
+        held.sort(key=lambda page: page[0].count("/") == 0)  # the front page last
+        for relative, data, digest in held:
+            put(relative, data, digest)
+        settle()
+        if OPML_NAME in site_list:
+            put(OPML_NAME, site_list[OPML_NAME], work.site_inputs)
+        settle()
+    if feed_cache is not None:
+        # A topic that is gone takes its files with it (only files we made, unchanged).
+        for relative, sha256, size in feed_cache.stale():
+            remove_if_unchanged(output, relative, sha256, size)
+        feed_cache.finish()  # only once every file is on disk
+    return written, rendered + work.rendered, total + work.total
+
+
+def _settle(
+    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]],
+    output: Path,
+    written: list[Path],
+    feed_cache: FeedCache | None,
+    refused: list[Problem],
+) -> None:
+    """Collect finished writes; the first write error cancels those not started and
+    raises WriteFailed naming the file (the feed cache is not finished, so the next
+    build writes whatever is missing)."""
+    failure: WriteFailed | None = None
     for relative, inputs, size, future in writes:
         try:
             target, changed, sha256 = future.result()
@@ -552,16 +719,82 @@ def publish(
             refused.append(Problem(str(output / relative), None, None, exc.reason,
                                    "file not written"))  # fmt: skip
             continue
+        except OSError as exc:
+            if failure is None:
+                failure = WriteFailed(str(exc.filename or output / relative),
+                                      exc.strerror or str(exc))  # fmt: skip
+                for _, _, _, later in writes:
+                    later.cancel()
+            continue
+        except CancelledError:
+            continue
         if changed:
             written.append(target)
         if feed_cache is not None:
             feed_cache.rendered(relative, inputs, sha256, size)
-    if feed_cache is not None:
-        # A topic that is gone takes its files with it (only files we made, unchanged).
-        for relative, sha256, size in feed_cache.stale():
-            remove_if_unchanged(output, relative, sha256, size)
-        feed_cache.finish()  # only once every file is on disk
-    return written, work.rendered, work.total
+    if failure is not None:
+        raise failure
+
+
+def _advance_histories(
+    config: Config, plans: Sequence[FeedPlan], names: dict[str, str], store: StateStore
+) -> list[FeedChange]:
+    """Each feed's new items into its history (and archive); see aggregator.archive."""
+    feeds = config.feeds
+    with store.transaction():  # the history and the deliveries it calls for, together
+        changes = Histories(store).advance(
+            plans, names, archive=feeds.archive, page_size=feeds.archive_page_size
+        )
+        webhooks.queue(store, config, changes, names)
+    return changes
+
+
+def _write_archives(
+    config: Config,
+    changes: Sequence[FeedChange],
+    output: Path,
+    feed_cache: FeedCache | None,
+    program: bytes,
+    refused: list[Problem],
+    store: StateStore | None,
+) -> tuple[list[Path], int, int]:
+    """Every archive document that is not on disk as its inputs would render it; in
+    practice the newest page of a feed that gained items (and the one before it, which
+    gains its `next-archive` link). Returns the paths written, files rendered, files."""
+    written: list[Path] = []
+    rendered = total = 0
+    if store is None or not config.feeds.archive:
+        return written, rendered, total
+    histories = Histories(store)
+    for change in changes:
+        plan, pages = change.plan, change.history.pages
+        for number, guids in enumerate(pages, start=1):
+            files = archive_files(plan.directory, number)
+            total += len(files)
+            last = number == len(pages)
+            shape = (config.site, plan.topic, plan.directory, number, last, guids)
+            inputs = hashlib.sha256(program + repr(shape).encode()).digest()
+            if feed_cache is not None and all(feed_cache.is_current(f, inputs) for f in files):
+                continue
+            page = FeedPlan(plan.topic, histories.page(change.history, number), len(guids))
+            rendered += len(files)
+            for relative, data in zip(
+                files, render_archive_page(config.site, page, number, last=last), strict=True
+            ):
+                try:
+                    target, changed, sha256 = _write_file(output, relative, data)
+                except UnsafePath as exc:
+                    refused.append(Problem(str(output / relative), None, None, exc.reason,
+                                           "file not written"))  # fmt: skip
+                    continue
+                except OSError as exc:
+                    raise WriteFailed(str(exc.filename or output / relative),
+                                      exc.strerror or str(exc)) from None  # fmt: skip
+                if changed:
+                    written.append(target)
+                if feed_cache is not None:
+                    feed_cache.rendered(relative, inputs, sha256, len(data))
+    return written, rendered, total
 
 
 def _write_file(output: Path, relative: str, data: bytes) -> tuple[Path, bool, bytes]:
@@ -593,11 +826,15 @@ def _plan_rendering(
     names: dict[str, str],
     feed_cache: FeedCache | None,
     program: bytes,
+    archives: dict[str, int],
 ) -> _Rendering:
     def current(relatives: Sequence[str], inputs: bytes) -> bool:
         return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
 
-    digests = [feed_inputs(program, config.site, plan, names) for plan in plans]
+    digests = [
+        feed_inputs(program, config.site, plan, names, archives.get(plan.directory, 0))
+        for plan in plans
+    ]
     # The index and the OPML list show every feed: they change when any feed does.
     site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
     for digest in digests:
@@ -616,7 +853,8 @@ def _plan_rendering(
     for plan, digest in zip(plans, digests, strict=True):
         page = page_inputs(plan, digest)
         job = RenderJob(plan, feeds=not current(feed_files(plan), digest),
-                        page=not current([page_path(plan)], page))  # fmt: skip
+                        page=not current([page_path(plan)], page),
+                        archive_pages=archives.get(plan.directory, 0))  # fmt: skip
         if job.feeds or job.page:
             jobs.append(job)
             inputs.append(digest)
@@ -635,6 +873,12 @@ def _plan_rendering(
     )
 
 
+def _program(config: Config) -> bytes:
+    """What made the output besides the settings and the records: this program, and the
+    operator's own templates (they shape the pages as much as ours do)."""
+    return program_fingerprint() + templates_digest(config.site.templates)
+
+
 def _parse_context(config: Config, program: bytes) -> bytes:
     """What parse results depend on besides the file itself."""
     sources = tuple(_source_identity(source) for source in config.sources)
@@ -643,6 +887,8 @@ def _parse_context(config: Config, program: bytes) -> bytes:
 
 def _source_identity(source: SourceConfig) -> SourceConfig:
     """The source as seen from any working folder (a relative path names the same files)."""
+    # Filters and globs choose among parse results; they change none (settings_digest).
+    source = replace(source, include=(), exclude=(), filters=FilterConfig())
     if source.path is None:
         return source
     absolute = Path(os.path.abspath(source.path))

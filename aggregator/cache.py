@@ -31,7 +31,7 @@ import yaml
 
 from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
-from aggregator.rank import FeedPlan, Topic
+from aggregator.rank import FeedPlan
 from aggregator.records import (
     R_ORIGIN,
     DocumentResult,
@@ -144,6 +144,7 @@ class ParseCache:
         self._known = {key for key in entries if key.startswith(FILE_KEY)}
         self._entries = entries if usable else {}
         self._kept: set[str] = set()
+        self._replaced: dict[str, bytes] = {}  # entries of files that changed, until finish
 
     @staticmethod
     def key(path: str) -> str:
@@ -152,10 +153,44 @@ class ParseCache:
     def lookup(self, key: str, stamp: bytes | None) -> memoryview | None:
         """The encoded result for `key` if it was made from a file with this stamp."""
         entry = self._entries.pop(key, None)  # each file is looked up once; free as we go
-        if entry is None or stamp is None or not entry.startswith(stamp):
+        if entry is None:
+            return None
+        if stamp is None or not entry.startswith(stamp):
+            self._replaced[key] = entry  # the last good result, should the new one be refused
             return None
         self._kept.add(key)
         return memoryview(entry)[_STAMP.size :]
+
+    def left_under(self, prefix: str) -> list[tuple[str, DocumentResult]]:
+        """The remembered results of files under the folder key `prefix` that were not
+        looked up this build (gone, or in a folder that could not be read), in key order;
+        they stay remembered."""
+        found = []
+        for key in sorted(k for k in self._entries if k.startswith(prefix)):
+            entry = self._entries.pop(key)
+            try:
+                found.append((key, decode_result(memoryview(entry)[_STAMP.size :], "")))
+            except (ValueError, TypeError, EOFError, IndexError):
+                continue  # a damaged entry: nothing to keep
+            self._kept.add(key)
+        return found
+
+    def previous(self, key: str) -> DocumentResult | None:
+        """The result remembered for a file before it changed this build, if any."""
+        entry = self._replaced.get(key)
+        if entry is None:
+            return None
+        try:
+            return decode_result(memoryview(entry)[_STAMP.size :], "")
+        except (ValueError, TypeError, EOFError, IndexError):
+            return None
+
+    def restore(self, keys: Iterable[str]) -> None:
+        """Remember the previous results of these changed files again (the new ones were
+        refused), so the next build compares against them too."""
+        pairs = [(key, self._replaced[key]) for key in keys if key in self._replaced]
+        self._kept.update(key for key, _ in pairs)
+        self._store.put_many(PARSE, pairs)
 
     def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
         pairs = []
@@ -175,6 +210,7 @@ class ParseCache:
             self._store.delete_many(PARSE, sorted(self._known - self._kept))
             self._store.put(PARSE, CONTEXT_KEY, self._context)
         self._entries = {}
+        self._replaced = {}
 
 
 class ReadOnlyParseCache(ParseCache):
@@ -185,18 +221,25 @@ class ReadOnlyParseCache(ParseCache):
         for _ in items:
             pass
 
+    def restore(self, keys: Iterable[str]) -> None:
+        self._kept.update(key for key in keys if key in self._replaced)
+
     def finish(self) -> None:
         self._entries = {}
+        self._replaced = {}
 
 
 # --- the feed cache ---------------------------------------------------------------
 
 
-def feed_inputs(program: bytes, site: SiteConfig, plan: FeedPlan, names: dict[str, str]) -> bytes:
+def feed_inputs(
+    program: bytes, site: SiteConfig, plan: FeedPlan, names: dict[str, str], archive_pages: int = 0
+) -> bytes:
     """Digest of everything a feed's bytes are made from: the program, the site settings,
-    the feed's topic and its items in order, with the topic names shown for them."""
+    the feed's topic, how many archive documents it links to, and its items in order,
+    with the topic names shown for them."""
     digest = hashlib.sha256(program)
-    digest.update(repr((site, plan.topic, plan.directory)).encode())
+    digest.update(repr((site, plan.topic, plan.directory, archive_pages)).encode())
     for item in plan.items:
         shown = [names.get(topic_key(name), name) for name in item.topics]
         digest.update(repr((item, shown)).encode())
@@ -268,7 +311,11 @@ def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
     """Digest of what a build depends on besides the record files: the program, the
     settings and the output folder."""
     digest = hashlib.sha256(context)
-    digest.update(repr((config.site, config.ranking, config.feeds)).encode())
+    curation = (config.ranking, config.feeds, config.clustering, config.filters)
+    # Which files a source reads and which records it keeps (not in the parse context:
+    # they change no file's parse result).
+    chosen = [(s.include, s.exclude, s.filters) for s in config.sources]
+    digest.update(repr((config.site, curation, chosen)).encode())
     digest.update(os.path.abspath(output).encode())
     return digest.digest()
 
@@ -290,19 +337,16 @@ def file_stamps(
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What the last build read and chose, so that the next one can skip the work:
-    a rerun over the very same files is that build again, and a rerun over the same
-    files plus new ones only needs the new records and each feed's chosen items."""
+    """What the last build read, so that the next one can skip the work: a rerun over
+    the very same files, settings and program is that build again."""
 
     settings: bytes  # settings_digest
     stamps: dict[str, bytes]  # every record file read, by parse-cache key
     counts: dict[str, int]  # BuildReport counts, by field name (COUNTS)
     problems: tuple[Problem, ...]  # what the sources' files were found to hold
-    guids: frozenset[str]  # every story, for telling a new story from a duplicate
-    spellings: dict[str, dict[str, int]]  # topic key -> spelling -> stories using it
-    plans: tuple[FeedPlan, ...]  # every feed: its topic, chosen items and total
 
-    COUNTS = ("documents", "records", "unpublished", "duplicates", "items", "feeds", "files")
+    COUNTS = ("documents", "records", "unpublished", "filtered", "duplicates", "items", "feeds",
+              "files")  # fmt: skip
 
     @classmethod
     def load(cls, store: StateStore, settings: bytes) -> Snapshot | None:
@@ -310,7 +354,7 @@ class Snapshot:
         if data is None:
             return None
         try:
-            (stored, stamps, counts, problems, guids, spellings, plans) = marshal.loads(data)
+            stored, stamps, counts, problems = marshal.loads(data)
             if stored != settings:
                 return None
             return cls(
@@ -318,9 +362,6 @@ class Snapshot:
                 stamps,
                 dict(zip(cls.COUNTS, counts, strict=True)),
                 tuple(Problem(*values) for values in problems),
-                frozenset(guids),
-                spellings,
-                tuple(_decode_plan(plan) for plan in plans),
             )
         except (ValueError, TypeError, EOFError, IndexError):
             return None
@@ -332,9 +373,6 @@ class Snapshot:
                 self.stamps,
                 tuple(self.counts[name] for name in self.COUNTS),
                 tuple(field_values(problem) for problem in self.problems),
-                tuple(self.guids),
-                self.spellings,
-                tuple(_encode_plan(plan) for plan in self.plans),
             )
         )
         store.put(SNAPSHOT, "last", data)
@@ -342,25 +380,3 @@ class Snapshot:
     @staticmethod
     def forget(store: StateStore) -> None:
         store.delete_many(SNAPSHOT, ["last"])
-
-    def added(self, stamps: dict[str, bytes]) -> list[str] | None:
-        """The keys of files that are new since this snapshot, if every file it read is
-        still there unchanged; else None."""
-        if len(stamps) < len(self.stamps):
-            return None
-        old = self.stamps
-        if any(stamps.get(key) != stamp for key, stamp in old.items()):
-            return None
-        return [key for key in stamps if key not in old]
-
-
-def _encode_plan(plan: FeedPlan) -> tuple[object, ...]:
-    topic = None if plan.topic is None else (plan.topic.key, plan.topic.name, plan.topic.slug)
-    items = tuple((_encode_record(record), record.origin) for record in plan.items)
-    return topic, plan.total, items
-
-
-def _decode_plan(values: tuple[Any, ...]) -> FeedPlan:
-    topic, total, items = values
-    records = tuple(_decode_record(list(record), origin) for record, origin in items)
-    return FeedPlan(None if topic is None else Topic(*topic), records, total)

@@ -1,4 +1,4 @@
-"""Command line: `aggregator init | build | check | topics | serve`.
+"""Command line: `aggregator init | build | check | topics | explain | serve`.
 
 Each subcommand is one `Command` in COMMANDS: its help texts, its options and the
 function that runs it. `main` parses, runs and turns the typed errors into exit codes.
@@ -16,7 +16,7 @@ from pathlib import Path
 from aggregator import __version__
 from aggregator.build import BuildReport, build, unusable_state
 from aggregator.config import Config, load_config
-from aggregator.errors import AggregatorError, ConfigError
+from aggregator.errors import AggregatorError, ConfigError, WriteFailed
 from aggregator.lock import BuildLocked, build_lock, lock_path
 from aggregator.parallel import WorkerDied
 from aggregator.wording import plural
@@ -26,6 +26,7 @@ EXIT_REJECTED = 1  # some input was rejected; everything else was still publishe
 EXIT_USAGE = 2  # bad command line or configuration; nothing was written
 EXIT_LOCKED = 3  # another build held the lock past [build] lock_timeout; nothing was done
 EXIT_FAILED = 4  # the build stopped part-way (a worker process died); rerun it
+EXIT_WRITE_FAILED = 5  # an output file could not be written (disk full, I/O error)
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 
 EXIT_TEXTS = {
@@ -34,6 +35,7 @@ EXIT_TEXTS = {
     EXIT_USAGE: "usage or configuration error (nothing written)",
     EXIT_LOCKED: "another build held the lock for [build] lock_timeout seconds",
     EXIT_FAILED: "a worker process died mid-build; every file written is whole, rerun",
+    EXIT_WRITE_FAILED: "an output file could not be written (disk full, I/O error)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -96,18 +98,33 @@ def _seconds(text: str) -> float:
 # --- reporting ---------------------------------------------------------------------------
 
 
-def _problems(report: BuildReport, args: argparse.Namespace) -> None:
+def _problems(report: BuildReport, args: argparse.Namespace, seen: set[str] | None = None) -> None:
+    """Each problem on one line; `seen`: lines an earlier round of `serve` showed, which
+    are not repeated."""
     for problem in report.problems:
+        line = str(problem)
+        if seen is not None:
+            if line in seen:
+                continue
+            seen.add(line)
         if problem.severity == "error" or not args.quiet:
-            print(problem, file=sys.stderr)
+            print(line, file=sys.stderr)
 
 
-def _report(report: BuildReport, args: argparse.Namespace) -> int:
-    _problems(report, args)
-    if getattr(args, "verbose", False):
+def _report(
+    report: BuildReport,
+    args: argparse.Namespace,
+    seen: set[str] | None = None,
+    *,
+    summary: bool = True,
+) -> int:
+    """Print the problems and (with `summary`) the files written and the summary; the
+    exit code."""
+    _problems(report, args, seen)
+    if summary and getattr(args, "verbose", False):
         for path in report.written_paths:
             print(f"wrote {path}")
-    if not args.quiet:
+    if summary and not args.quiet:
         print(report.summary())
     return _exit_code(report)
 
@@ -171,6 +188,9 @@ def _build_options(parser: argparse.ArgumentParser) -> None:
     _output_option(parser)
     parser.add_argument("--full", action="store_true",
                         help="ignore the caches: read and render everything")  # fmt: skip
+    parser.add_argument("--accept-shrink", action="store_true",
+                        help="publish sources that shrank past [build] max_shrink since the "
+                             "last build")  # fmt: skip
     parser.add_argument("-n", "--dry-run", action="store_true",
                         help="show which feeds and items would change; write nothing "
                              "(not even the state file)")  # fmt: skip
@@ -184,6 +204,7 @@ def _build(args: argparse.Namespace) -> int:
     report = _locked_build(config, args.output, args)
     code = _report(report, args)
     _announce(config, report, args)
+    _deliver(config, args)
     return code
 
 
@@ -226,6 +247,17 @@ def _announce(config: Config, report: BuildReport, args: argparse.Namespace) -> 
               f"{config.site.websub_hub}")  # fmt: skip
 
 
+def _deliver(config: Config, args: argparse.Namespace) -> None:
+    """Webhooks: POST each changed feed's new items. Never changes the exit code."""
+    if not config.webhooks:
+        return
+    from aggregator.webhooks import deliver_build  # the HTTP stack, only when needed
+
+    result = deliver_build(config, _warn(args))
+    if result is not None and result.delivered and getattr(args, "verbose", False):
+        print(f"delivered {plural(result.delivered, 'webhook POST')}")
+
+
 def _locked_build(config: Config, output: Path | None, args: argparse.Namespace) -> BuildReport:
     """Build while holding the lock, so overlapping cron runs never interleave."""
     path = lock_path(config.build.state_path)
@@ -240,7 +272,8 @@ def _locked_build(config: Config, output: Path | None, args: argparse.Namespace)
             stack.enter_context(build_lock(path, config.build.lock_timeout, waiting))
         except OSError as exc:
             raise unusable_state(config, exc) from None
-        return build(config, output, write=True, full=getattr(args, "full", False))
+        return build(config, output, write=True, full=getattr(args, "full", False),
+                     accept_shrink=getattr(args, "accept_shrink", False))  # fmt: skip
 
 
 # --- check -------------------------------------------------------------------------------
@@ -306,6 +339,35 @@ def _topics(args: argparse.Namespace) -> int:
     return _exit_code(report)
 
 
+# --- explain -----------------------------------------------------------------------------
+
+
+def _explain_options(parser: argparse.ArgumentParser) -> None:
+    _config_option(parser)
+    parser.add_argument("target", nargs="?", metavar="TARGET",
+                        help="a record file or an article link")  # fmt: skip
+    parser.add_argument("--topic", metavar="NAME",
+                        help="the feed of this topic (name or slug); default: all")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="the same data as JSON")
+    _noise_options(parser, None)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from aggregator import explain  # the whole pipeline, without writing
+
+    config = load_config(args.config)
+    explainer = explain.Explainer(config)
+    if args.target is not None and args.topic is not None:
+        raise ConfigError(str(config.path), "--topic", "give a TARGET or --topic, not both")
+    if args.target is None:
+        report = explainer.feed(args.topic)
+        print(explain.as_json(report) if args.json else explain.feed_text(report), end="")
+        return EXIT_OK
+    found = explainer.record(args.target)
+    print(explain.as_json(found) if args.json else explain.record_text(found), end="")
+    return EXIT_OK
+
+
 # --- serve -------------------------------------------------------------------------------
 
 
@@ -325,17 +387,13 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 LIVE_RELOAD_EVERY = 2.0  # seconds between builds under --live-reload without --build-every
 
 
-@dataclass(slots=True)
-class _ServeBuilds:
-    """What the last build while serving reported: a build that changed nothing and
-    found the same problems is not reported again (live reload builds every 2 s)."""
-
-    problems: tuple[object, ...] | None = None
-
-
-def _build_for_serve(args: argparse.Namespace, last: _ServeBuilds | None = None) -> bool:
+def _build_for_serve(
+    args: argparse.Namespace, seen: set[str] | None = None, *, quiet_unchanged: bool = False
+) -> bool:
     """One build while serving: config re-read, so edits show up; errors never stop the
-    server. True if the build changed any file."""
+    server. A problem line an earlier round showed (in `seen`) is not repeated; with
+    `quiet_unchanged` (the builds --live-reload makes on its own) a build that changed
+    no file prints no summary. True if the build changed any file."""
     try:
         config = load_config(args.config)
         report = _locked_build(config, args.output, args)
@@ -349,13 +407,12 @@ def _build_for_serve(args: argparse.Namespace, last: _ServeBuilds | None = None)
     except (AggregatorError, OSError) as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr, flush=True)
         return False
-    if last is None or report.written_paths or report.problems != last.problems:
-        _report(report, args)
-    if last is not None:
-        last.problems = report.problems
+    changed = bool(report.written_paths)
+    _report(report, args, seen, summary=changed or not quiet_unchanged)
     _announce(config, report, args)
+    _deliver(config, args)
     sys.stdout.flush()
-    return bool(report.written_paths)
+    return changed
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -364,11 +421,12 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     output = args.output or config.site.output_dir
     every = args.build_every
-    if every is None and args.live_reload:
+    quiet = every is None and args.live_reload  # its own builds: report only changes
+    if quiet:
         every = LIVE_RELOAD_EVERY
-    builds = _ServeBuilds()
+    seen: set[str] = set()
     if every is not None or not output.is_dir():
-        _build_for_serve(args, builds)
+        _build_for_serve(args, seen)
     log = _warn(args) if args.verbose else None
     try:
         server = PreviewServer(output, args.port, log, live_reload=args.live_reload)
@@ -380,7 +438,7 @@ def _serve(args: argparse.Namespace) -> int:
     if every is not None:
 
         def rebuild() -> None:
-            if _build_for_serve(args, builds):
+            if _build_for_serve(args, seen, quiet_unchanged=quiet):
                 server.changed()
 
         rebuilder = Rebuilder(rebuild, every)
@@ -425,7 +483,8 @@ COMMANDS: tuple[Command, ...] = (
             "aggregator build --dry-run",
         ),
         exit_codes=(
-            EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED, EXIT_INTERRUPTED
+            EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED, EXIT_WRITE_FAILED,
+            EXIT_INTERRUPTED,
         ),
         options=_build_options,
         run=_build,
@@ -451,6 +510,20 @@ COMMANDS: tuple[Command, ...] = (
         exit_codes=(EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INTERRUPTED),
         options=_topics_options,
         run=_topics,
+    ),
+    Command(
+        name="explain",
+        summary="why a feed holds its items, or what became of a record",
+        description="Without TARGET: every item of a feed with its rank, score and the "
+        "parts of the score. With TARGET (a record file or an article link): what became "
+        "of it. Writes nothing.",
+        examples=(
+            "aggregator explain --topic AI",
+            "aggregator explain records/2026-11-02-lab-releases-compact-model.md --json",
+        ),
+        exit_codes=(EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED),
+        options=_explain_options,
+        run=_explain,
     ),
     Command(
         name="serve",
@@ -520,6 +593,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerDied as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except WriteFailed as exc:
+        print(f"aggregator: write failed: {exc}; build stopped: every file written is "
+              "whole, and no page or OPML list links to a feed that was not written",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_WRITE_FAILED
     except KeyboardInterrupt:
         print("aggregator: interrupted; every file written so far is whole, the rest was "
               "not written", file=sys.stderr)  # fmt: skip

@@ -7,7 +7,7 @@ import json
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,9 +30,38 @@ class SiteConfig:
     language: str
     author: str
     websub_hub: str | None = None  # announce changed feeds to this WebSub hub
+    templates: Path | None = None  # a folder of HTML templates that override ours
 
 
 DEFAULT_NEXT_PAGE = "page/{n}/index.json"  # the seed API: page N beside page 1's folder
+
+
+FILTER_FIELDS = ("title", "excerpt", "provider", "topic", "link")
+
+
+@dataclass(frozen=True, slots=True)
+class FilterConfig:
+    """Keep/drop rules for records (a source's) or stories (a feed's); see aggregator.filters.
+
+    `keep` and `drop` map a field (FILTER_FIELDS) to patterns: words matched whole and
+    case-insensitively, or `/a regular expression/`. A record passes when it is at
+    least `min_quality` and `min_heat`, matches no drop pattern, and matches a keep
+    pattern if there are any.
+    """
+
+    keep: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    drop: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    min_quality: float | None = None
+    min_heat: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFilterConfig:
+    """One `[[filters]]` table: rules for the feeds it names."""
+
+    rules: FilterConfig
+    topics: tuple[str, ...] = ()  # topic names or slugs; () = every topic feed
+    all_topics: bool = True  # whether it applies to the all-topics feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +77,9 @@ class SourceConfig:
     max_pages: int = 10
     next_page: str = DEFAULT_NEXT_PAGE  # relative to the first page's folder; {n} = page
     timeout: float | None = None  # overrides [fetch] timeout
+    include: tuple[str, ...] = ()  # path globs, relative to `path`: only these files
+    exclude: tuple[str, ...] = ()  # path globs, relative to `path`: never these
+    filters: FilterConfig = field(default_factory=FilterConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +91,10 @@ class FetchConfig:
     max_retry_after: float = 30.0  # cap on a server's Retry-After
     max_bytes: int = 10 * 1024 * 1024  # per response, counted after decompression
     max_redirects: int = 5
+    request_deadline: float = 30.0  # seconds for one whole request: connect, headers, body
+    source_deadline: float = 60.0  # seconds for all of one source's pages, retries included
+    build_deadline: float = 300.0  # seconds for fetching every remote source
+    allow_private_addresses: bool = False  # loopback, private, link-local, metadata hosts
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator-feeds/aggregator)"
 
 
@@ -70,6 +106,8 @@ class LimitsConfig:
     max_items_per_source: int = 10_000
     max_title_chars: int = 1_000
     max_excerpt_chars: int = 10_000
+    max_topics_per_record: int = 50  # the rest are dropped with a warning
+    max_url_chars: int = 2_048  # longer article links reject the record
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +115,7 @@ class BuildConfig:
     state_path: Path  # SQLite file: fetch cache, parse cache, feed digests
     workers: int = 0  # parsing and rendering processes; 0 = one per core
     lock_timeout: float = 30.0  # seconds a build waits for another one to finish
+    max_shrink: float = 0.5  # a source losing more of its records is held (--accept-shrink)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +131,32 @@ class RankingConfig:
     quality_weight: float = 1.0
     heat_weight: float = 1.0
     doubling_hours: float = 24.0
-    max_per_provider: int = 3
+    coverage_weight: float = 0.5  # score per doubling of the outlets that cover a story
+    provider_penalty: float = 0.5  # score each earlier item from the same provider costs
+    max_per_provider: int = 0  # optional hard cap per feed; 0 = none
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringConfig:
+    """How copies of one story under different links are found (aggregator.cluster)."""
+
+    enabled: bool = True
+    window_hours: float = 72.0  # copies lie within this time of the story's first copy
+    title_similarity: float = 75.0  # rapidfuzz token_sort_ratio of the titles, 0-100
 
 
 @dataclass(frozen=True, slots=True)
 class FeedsConfig:
     max_items: int = 50
+    archive: bool = False  # RFC 5005 archive documents for every feed
+    archive_page_size: int = 100  # items per archive document
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """One `[[webhooks]]` table: where to POST each changed feed's new items."""
+
+    url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +170,9 @@ class Config:
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    filters: tuple[FeedFilterConfig, ...] = ()  # [[filters]]
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 class ConfigProblems:
@@ -221,6 +283,13 @@ class _Table:
         if key not in self.data:
             return None
         return self.number(key, minimum, minimum=minimum, maximum=maximum)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.error(key, f"expected true or false, got {value!r}")
+            return default
+        return value
 
     def url(self, key: str) -> str:
         value = self.string(key)
@@ -360,7 +429,10 @@ def load_config(path: Path) -> Config:
     return parse_config(raw, path, text)
 
 
-ROOT_TABLES = {"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build"}
+ROOT_TABLES = {
+    "site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build",
+    "clustering", "filters", "webhooks",
+}  # fmt: skip
 
 
 def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
@@ -385,6 +457,9 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
     feeds = read(lambda: _feeds(root.table("feeds")), None)
     fetch = read(lambda: _fetch(root.table("fetch")), None)
     limits = read(lambda: _limits(root.table("limits")), None)
+    clustering = read(lambda: _clustering(root.table("clustering")), None)
+    filters = read(lambda: _feed_filters(root), ())
+    webhooks = read(lambda: _webhooks(root), ())
     problems.raise_any()
     return Config(
         path=path,
@@ -396,13 +471,36 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
         feeds=feeds,
         fetch=fetch,
         limits=limits,
+        clustering=clustering,
+        filters=filters,
+        webhooks=webhooks,
     )
+
+
+def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
+    raw = root.data.get("webhooks", [])
+    if not isinstance(raw, list):
+        root.error("webhooks", "expected [[webhooks]] tables")
+        return ()
+    hooks = []
+    for index, item in enumerate(raw, 1):  # counted from 1, as sources are
+        table = _Table(Path(root.path), f"webhooks[{index}]", item, root.problems)
+        table.check_known({"url"})
+        hooks.append(WebhookConfig(url=table.url("url")))
+    return tuple(hooks)
 
 
 def _site(table: _Table, base: Path) -> SiteConfig:
     table.check_known(
-        {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub"}
-    )
+        {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub",
+         "templates"}
+    )  # fmt: skip
+    templates = None
+    if "templates" in table.data:
+        templates = base / table.string("templates")
+        if not templates.is_dir():
+            reason = f"expected an existing directory, {templates} is not one"
+            table.error("templates", reason)
     base_url = table.url("base_url")
     hub = table.url("websub_hub") if "websub_hub" in table.data else None
     title = table.string("title")
@@ -414,6 +512,7 @@ def _site(table: _Table, base: Path) -> SiteConfig:
         language=table.string("language", "en"),
         author=table.string("author", title),
         websub_hub=hub,
+        templates=templates,
     )
 
 
@@ -426,24 +525,92 @@ def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
     for index, item in enumerate(raw, 1):  # sources[1] is the first, as people count
         table = _Table(Path(root.path), f"sources[{index}]", item, root.problems)
         item = table.data
-        table.check_known({"path", "url", "name", *REMOTE_SOURCE_KEYS})
+        table.check_known({"path", "url", "name", *REMOTE_SOURCE_KEYS, *PATH_SOURCE_KEYS,
+                           *FILTER_KEYS})  # fmt: skip
         if ("path" in item) == ("url" in item):
             table.error("", "expected exactly one of 'path' or 'url'")
             continue
+        filters = _filter_rules(table)
         if "path" in item:
             for key in sorted(REMOTE_SOURCE_KEYS & item.keys()):
                 table.error(key, "only for 'url' sources")
             source_path = base / table.string("path")
             sources.append(
-                SourceConfig(path=source_path, name=table.string("name", str(source_path)))
+                SourceConfig(
+                    path=source_path,
+                    name=table.string("name", str(source_path)),
+                    include=_globs(table, "include"),
+                    exclude=_globs(table, "exclude"),
+                    filters=filters,
+                )
             )
         else:
-            sources.append(_remote_source(table))
+            for key in sorted(PATH_SOURCE_KEYS & item.keys()):
+                table.error(key, "only for 'path' sources")
+            sources.append(replace(_remote_source(table), filters=filters))
     return tuple(sources)
 
 
 # Settings only a `url` source takes.
 REMOTE_SOURCE_KEYS = frozenset({"topics", "quality", "heat", "max_pages", "next_page", "timeout"})
+
+
+# Settings only a `path` source takes, and the filter settings any source or [[filters]] takes.
+PATH_SOURCE_KEYS = frozenset({"include", "exclude"})
+FILTER_KEYS = frozenset({"keep", "drop", "min_quality", "min_heat"})
+
+
+def _globs(table: _Table, key: str) -> tuple[str, ...]:
+    globs = table.strings(key, ())
+    for glob in globs:
+        if not glob.strip() or glob.startswith("/") or "\\" in glob:
+            reason = f"expected globs relative to the source folder, got {glob!r}"
+            table.error(key, reason)
+    return globs
+
+
+def _filter_rules(table: _Table) -> FilterConfig:
+    """The keep/drop/min_* settings of a [[sources]] or [[filters]] table (checked here,
+    compiled in aggregator.filters)."""
+    from aggregator.filters import pattern_error  # the one place patterns are read
+
+    rules = {}
+    for kind in ("keep", "drop"):
+        sub = table.table(kind)
+        sub.check_known(set(FILTER_FIELDS))
+        entries = []
+        for name in FILTER_FIELDS:
+            if name not in sub.data:
+                continue
+            value = sub.data[name]
+            patterns = (value,) if isinstance(value, str) else sub.strings(name, ())
+            for pattern in patterns:
+                problem = pattern_error(pattern)
+                if problem:
+                    sub.error(name, problem)
+            entries.append((name, tuple(patterns)))
+        rules[kind] = tuple(entries)
+    return FilterConfig(
+        keep=rules["keep"],
+        drop=rules["drop"],
+        min_quality=table.optional_number("min_quality", minimum=0, maximum=100),
+        min_heat=table.optional_number("min_heat", minimum=0, maximum=100),
+    )
+
+
+def _feed_filters(root: _Table) -> tuple[FeedFilterConfig, ...]:
+    raw = root.data.get("filters", [])
+    if not isinstance(raw, list):
+        root.error("filters", "expected [[filters]] tables")
+        return ()
+    filters = []
+    for index, item in enumerate(raw, 1):  # counted from 1, as sources are
+        table = _Table(Path(root.path), f"filters[{index}]", item, root.problems)
+        table.check_known({*FILTER_KEYS, "topics", "all_topics"})
+        topics = tuple(t.strip() for t in table.strings("topics", ()) if t.strip())
+        all_topics = table.boolean("all_topics", not topics)
+        filters.append(FeedFilterConfig(_filter_rules(table), topics, all_topics))
+    return tuple(filters)
 
 
 def _remote_source(table: _Table) -> SourceConfig:
@@ -480,11 +647,12 @@ def _records(table: _Table) -> RecordsConfig:
 
 
 def _build(table: _Table, base: Path) -> BuildConfig:
-    table.check_known({"state_path", "workers", "lock_timeout"})
+    table.check_known({"state_path", "workers", "lock_timeout", "max_shrink"})
     return BuildConfig(
         state_path=base / table.string("state_path", ".aggregator/state.db"),
         workers=table.integer("workers", 0, minimum=0),
         lock_timeout=table.number("lock_timeout", 30.0, minimum=0),
+        max_shrink=table.number("max_shrink", 0.5, minimum=0, maximum=1),
     )
 
 
@@ -499,6 +667,15 @@ def _fetch(table: _Table) -> FetchConfig:
         max_retry_after=table.number("max_retry_after", default.max_retry_after, minimum=0),
         max_bytes=table.integer("max_bytes", default.max_bytes, minimum=1),
         max_redirects=table.integer("max_redirects", default.max_redirects, minimum=0),
+        request_deadline=table.number("request_deadline", default.request_deadline, minimum=0,
+                                      exclusive=True),
+        source_deadline=table.number("source_deadline", default.source_deadline, minimum=0,
+                                     exclusive=True),
+        build_deadline=table.number("build_deadline", default.build_deadline, minimum=0,
+                                    exclusive=True),
+        allow_private_addresses=table.boolean(
+            "allow_private_addresses", default.allow_private_addresses
+        ),
         user_agent=table.string("user_agent", default.user_agent),
     )
 
@@ -515,15 +692,36 @@ def _limits(table: _Table) -> LimitsConfig:
 
 
 def _ranking(table: _Table) -> RankingConfig:
-    table.check_known({"quality_weight", "heat_weight", "doubling_hours", "max_per_provider"})
+    default = RankingConfig()
+    table.check_known(set(RankingConfig.__slots__))
     return RankingConfig(
-        quality_weight=table.number("quality_weight", 1.0, minimum=0),
-        heat_weight=table.number("heat_weight", 1.0, minimum=0),
-        doubling_hours=table.number("doubling_hours", 24.0, minimum=0, exclusive=True),
-        max_per_provider=table.integer("max_per_provider", 3, minimum=1),
+        quality_weight=table.number("quality_weight", default.quality_weight, minimum=0),
+        heat_weight=table.number("heat_weight", default.heat_weight, minimum=0),
+        doubling_hours=table.number(
+            "doubling_hours", default.doubling_hours, minimum=0, exclusive=True
+        ),
+        coverage_weight=table.number("coverage_weight", default.coverage_weight, minimum=0),
+        provider_penalty=table.number("provider_penalty", default.provider_penalty, minimum=0),
+        max_per_provider=table.integer("max_per_provider", default.max_per_provider, minimum=0),
+    )
+
+
+def _clustering(table: _Table) -> ClusteringConfig:
+    default = ClusteringConfig()
+    table.check_known(set(ClusteringConfig.__slots__))
+    return ClusteringConfig(
+        enabled=table.boolean("enabled", default.enabled),
+        window_hours=table.number("window_hours", default.window_hours, minimum=0),
+        title_similarity=table.number(
+            "title_similarity", default.title_similarity, minimum=0, maximum=100
+        ),
     )
 
 
 def _feeds(table: _Table) -> FeedsConfig:
-    table.check_known({"max_items"})
-    return FeedsConfig(max_items=table.integer("max_items", 50, minimum=1))
+    table.check_known({"max_items", "archive", "archive_page_size"})
+    return FeedsConfig(
+        max_items=table.integer("max_items", 50, minimum=1),
+        archive=table.boolean("archive", False),
+        archive_page_size=table.integer("archive_page_size", 100, minimum=1),
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from aggregator.build import SitePlan
 from aggregator.config import Config
 from aggregator.rank import FeedPlan
-from aggregator.render.feeds import FeedSummary
+from aggregator.render.feeds import FeedSummary, archive_files
 from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 
 ADDED, REWRITTEN, REMOVED, UNCHANGED = "added", "rewritten", "removed", "unchanged"
@@ -93,7 +93,9 @@ def _feed_change(
     plan: FeedPlan,
     output: Path,
 ) -> FeedChange:
-    files = render_job(config.site, site.names, summaries, RenderJob(plan, feeds=True, page=True))
+    job = RenderJob(plan, feeds=True, page=True,
+                    archive_pages=_archive_pages(config, plan, output))  # fmt: skip
+    files = render_job(config.site, site.names, summaries, job)
     changed = tuple(name for name, data in files.items() if _differs(output / name, data))
     before = _items(output / feed_files(plan)[0])
     status = ADDED if before is None else REWRITTEN if changed else UNCHANGED
@@ -108,6 +110,19 @@ def _feed_change(
         entering=tuple(item for item in now if item.guid not in old_guids),
         leaving=tuple(item for item in old if item.guid not in new_guids),
     )
+
+
+def _archive_pages(config: Config, plan: FeedPlan, output: Path) -> int:
+    """The archive documents the feed links to: those on disk (a build adds one only when
+    the newest fills up), at least one once the feed has items. The archive documents
+    themselves are not compared."""
+    if not config.feeds.archive:
+        return 0
+    first = Path(archive_files(plan.directory, 1)[0])
+    pages = 0
+    while (output / first.with_name(f"rss-{pages + 1}.xml")).is_file():
+        pages += 1
+    return max(pages, 1 if plan.items else 0)
 
 
 def _removed(output: Path, planned: set[str], prefix: str) -> list[FeedChange]:

@@ -44,6 +44,15 @@ class ConfigErrors(ConfigError):
         return self._errors
 
 
+class WriteFailed(AggregatorError):
+    """An output file could not be written (a full disk, an I/O error): the build stopped."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class RecordError(AggregatorError):
     """One record (or one whole file) could not be used."""
 

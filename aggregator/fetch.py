@@ -10,16 +10,19 @@ The outcome is a typed result (Fetched, NotModified) or a typed FetchError.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from aggregator.config import FetchConfig
@@ -113,6 +116,15 @@ class Gone(HTTPStatusFailure):
         self.reason = "HTTP 410 Gone: removed for good by its server; drop it from the config"
 
 
+class DeadlinePassed(TimedOut):
+    """A request, a source or the build's fetching took longer than its deadline."""
+
+
+class RefusedAddress(FetchError):
+    """The host resolves to a loopback, private, link-local or otherwise non-public
+    address, and `[fetch] allow_private_addresses` is false."""
+
+
 class RedirectFailure(FetchError):
     """A redirect loop, too many redirects, or a redirect to something not http(s)."""
 
@@ -139,6 +151,163 @@ Sleep = Callable[[float], object]
 Clock = Callable[[], datetime]
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A moment (time.monotonic) by which something must be done, and what it is, for
+    the message when it passes."""
+
+    at: float
+    what: str
+
+    @classmethod
+    def after(cls, seconds: float, what: str) -> Deadline:
+        return cls(time.monotonic() + seconds, what)
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def earliest(self, other: Deadline | None) -> Deadline:
+        return self if other is None or self.at <= other.at else other
+
+
+class _Refused(Exception):
+    """Raised inside httpx's stack (which passes it on untouched) for RefusedAddress."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+# What `[fetch] allow_private_addresses` allows: where internal feed servers live. No
+# feed lives at a link-local or cloud metadata address, so those are never fetched.
+ALLOWABLE_KINDS = frozenset({"a loopback address", "a private address"})
+
+
+def address_kind(address: str) -> str | None:
+    """What kind of non-public address `address` is ("a loopback address"); None if public."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_global:
+        return None
+    if str(ip) in ("169.254.169.254", "fd00:ec2::254"):
+        return "a cloud metadata address"
+    for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+        if getattr(ip, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return "not a public address"
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend with two guards a feed fetcher needs:
+
+    - every read, write and connect waits at most until the current request's deadline
+      (a thread's own, see `until`), so a server dripping a byte per second cannot hold
+      a build: httpx's timeouts apply to each read only;
+    - host names are resolved here and a non-public address is refused (loopback and
+      private ones only unless allowed), at the first request and at every redirect;
+      the connection goes to the address checked (no second lookup to rebind).
+    """
+
+    def __init__(self, allow_private: bool) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._local = threading.local()
+        self._allow_private = allow_private
+
+    @contextmanager
+    def until(self, deadline: Deadline) -> Iterator[None]:
+        before = getattr(self._local, "deadline", None)
+        self._local.deadline = deadline
+        try:
+            yield
+        finally:
+            self._local.deadline = before
+
+    def timeout(self, timeout: float | None, late: type[Exception]) -> float | None:
+        deadline: Deadline | None = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return timeout
+        left = deadline.left()
+        if left <= 0:
+            raise late(deadline.what)
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = self.timeout(timeout, httpcore.ConnectTimeout)
+        addresses = self._allowed_addresses(host, port)
+        for position, address in enumerate(addresses):
+            try:
+                stream = self._inner.connect_tcp(
+                    address, port, self.timeout(timeout, httpcore.ConnectTimeout),
+                    local_address, socket_options,
+                )  # fmt: skip
+            except httpcore.ConnectError:
+                if position == len(addresses) - 1:
+                    raise
+                continue
+            return _DeadlineStream(stream, self)
+        raise httpcore.ConnectError(f"no address for {host}")
+
+    def _allowed_addresses(self, host: str, port: int) -> list[str]:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"DNS lookup failed ({exc.strerror or exc})") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        for address in addresses:  # all of them: a name may resolve to a public and a private
+            kind = address_kind(address)
+            if kind is not None and not (self._allow_private and kind in ALLOWABLE_KINDS):
+                what = f"{address} is" if host == address else f"{host} resolves to {address},"
+                setting = "([fetch] allow_private_addresses)" if kind in ALLOWABLE_KINDS else (
+                    "(never fetched)")  # fmt: skip
+                raise _Refused(f"{what} {kind}; refused {setting}")
+        return addresses
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not fetched")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, backend: _GuardedBackend) -> None:
+        self._inner = inner
+        self._backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._backend.timeout(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._backend.timeout(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = self._backend.timeout(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, timeout), self._backend
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -157,9 +326,11 @@ class Fetcher:
         *,
         sleep: Sleep = time.sleep,
         now: Clock = utc_now,
+        backend: _GuardedBackend | None = None,
     ) -> None:
         self._config = config
         self._client = client
+        self._backend = backend or _GuardedBackend(allow_private=True)
         self._slots = threading.BoundedSemaphore(config.concurrency)
         self._sleep = sleep
         self._now = now
@@ -176,10 +347,18 @@ class Fetcher:
     def open(
         cls, config: FetchConfig, *, sleep: Sleep = time.sleep, now: Clock = utc_now
     ) -> Iterator[Fetcher]:
+        limits = httpx.Limits(max_connections=config.concurrency)
+        transport = httpx.HTTPTransport(limits=limits)
+        backend = _GuardedBackend(config.allow_private_addresses)
+        # httpx takes no network backend of its own; its pool (httpcore) does.
+        if not hasattr(transport._pool, "_network_backend"):
+            raise RuntimeError("httpx/httpcore changed: cannot install the fetch guards")
+        transport._pool._network_backend = backend
         client = httpx.Client(
             follow_redirects=False,  # followed by hand: loop detection, scheme check
             timeout=httpx.Timeout(config.timeout),
-            limits=httpx.Limits(max_connections=config.concurrency),
+            limits=limits,
+            transport=transport,
             headers={
                 "User-Agent": config.user_agent,
                 "Accept": ACCEPT,
@@ -187,21 +366,32 @@ class Fetcher:
             },
         )
         with client:
-            yield cls(config, client, sleep=sleep, now=now)
+            yield cls(config, client, sleep=sleep, now=now, backend=backend)
 
     def fetch(
-        self, url: str, validators: Validators = NO_VALIDATORS, timeout: float | None = None
+        self,
+        url: str,
+        validators: Validators = NO_VALIDATORS,
+        timeout: float | None = None,
+        deadline: Deadline | None = None,
     ) -> FetchResult:
-        """GET `url`, retrying what is worth retrying; raise FetchError when it fails."""
+        """GET `url`, retrying what is worth retrying; raise FetchError when it fails.
+
+        Each request (its redirects included) must be done within `[fetch]
+        request_deadline`, and everything, retries included, by `deadline`."""
         attempt = 0
         while True:
             try:
                 with self._slots:
-                    return self._follow(url, validators, timeout or self._config.timeout)
+                    return self._follow(url, validators, timeout or self._config.timeout,
+                                        deadline)  # fmt: skip
             except FetchError as exc:
                 if not exc.retryable or attempt >= self._config.retries:
                     raise
-                self._sleep(self._delay(exc, attempt))
+                delay = self._delay(exc, attempt)
+                if deadline is not None and delay >= deadline.left():
+                    raise
+                self._sleep(delay)
                 attempt += 1
 
     def _delay(self, exc: FetchError, attempt: int) -> float:
@@ -209,13 +399,24 @@ class Fetcher:
             return min(exc.retry_after, self._config.max_retry_after)
         return self._config.backoff * 2**attempt
 
-    def _follow(self, url: str, validators: Validators, timeout: float) -> FetchResult:
+    def _follow(
+        self, url: str, validators: Validators, timeout: float, deadline: Deadline | None
+    ) -> FetchResult:
+        limit = self._config.request_deadline
+        request = Deadline.after(limit, f"no complete response within {limit:g} s "
+                                 "([fetch] request_deadline)").earliest(deadline)  # fmt: skip
         chain = [url]
         permanent = True
         while True:
             current = chain[-1]
             _check_scheme(url, current)
-            response = self._get(current, validators, timeout)
+            try:
+                with self._backend.until(request):
+                    response = self._get(current, validators, timeout, request)
+            except RefusedAddress as exc:
+                if current == url:
+                    raise
+                raise RefusedAddress(url, f"redirected to {current}: {exc.reason}") from None
             if isinstance(response, _Redirect):
                 target = response.target
                 permanent = permanent and response.status in PERMANENT_REDIRECTS
@@ -232,7 +433,9 @@ class Fetcher:
                 response.url, response.body, response.content_type, response.validators, moved_to
             )
 
-    def _get(self, url: str, validators: Validators, timeout: float) -> FetchResult | _Redirect:
+    def _get(
+        self, url: str, validators: Validators, timeout: float, deadline: Deadline
+    ) -> FetchResult | _Redirect:
         """One request, without following redirects."""
         with self._lock:
             self._requests += 1
@@ -261,7 +464,11 @@ class Fetcher:
                         ),
                     )
                 raise self._status_failure(url, response)
+        except _Refused as exc:
+            raise RefusedAddress(url, exc.reason) from None
         except httpx.TimeoutException:
+            if deadline.left() <= 0:
+                raise DeadlinePassed(url, deadline.what) from None
             raise TimedOut(url, f"timed out after {timeout:g} s") from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise FetchError(url, f"unusable URL ({exc})") from None

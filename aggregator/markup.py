@@ -21,6 +21,15 @@ import nh3
 # XML 1.0 Char excludes C0 controls (but tab, LF, CR), surrogates and U+FFFE/U+FFFF.
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPACES = re.compile(r"\s+")
+# Unicode format controls (category Cf) that have no place in a title or a name: bidi
+# overrides and isolates (which make "Safe \u202egnp.exe" read as "Safe exe.png"),
+# zero-width spaces, BOMs, soft hyphens, interlinear annotations. Kept: ZWNJ/ZWJ
+# (Persian, Indic scripts, emoji sequences), the tag characters of subdivision flags
+# and the Arabic number signs, which are part of the text they mark.
+_FORMAT_CONTROLS = re.compile(
+    "[\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001]"
+)
 _TAG_LIKE = re.compile(r"<[A-Za-z!/?]")
 _HTML_SPECIAL = re.compile("[<>&]")  # what a sanitiser would parse or escape in ASCII text
 _BLOCK_TAG = re.compile(r"<(?:p|ul|ol|li|blockquote)\b")
@@ -69,17 +78,19 @@ def plain_text(text: str) -> str:
 def plain_text_full(text: str) -> str:
     """`plain_text` without its shortcut for plain ASCII (kept apart so tests can show
     the shortcut gives the same result)."""
-    text = xml_safe(text)
+    text = _FORMAT_CONTROLS.sub("", xml_safe(text))
     for _ in range(_PLAIN_ROUNDS):
         if "<" not in text and "&" not in text:
             break
-        decoded = xml_safe(html.unescape(_strip_tags(text)))
+        decoded = _FORMAT_CONTROLS.sub("", xml_safe(html.unescape(_strip_tags(text))))
         if decoded == text:
             break
         text = decoded
     if _TAG_LIKE.search(text):
         text = text.replace("<", "")  # still markup after every round: give up on '<'
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    text = _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    # Nothing but joiners left (ZWJ, ZWNJ, tag characters): nothing visible at all.
+    return "" if all(unicodedata.category(ch) == "Cf" for ch in text) else text
 
 
 def _strip_tags(text: str) -> str:

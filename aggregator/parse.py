@@ -49,14 +49,28 @@ class RawRecord:
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 with or without BOM; CRLF is left to the parsers, which accept it."""
+    """UTF-8 with or without BOM; CRLF is left to the parsers, which accept it, and a
+    file with only CR line breaks (classic Mac OS) is read as if they were LF."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data[:8192]):
+        raise RecordError(None, "UTF-16 text; only UTF-8 is read (save the file as UTF-8)")
     if b"\x00" in data[:8192]:
         raise RecordError(None, "binary file (NUL bytes), not a text record")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise RecordError(None, f"not valid UTF-8 (byte {exc.start})", line=line) from None
+    if "\r" in text and "\n" not in text:
+        text = text.replace("\r", "\n")
+    return text
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """UTF-16 without a byte order mark: ASCII text with a NUL beside every character."""
+    if len(head) < 4 or b"\x00" not in head:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return even.count(0) * 4 >= len(even) * 3 or odd.count(0) * 4 >= len(odd) * 3
 
 
 def split_front_matter(text: str) -> tuple[str, int]:

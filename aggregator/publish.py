@@ -24,8 +24,18 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    created = []  # the folders this write makes, deepest first
+    for folder in path.parents:
+        if folder.exists():
+            break
+        created.append(folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
+                                        dir=path.parent)  # fmt: skip
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
@@ -35,8 +45,19 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
+        _remove_empty(created)  # a failed write leaves no empty folder behind
         raise
     return True
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this write created, deepest first, while they are empty (another
+    writer may have put a file in one meanwhile: it stays)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def remove_stale_temp_files(root: Path) -> int:

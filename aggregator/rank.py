@@ -1,23 +1,36 @@
-"""Score records, order them, and choose the items of each feed.
+"""Score stories, order them, and choose the items of each feed.
 
 score = log2(1 + quality_weight * quality + heat_weight * heat)
+        + coverage_weight * log2(outlets)
         + published_seconds / (doubling_hours * 3600)
 
-A story `doubling_hours` newer counts as much as one twice as good and hot. The score
-depends only on the records, never on when the build runs, so every cron run gives the
-same order. Ties: newer first, then by guid.
+A story `doubling_hours` newer counts as much as one twice as good and hot; a story
+that two outlets cover gains `coverage_weight`, four outlets twice that (`outlets`
+counts the providers of its copies, see aggregator.cluster). The score depends only on
+the stories, never on when the build runs, so every cron run gives the same order.
+Ties: newer first, then by guid.
+
+Choosing a feed's items is greedy: each next item is the one with the best score
+after a diversity penalty, `provider_penalty` for every item of the same provider
+already chosen for that feed (xQuAD-style: a provider's third story must be that much
+better than another provider's first). The penalty never leaves a slot empty, so a feed
+holds `max_items` whenever it has that many stories; `max_per_provider` is an optional
+hard cap on top.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from aggregator.cluster import outlets
 from aggregator.config import RankingConfig
+from aggregator.filters import FeedRules, first_match
 from aggregator.records import Record
-from aggregator.topics import assign_slugs, commonest, display_names, topic_key
+from aggregator.topics import assign_slugs, display_names, topic_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +46,7 @@ class FeedPlan:
 
     topic: Topic | None
     items: tuple[Record, ...]
-    total: int  # records in this topic before the caps
+    total: int  # stories in this feed before choosing (after its filters)
 
     @property
     def directory(self) -> str:
@@ -41,39 +54,110 @@ class FeedPlan:
         return "" if self.topic is None else f"topics/{self.topic.slug}"
 
 
-def score(record: Record, ranking: RankingConfig) -> float:
+@dataclass(frozen=True, slots=True)
+class ScoreParts:
+    """A story's score, part by part (what `aggregator explain` shows)."""
+
+    worth: float  # log2(1 + quality_weight * quality + heat_weight * heat)
+    coverage: float  # coverage_weight * log2(outlets)
+    recency: float  # published seconds / (doubling_hours * 3600)
+
+    @property
+    def total(self) -> float:
+        return self.worth + self.coverage + self.recency
+
+
+def score_parts(record: Record, ranking: RankingConfig) -> ScoreParts:
     worth = ranking.quality_weight * record.quality + ranking.heat_weight * record.heat
-    return math.log2(1.0 + worth) + record.published.timestamp() / (ranking.doubling_hours * 3600)
+    coverage = ranking.coverage_weight * math.log2(outlets(record)) if record.copies else 0.0
+    return ScoreParts(math.log2(1.0 + worth), coverage,
+                      record.published.timestamp() / (ranking.doubling_hours * 3600))  # fmt: skip
+
+
+def score(record: Record, ranking: RankingConfig) -> float:
+    return score_parts(record, ranking).total
 
 
 def rank(records: Iterable[Record], ranking: RankingConfig) -> list[Record]:
     """Best first; deterministic for equal scores."""
-    # score() inlined: this runs for every record of every build.
-    quality, heat = ranking.quality_weight, ranking.heat_weight
+    return [record for _, record in scored(records, ranking)]
+
+
+def scored(records: Iterable[Record], ranking: RankingConfig) -> list[tuple[float, Record]]:
+    """(score, story), best first; deterministic for equal scores."""
+    # score() inlined: this runs for every story of every build.
+    quality, heat, coverage = ranking.quality_weight, ranking.heat_weight, ranking.coverage_weight
     doubling = ranking.doubling_hours * 3600
     log2 = math.log2
-
-    def order(record: Record) -> tuple[float, float, str]:
+    keyed = []
+    for record in records:
         published = record.published.timestamp()
-        worth = quality * record.quality + heat * record.heat
-        return -(log2(1.0 + worth) + published / doubling), -published, record.guid
+        value = log2(1.0 + quality * record.quality + heat * record.heat) + published / doubling
+        if record.copies:
+            value += coverage * log2(outlets(record))
+        keyed.append((-value, -published, record.guid, record))
+    keyed.sort(key=lambda entry: entry[:3])
+    return [(-entry[0], entry[3]) for entry in keyed]
 
-    return sorted(records, key=order)
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One story chosen for a feed: its score and the diversity penalty it paid."""
+
+    record: Record
+    score: float
+    penalty: float
 
 
-def select(ranked: Sequence[Record], max_items: int, max_per_provider: int) -> tuple[Record, ...]:
-    """Take items in rank order, at most `max_per_provider` from any one provider."""
-    chosen: list[Record] = []
-    per_provider: Counter[str] = Counter()
-    for record in ranked:
-        key = record.provider_key
-        if per_provider[key] >= max_per_provider:
+def choose(
+    ranked: Sequence[tuple[float, Record]], max_items: int, ranking: RankingConfig
+) -> list[Choice]:
+    """The feed's items in order: greedy by score less the diversity penalty (see the
+    module). Reads `ranked` only as far as it must: an unread story scores at most its
+    own score, so once the best waiting one beats that, it is taken."""
+    penalty, cap = ranking.provider_penalty, ranking.max_per_provider
+    if not penalty and not cap:
+        return [Choice(record, value, 0.0) for value, record in ranked[:max_items]]
+    chosen: list[Choice] = []
+    counts: Counter[str] = Counter()
+    waiting: dict[str, deque[int]] = {}  # read, behind their provider's story in the heap
+    heap: list[tuple[float, int, str]] = []  # (-(score - penalty), position, provider)
+    in_heap: set[str] = set()
+    read = 0
+
+    def offer(position: int, provider: str) -> None:
+        adjusted = ranked[position][0] - penalty * counts[provider]
+        heapq.heappush(heap, (-adjusted, position, provider))
+        in_heap.add(provider)
+
+    while len(chosen) < max_items:
+        if read < len(ranked) and (not heap or -heap[0][0] < ranked[read][0]):
+            provider = ranked[read][1].provider_key
+            if cap and counts[provider] >= cap:
+                pass  # capped: never chosen
+            elif provider in in_heap:
+                waiting.setdefault(provider, deque()).append(read)
+            else:
+                offer(read, provider)
+            read += 1
             continue
-        per_provider[key] += 1
-        chosen.append(record)
-        if len(chosen) == max_items:
+        if not heap:
             break
-    return tuple(chosen)
+        _, position, provider = heapq.heappop(heap)
+        in_heap.discard(provider)
+        value, record = ranked[position]
+        chosen.append(Choice(record, value, penalty * counts[provider]))
+        counts[provider] += 1
+        queue = waiting.get(provider)
+        if queue and not (cap and counts[provider] >= cap):
+            offer(queue.popleft(), provider)
+    return chosen
+
+
+def select(ranked: Sequence[Record], max_items: int, ranking: RankingConfig) -> tuple[Record, ...]:
+    """The items `choose` takes from stories already in rank order."""
+    with_scores = [(score(record, ranking), record) for record in ranked]
+    return tuple(choice.record for choice in choose(with_scores, max_items, ranking))
 
 
 def topics_of(records: Sequence[Record]) -> dict[str, Topic]:
@@ -83,64 +167,42 @@ def topics_of(records: Sequence[Record]) -> dict[str, Topic]:
     return {key: Topic(key, names[key], slugs[key]) for key in sorted(names)}
 
 
+def feed_candidates(
+    records: Sequence[Record], ranking: RankingConfig, rules: FeedRules | None = None
+) -> tuple[dict[str, Topic], list[tuple[Topic | None, list[tuple[float, Record]]]]]:
+    """Every topic, and each feed's stories in rank order after the feed's filters: the
+    all-topics feed first, then one feed per topic in slug order."""
+    ranked = scored(records, ranking)
+    topics = topics_of([record for _, record in ranked])
+    members: dict[str, list[tuple[float, Record]]] = {key: [] for key in topics}
+    for entry in ranked:
+        for name in entry[1].topics:
+            members[topic_key(name)].append(entry)
+    feeds: list[tuple[Topic | None, list[tuple[float, Record]]]] = [(None, ranked)]
+    feeds.extend((topic, members[topic.key]) for topic in sorted(topics.values(),
+                                                                 key=lambda t: t.slug))  # fmt: skip
+    if rules is None:
+        return topics, feeds
+    filtered = []
+    for topic, entries in feeds:
+        applied = rules.for_feed(None if topic is None else topic.key,
+                                 None if topic is None else topic.slug)  # fmt: skip
+        if applied:
+            entries = [entry for entry in entries if first_match(applied, entry[1]) is None]
+        filtered.append((topic, entries))
+    return topics, filtered
+
+
 def plan_feeds(
-    records: Sequence[Record], ranking: RankingConfig, max_items: int
-) -> tuple[list[FeedPlan], dict[str, Topic]]:
-    """The all-topics feed first, then one feed per topic in slug order."""
-    ranked = rank(records, ranking)
-    topics = topics_of(ranked)
-    members: dict[str, list[Record]] = {key: [] for key in topics}
-    for record in ranked:
-        for name in record.topics:
-            members[topic_key(name)].append(record)
-    plans = [FeedPlan(None, select(ranked, max_items, ranking.max_per_provider), len(ranked))]
-    for topic in sorted(topics.values(), key=lambda t: t.slug):
-        items = members[topic.key]
-        plans.append(
-            FeedPlan(topic, select(items, max_items, ranking.max_per_provider), len(items))
-        )
-    return plans, topics
-
-
-def extend_plans(
-    previous: Sequence[FeedPlan],
-    spellings: dict[str, dict[str, int]],
-    new: Sequence[Record],
+    records: Sequence[Record],
     ranking: RankingConfig,
     max_items: int,
-) -> tuple[list[FeedPlan], dict[str, Topic], dict[str, dict[str, int]]] | None:
-    """The plans `plan_feeds` would make for the earlier stories plus `new` (none of
-    them a duplicate of an earlier story), from the earlier plans alone; or None when
-    the new stories change how an existing topic is shown (its spelling or slug).
-
-    Choosing is greedy in rank order with a per-provider cap, so adding stories can
-    only push chosen items out, never bring back one that was left out: the new
-    choice is the choice over the earlier chosen items and the new stories.
-    """
-    counts = {key: dict(names) for key, names in spellings.items()}
-    for record in new:
-        for name in record.topics:
-            names = counts.setdefault(topic_key(name), {})
-            names[name] = names.get(name, 0) + 1
-    shown, slugs = commonest(counts), assign_slugs(counts)
-    topics = {key: Topic(key, shown[key], slugs[key]) for key in sorted(shown)}
-    earlier = {plan.topic.key if plan.topic else None: plan for plan in previous}
-    if any(plan.topic and plan.topic != topics[plan.topic.key] for plan in previous):
-        return None
-    added: dict[str | None, list[Record]] = {None: list(new)}
-    for record in new:
-        for name in record.topics:
-            added.setdefault(topic_key(name), []).append(record)
-    plans = []
-    for key in [None, *sorted(topics, key=lambda key: topics[key].slug)]:
-        old, extra = earlier.get(key), added.get(key, [])
-        if old is not None and not extra:
-            plans.append(old)
-            continue
-        candidates = rank([*(old.items if old else ()), *extra], ranking)
-        total = (old.total if old else 0) + len(extra)
-        topic = None if key is None else topics[key]
-        plans.append(
-            FeedPlan(topic, select(candidates, max_items, ranking.max_per_provider), total)
-        )
-    return plans, topics, counts
+    rules: FeedRules | None = None,
+) -> tuple[list[FeedPlan], dict[str, Topic]]:
+    """The all-topics feed first, then one feed per topic in slug order."""
+    topics, feeds = feed_candidates(records, ranking, rules)
+    plans = [
+        FeedPlan(topic, tuple(c.record for c in choose(entries, max_items, ranking)), len(entries))
+        for topic, entries in feeds
+    ]
+    return plans, topics

@@ -71,6 +71,9 @@ class Record:
     related: tuple[Related, ...] = ()
     origin: str = ""  # file path or URL the record came from
     line: int | None = None
+    # The other copies of this story that clustering merged into it (other links, often
+    # other outlets): shown as "Also covered by". Empty for a record read from a source.
+    copies: tuple[Related, ...] = ()
 
     # `excerpt` is a safe HTML fragment: allow-listed markup ([records] excerpt_html =
     # "sanitize") or escaped plain text ("text"). This is its plain text.
@@ -103,6 +106,7 @@ _R_UPDATED = _RECORD_FIELDS.index("updated")
 _R_PROVIDER = _RECORD_FIELDS.index("provider")
 _R_IMAGES = _RECORD_FIELDS.index("images")
 _R_RELATED = _RECORD_FIELDS.index("related")
+_R_COPIES = _RECORD_FIELDS.index("copies")
 R_ORIGIN = _RECORD_FIELDS.index("origin")
 
 
@@ -126,6 +130,7 @@ def record_values(record: Record) -> list[object]:
     values[_R_PROVIDER] = field_values(record.provider) if record.provider else None
     values[_R_IMAGES] = tuple(field_values(image) for image in record.images)
     values[_R_RELATED] = tuple(field_values(related) for related in record.related)
+    values[_R_COPIES] = tuple(field_values(copy) for copy in record.copies)
     return values
 
 
@@ -139,6 +144,8 @@ def record_from_values(values: list[Any]) -> Record:
         values[_R_IMAGES] = tuple([Image(*image) for image in images])
     if related := values[_R_RELATED]:
         values[_R_RELATED] = tuple([Related(*item) for item in related])
+    if copies := values[_R_COPIES]:
+        values[_R_COPIES] = tuple([Related(*item) for item in copies])
     return Record(*values)
 
 
@@ -278,8 +285,13 @@ def parse_published(value: object) -> bool:
     raise RecordError("published", f"expected true or false, got {shown(value)}")
 
 
-def parse_link(data: dict[str, Any], base_url: str | None = None) -> str:
-    """`webUrl`, else `originalUrl`: the first that is a usable http(s) link.
+def parse_link(
+    data: dict[str, Any],
+    base_url: str | None = None,
+    max_chars: int = LimitsConfig().max_url_chars,
+) -> str:
+    """`webUrl`, else `originalUrl`: the first that is a usable http(s) link, of at most
+    `max_chars` characters.
 
     A relative link is resolved against `base_url` (the URL of the remote document the
     record came from); without one it is rejected.
@@ -288,6 +300,11 @@ def parse_link(data: dict[str, Any], base_url: str | None = None) -> str:
     for name in ("webUrl", "originalUrl"):
         value = data.get(name)
         if value is None or value == "":
+            continue
+        if isinstance(value, str) and len(value) > max_chars:
+            reason = (f"{len(value):,} characters, over the limit of {max_chars:,}"
+                      " ([limits] max_url_chars)")  # fmt: skip
+            problems.append((name, reason))
             continue
         try:
             return resolve_url(value, base_url)
@@ -299,8 +316,13 @@ def parse_link(data: dict[str, Any], base_url: str | None = None) -> str:
 
 
 def parse_topics(
-    value: object, limit: int = _DEFAULT_TITLE_CHARS, notes: list[Note] | None = None
+    value: object,
+    limit: int = _DEFAULT_TITLE_CHARS,
+    notes: list[Note] | None = None,
+    max_topics: int = LimitsConfig().max_topics_per_record,
 ) -> tuple[str, ...]:
+    """Cleaned, distinct topic names (case-insensitively); at most `max_topics`, the rest
+    dropped with a note: every topic of a record is a feed it is rendered into."""
     if value is None:
         return ()
     if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -308,12 +330,23 @@ def parse_topics(
     if not isinstance(value, list):
         raise RecordError("topics", f"expected a list of names, got {type(value).__name__}")
     topics: list[str] = []
+    seen: set[str] = set()
+    dropped = 0
     for item in value:
         if item is None:
             continue
+        if len(topics) >= max_topics:
+            dropped += 1
+            continue
         name = capped_text(item, "topics", limit, notes, "[limits] max_title_chars")
-        if name and name.casefold() not in {t.casefold() for t in topics}:
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
             topics.append(name)
+    if dropped:
+        _note(notes, "topics",
+              f"{len(value):,} topics, over the limit of {max_topics:,}"
+              " ([limits] max_topics_per_record)",
+              f"the first {max_topics:,} kept")  # fmt: skip
     return tuple(topics)
 
 
@@ -439,8 +472,12 @@ def record_from_mapping(
         data.get("title") or "", "title", limits.max_title_chars, notes, "[limits] max_title_chars"
     )
     if not title:
+        given = data.get("title")
+        if isinstance(given, str) and given.strip():
+            raise RecordError("title", "missing or empty: nothing visible once control and "
+                              "format characters are removed")  # fmt: skip
         raise RecordError("title", "missing or empty")
-    url = parse_link(data, base_url)
+    url = parse_link(data, base_url, limits.max_url_chars)
     if data.get("publishedDateTime") in (None, ""):
         raise RecordError("publishedDateTime", "missing")
     published = parse_datetime(data["publishedDateTime"], "publishedDateTime")
@@ -459,7 +496,9 @@ def record_from_mapping(
         updated=updated,
         quality=parse_score(data.get("quality"), "quality", defaults.quality),
         heat=parse_score(data.get("heat"), "heat", defaults.heat),
-        topics=parse_topics(data.get("topics"), limits.max_title_chars, notes),
+        topics=parse_topics(
+            data.get("topics"), limits.max_title_chars, notes, limits.max_topics_per_record
+        ),
         excerpt=parse_excerpt(
             data.get("excerpt"), defaults.excerpt_html, limits.max_excerpt_chars, base_url, notes
         ),

@@ -12,6 +12,7 @@ The kind of document is recognised from the content first (a leading `<` is XML,
 from __future__ import annotations
 
 import time
+import xml.sax
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -174,6 +175,7 @@ def _feed_entries(body: bytes, content_type: str, url: str) -> list[RawRecord]:
     if not parsed.get("version") and not parsed.entries:
         reason = parsed.get("bozo_exception") or "no feed element"
         raise UnparseableBody(url, f"not an RSS or Atom feed ({reason})")
+    _check_well_formed(parsed, url)
     feed = parsed.feed
     provider = _provider(feed.get("title"), feed.get("link") or url)
     fallback_date = dict.get(feed, "updated_parsed") or dict.get(feed, "published_parsed")
@@ -181,6 +183,25 @@ def _feed_entries(body: bytes, content_type: str, url: str) -> list[RawRecord]:
         RawRecord(_entry_mapping(entry, provider, fallback_date), None, index)
         for index, entry in enumerate(parsed.entries)
     ]
+
+
+def _check_well_formed(parsed: Any, url: str) -> None:
+    """A feed that is not well-formed XML is a failure: feedparser's lenient parser reads
+    what it can of a truncated body, and what is missing would silently leave the feeds.
+    HTML entities undeclared in XML (`&nbsp;`) are everyday sloppiness and are tolerated
+    while entries were found; so is a Content-Type or encoding declaration that is off."""
+    error = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if error is None or isinstance(error, feedparser.ThingsNobodyCaresAboutButMe):
+        return
+    if isinstance(error, xml.sax.SAXParseException):
+        message = error.getMessage()
+        if message == "undefined entity" and parsed.entries:
+            return
+        where = f"line {error.getLineNumber()}, column {error.getColumnNumber()}: "
+        raise UnparseableBody(url, f"not well-formed XML ({where}{message}); a truncated "
+                              "or broken feed")  # fmt: skip
+    if not parsed.entries:
+        raise UnparseableBody(url, f"not a usable feed ({error})")
 
 
 def _entry_mapping(

@@ -34,3 +34,4 @@ class FetchStats:
 class RemoteCollection:
     results: tuple[DocumentResult, ...] = ()
     stats: FetchStats = field(default_factory=FetchStats)
+    sources: tuple[int, ...] = ()  # each result's source: its index in config.sources

@@ -26,7 +26,7 @@ from urllib.parse import quote, urljoin
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
-from aggregator.fetch import Clock, Fetcher, FetchError, NotModified, Sleep, utc_now
+from aggregator.fetch import Clock, Deadline, Fetcher, FetchError, NotModified, Sleep, utc_now
 from aggregator.fetch_state import UrlState, UrlStates
 from aggregator.limits import take_items
 from aggregator.progress import Progress, SilentProgress
@@ -83,7 +83,12 @@ def collect_remote(
             ThreadPoolExecutor(config.fetch.concurrency, "aggregator-fetch") as pool,
         ):
             defaults = defaults or RecordDefaults.from_config(config)
-            collector = _Collector(config, fetcher, now, defaults)
+            limit = config.fetch.build_deadline
+            # Every source, queued or running, is done by then: a cron build ends.
+            build_deadline = Deadline.after(
+                limit, f"fetching every source took over {limit:g} s ([fetch] build_deadline)"
+            )
+            collector = _Collector(config, fetcher, now, defaults, build_deadline)
             futures = {pool.submit(collector.collect, run): run for run in runs}
             for future in as_completed(futures):
                 progress.advance(futures[future].source.name)
@@ -100,7 +105,10 @@ def collect_remote(
         states.save()
     stats = FetchStats(len(sources), counts["pages"], counts["changed"], counts["not_modified"],
                        counts["failing"], counts["parsed"], requests)  # fmt: skip
-    return RemoteCollection(tuple(r for results in per_source for r in results), stats)
+    positions = {id(source): index for index, source in enumerate(config.sources)}
+    owners = tuple(positions[id(s)] for s, results in zip(sources, per_source, strict=True)
+                   for _ in results)  # fmt: skip
+    return RemoteCollection(tuple(r for results in per_source for r in results), stats, owners)
 
 
 def collect_remote_sources(
@@ -123,7 +131,8 @@ def collect_remote_sources(
         for w in warnings
     )
     if notes:
-        remote = replace(remote, results=(DocumentResult(problems=notes), *remote.results))
+        remote = replace(remote, results=(DocumentResult(problems=notes), *remote.results),
+                         sources=(-1, *remote.sources))  # fmt: skip
     return remote
 
 
@@ -156,8 +165,14 @@ class _Collector:
     """Fetches and parses the pages of one source at a time; safe to call from threads."""
 
     def __init__(
-        self, config: Config, fetcher: Fetcher, now: Clock, defaults: RecordDefaults
+        self,
+        config: Config,
+        fetcher: Fetcher,
+        now: Clock,
+        defaults: RecordDefaults,
+        deadline: Deadline | None = None,
     ) -> None:
+        self._deadline = deadline
         self._config = config
         self._fetcher = fetcher
         self._now = now
@@ -170,10 +185,14 @@ class _Collector:
         failed_at: int | None = None  # index of the page that failed
         seen: set[str] = set()
         url: str | None = source.url
+        limit = self._config.fetch.source_deadline
+        deadline = Deadline.after(
+            limit, f"its pages took over {limit:g} s ([fetch] source_deadline)"
+        ).earliest(self._deadline)
         while url is not None and len(pages) < source.max_pages and url not in seen:
             seen.add(url)
             if failed_at is None:
-                page = self._page(run, url, len(pages) + 1)
+                page = self._page(run, url, len(pages) + 1, deadline)
                 if page.failure is not None:
                     failed_at = len(pages)
             else:  # after a failure, later pages come from the store, unfetched
@@ -223,12 +242,12 @@ class _Collector:
             action += f"; {used} still used"
         return replace(failed.failure, action=action)
 
-    def _page(self, run: _SourceRun, url: str, number: int) -> _Page:
+    def _page(self, run: _SourceRun, url: str, number: int, deadline: Deadline) -> _Page:
         source, state = run.source, run.state(url)
         origin = source.name if number == 1 else f"{url} (page {number} of {source.name})"
         target = state.moved_to or url
         try:
-            response = self._fetcher.fetch(target, state.validators, source.timeout)
+            response = self._fetcher.fetch(target, state.validators, source.timeout, deadline)
         except FetchError as exc:
             return self._failed(run, url, origin, exc.reason, forget_move=True)
         moved_to = response.moved_to or state.moved_to
@@ -250,6 +269,13 @@ class _Collector:
         except UnparseableBody as exc:
             where = f"line {exc.line}: " if exc.line else ""
             return self._failed(run, url, origin, f"body not usable: {where}{exc.reason}")
+        before = len(state.result.records) if state.result is not None else 0
+        if before and not parsed.result.records:
+            # An emptied feed is far likelier a broken server than a publisher who took
+            # every story down: the last good copy stays until records come back.
+            reason = f"body has no usable records, where the last good copy had {before}"
+            page = self._failed(run, url, origin, reason)
+            return replace(page, result=_with_problems(page.result, parsed.result.problems))
         stored = replace(
             self._succeeded(state),
             etag=response.validators.etag,

@@ -19,7 +19,9 @@ def iter_record_files(root: Path, on_skip: OnSkip | None = None) -> Iterator[Pat
         yield Path(path)
 
 
-def scan_record_files(root: Path, on_skip: OnSkip | None = None) -> list[FileEntry]:
+def scan_record_files(
+    root: Path, on_skip: OnSkip | None = None, on_error: OnSkip | None = None
+) -> list[FileEntry]:
     """Every record file under `root`, each with its stat (None if it cannot be had: the
     file is then read anyway, to report why).
 
@@ -28,15 +30,22 @@ def scan_record_files(root: Path, on_skip: OnSkip | None = None) -> list[FileEnt
     source (to /etc, to another user's files) is not read, and a folder reached twice
     (a link loop) is walked once. `on_skip(path, reason)` hears about each link left
     alone. Files of a folder come before its subfolders, each in name order.
+    `on_error(folder, reason)` hears about each folder that cannot be listed (no
+    permission, an unmounted share): its files are missing from the result.
     """
     found: list[FileEntry] = []
     real_root = os.path.realpath(root)
-    _scan(str(root), real_root, found, set(), on_skip)
+    _scan(str(root), real_root, found, set(), on_skip, on_error)
     return found
 
 
 def _scan(
-    folder: str, real_root: str, found: list[FileEntry], seen: set[str], on_skip: OnSkip | None
+    folder: str,
+    real_root: str,
+    found: list[FileEntry],
+    seen: set[str],
+    on_skip: OnSkip | None,
+    on_error: OnSkip | None = None,
 ) -> None:
     # This runs for every file on every build, so it is kept lean: one scandir per
     # folder gives names, types and (cached) stats.
@@ -47,7 +56,9 @@ def _scan(
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
-    except OSError:
+    except OSError as exc:
+        if on_error is not None:
+            on_error(Path(folder), exc.strerror or str(exc))
         return
     folders = []
     for entry in entries:
@@ -66,7 +77,7 @@ def _scan(
             except OSError:
                 found.append((entry.path, None))
     for path in folders:
-        _scan(path, real_root, found, seen, on_skip)
+        _scan(path, real_root, found, seen, on_skip, on_error)
 
 
 def _inside(path: str, real_root: str, on_skip: OnSkip | None) -> bool:

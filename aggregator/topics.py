@@ -10,6 +10,10 @@ from collections.abc import Iterable
 from slugify import slugify
 
 MAX_SLUG_LENGTH = 60
+# Names Windows (and so SMB shares) cannot use as a file or folder, whatever the extension.
+WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10))}
+)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # a build asks about the same few names very often
@@ -42,9 +46,10 @@ def commonest(counts: dict[str, dict[str, int]]) -> dict[str, str]:
 def assign_slugs(keys: Iterable[str]) -> dict[str, str]:
     """A unique slug per topic key: lowercase ASCII and hyphens, safe as one path segment.
 
-    The topic whose key sorts first keeps the plain slug; any other topic with the same
-    slug gets a suffix derived from its own key, so its slug never depends on which
-    other topics exist.
+    Windows' reserved names (`con`, `nul`, `com1`, ...) get a suffix, so the output can be
+    copied to Windows or an SMB share. The topic whose key sorts first keeps the plain
+    slug; any other topic with the same slug gets a suffix derived from its own key, so
+    its slug never depends on which other topics exist.
     """
     slugs: dict[str, str] = {}
     taken: set[str] = set()
@@ -53,7 +58,7 @@ def assign_slugs(keys: Iterable[str]) -> dict[str, str]:
         slug = base
         digest = hashlib.sha1(key.encode()).hexdigest()
         length = 8
-        while slug in taken or slug == "topic":
+        while slug in taken or slug == "topic" or slug in WINDOWS_RESERVED:
             # Another topic's plain slug may look like a suffixed one: lengthen until free.
             slug = f"{base}-{digest[:length]}"
             length += 4

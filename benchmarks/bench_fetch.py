@@ -156,7 +156,8 @@ def write_config(root: Path, base: str, paths: list[str]) -> Path:
     config = root / "config.toml"
     config.write_text(
         '[site]\ntitle = "Bench"\nbase_url = "https://bench.example.org/"\n'
-        f'output_dir = "out"\n\n{sources}\n[fetch]\nconcurrency = 8\n',
+        f'output_dir = "out"\n\n{sources}\n[fetch]\nconcurrency = 8\n'
+        "allow_private_addresses = true\n",  # the benchmark's server is on 127.0.0.1
         encoding="utf-8",
     )
     return config

@@ -1,5 +1,6 @@
-"""Figures for the hardening work: how fast bombs fail, what the YAML caps cost, and
-what happens when real builds are killed at random moments.
+"""Figures for the hardening work: how fast bombs fail, what the YAML caps cost, what a
+record with 5 000 topics and a slow-drip server cost a build, what a full disk at each
+write leaves behind, and what happens when real builds are killed at random moments.
 
     python benchmarks/hardening_figures.py [--kills N] [--records N]
 
@@ -145,6 +146,98 @@ def kill_figures(kills: int, records: int) -> None:
               f"next run correct: {recovered}")  # fmt: skip
 
 
+def topics_figure() -> None:
+    """One record with 5 000 topics: the whole build (default [limits]) and one feed
+    rendered with all 5 000 categories (linear now; it was O(n^2) per entry)."""
+    from dataclasses import replace
+
+    from aggregator.build import build
+    from aggregator.config import SiteConfig, load_config
+    from aggregator.rank import FeedPlan
+    from aggregator.render.feeds import render_feeds
+    from tests.factories import BASE_URL, fields, make_record, write_record
+    from tests.factories import write_config as write_site_config
+
+    topics = [f"Topic {n}" for n in range(5_000)]
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        write_record(tmp / "records", "many.md", fields(1, topics=topics))
+        config = load_config(write_site_config(tmp, ["records"]))
+        started = time.perf_counter()
+        report = build(config)
+        seconds = time.perf_counter() - started
+        record = replace(make_record(1), topics=tuple(topics))
+        site = SiteConfig("T", BASE_URL, tmp, "d", "en", "a")
+        started = time.perf_counter()
+        render_feeds(site, FeedPlan(topic=None, items=(record,), total=1), {})
+        render = time.perf_counter() - started
+    print(f"5 000 topics in one record: build {seconds:.2f} s, {report.files} files "
+          f"(max_topics_per_record 50); one feed with all 5 000 categories rendered in "
+          f"{render:.2f} s")  # fmt: skip
+
+
+def drip_figure(good: int = 20) -> None:
+    """A build of `good` sources and one that drips its headers a byte each 0.5 s."""
+    from aggregator.cli import main as cli_main
+    from tests.conftest import drip_server, running_server
+    from tests.remote_helpers import record, seed_page, url_source
+    from tests.remote_helpers import write_config as write_remote_config
+
+    settings = ("[fetch]\nallow_private_addresses = true\nrequest_deadline = 2\n"
+                "source_deadline = 5\nbuild_deadline = 60\n")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder, running_server() as server, \
+            drip_server(0.5) as drip:  # fmt: skip
+        sources = ""
+        for n in range(good):
+            path = f"/good/{n}.json"
+            server.expect_request(path).respond_with_data(
+                seed_page([record(n * 10 + i, host=f"h{n}.example.com") for i in range(5)],
+                          1, None), content_type="application/json")  # fmt: skip
+            sources += url_source(server.url_for(path))
+        sources += url_source(drip.url())
+        config = write_remote_config(Path(folder), sources, settings)
+        started = time.perf_counter()
+        code = cli_main(["build", "--config", str(config), "-q"])
+        seconds = time.perf_counter() - started
+    print(f"{good} good sources + 1 slow-drip source (request_deadline 2 s, source_deadline "
+          f"5 s, 2 retries): build {seconds:.2f} s, exit {code}")  # fmt: skip
+
+
+def enospc_figure() -> None:
+    """ENOSPC injected at every write position of a rebuild: exit codes and links from
+    pages and the OPML list to feeds that are missing."""
+    import contextlib
+    import io
+
+    from aggregator.cli import main as cli_main
+    from tests.factories import failing_writes, fields, missing_feed_links, write_record
+    from tests.factories import write_config as write_site_config
+
+    def rebuild(site: Path) -> Path:
+        for n, topic in enumerate(["A", "B"], 1):
+            write_record(site / "records", f"{n}.md", fields(n, topics=[topic, "All"]))
+        config = write_site_config(site, ["records"])
+        cli_main(["build", "--config", str(config), "-q"])
+        write_record(site / "records", "3.md", fields(3, topics=["C", "All"]))
+        return config
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        probe = rebuild(tmp / "probe")
+        with failing_writes(-1) as count:
+            cli_main(["build", "--config", str(probe), "-q"])
+        codes: dict[int, int] = {}
+        dangling = 0
+        for at in range(count[0]):
+            config = rebuild(tmp / f"at-{at}")
+            with failing_writes(at), contextlib.redirect_stderr(io.StringIO()):
+                code = cli_main(["build", "--config", str(config), "-q"])
+            codes[code] = codes.get(code, 0) + 1
+            dangling += len(missing_feed_links(tmp / f"at-{at}" / "out"))
+    print(f"ENOSPC at each of {count[0]} write positions: exit codes {codes}; "
+          f"OPML or page links to missing feeds: {dangling}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kills", type=int, default=20)
@@ -152,6 +245,9 @@ def main() -> None:
     args = parser.parse_args()
     bomb_figures()
     loader_figures()
+    topics_figure()
+    drip_figure()
+    enospc_figure()
     kill_figures(args.kills, args.records)
 
 

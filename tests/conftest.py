@@ -90,3 +90,68 @@ def records(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLES, folder)
     (folder / "2026-11-18-malformed-date-example.md").unlink()
     return folder
+
+
+class DripServer:
+    """A raw HTTP server on 127.0.0.1 that sends its answer one byte at a time, each
+    `interval` seconds: every read succeeds within any per-read timeout, the answer
+    takes seconds (about 300 bytes: a test on code without deadlines fails rather than
+    hangs). `headers_fast` sends the headers at once and drips the body."""
+
+    def __init__(self, interval: float = 0.05, *, headers_fast: bool = False) -> None:
+        import socket
+
+        self.interval = interval
+        self.headers_fast = headers_fast
+        self.stopped = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.threads: list[threading.Thread] = []
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def url(self, path: str = "/feed.json") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=self._drip, args=(connection,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _drip(self, connection) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        with connection:
+            try:
+                connection.settimeout(1)
+                connection.recv(65536)  # the request
+                if self.headers_fast:
+                    connection.sendall(head)
+                    head = b"[" + b" " * 198 + b"]"
+                for byte in head:
+                    if self.stopped.wait(self.interval):
+                        return
+                    connection.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.acceptor.join(5)
+        for thread in self.threads:
+            thread.join(5)
+        self.listener.close()
+
+
+@contextmanager
+def drip_server(interval: float = 0.05, *, headers_fast: bool = False) -> Iterator[DripServer]:
+    server = DripServer(interval, headers_fast=headers_fast)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import html
 import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import yaml
 
-from aggregator.config import DEFAULT_TRACKING_PARAMS
+from aggregator.config import DEFAULT_TRACKING_PARAMS, FetchConfig
 from aggregator.records import Record, RecordDefaults, record_from_mapping
 
 DEFAULTS = RecordDefaults(50.0, 50.0, DEFAULT_TRACKING_PARAMS)
@@ -37,6 +44,12 @@ def fields(n: int = 1, **overrides: Any) -> dict[str, Any]:
 def make_record(n: int = 1, **overrides: Any) -> Record:
     """A Record made the way the pipeline makes one (through validation)."""
     return record_from_mapping(fields(n, **overrides), DEFAULTS, origin=f"record-{n}.md", line=1)
+
+
+def local_fetch(**settings: Any) -> FetchConfig:
+    """Fetch settings for the test servers, which listen on 127.0.0.1: a real build
+    refuses loopback addresses unless `[fetch] allow_private_addresses` says so."""
+    return FetchConfig(allow_private_addresses=True, **settings)
 
 
 def markdown(data: dict[str, Any], body: str = "") -> str:
@@ -102,3 +115,44 @@ def age(root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             os.utime(path, ns=(OLD_NS, OLD_NS))
+
+
+FEED_LINK = re.compile(r'(?:href|xmlUrl)="([^"]+?(?:rss\.xml|atom\.xml|feed\.json|feed\.xsl))"')
+
+
+def missing_feed_links(root: Path, base_url: str = BASE_URL) -> list[str]:
+    """Links from the pages and the OPML list under `root` (and feeds to their
+    stylesheet) to feed files that are not there: what a reader would subscribe to, 404."""
+    missing = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix not in (".html", ".opml", ".xml") or not path.is_file():
+            continue
+        here = urljoin(base_url, path.relative_to(root).as_posix())
+        for link in FEED_LINK.findall(path.read_text(encoding="utf-8")):
+            target = urljoin(here, html.unescape(link))
+            if target.startswith(base_url) and not (root / target[len(base_url) :]).is_file():
+                missing.append(f"{path.relative_to(root)} -> {target}")
+    return missing
+
+
+@contextmanager
+def failing_writes(at: int, error: int = errno.ENOSPC) -> Iterator[list[int]]:
+    """The `at`-th file written (counting from 0, by its fsync) fails with `error`, as a
+    full disk fails a write; yields the running count of writes."""
+    real = os.fsync
+    count = [0]
+    lock = threading.Lock()
+
+    def fsync(fd: int) -> None:
+        with lock:
+            position = count[0]
+            count[0] += 1
+        if position == at:
+            raise OSError(error, os.strerror(error))
+        real(fd)
+
+    os.fsync = fsync
+    try:
+        yield count
+    finally:
+        os.fsync = real

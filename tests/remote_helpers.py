@@ -16,9 +16,11 @@ from werkzeug import Request, Response
 from .conftest import CORPUS, ROOT, running_server  # noqa: F401 (re-exported)
 from .factories import write_config_toml
 
-# Fast, test-sized fetch settings: tiny backoff, short timeouts.
+# Fast, test-sized fetch settings: tiny backoff, short timeouts; the test servers
+# listen on 127.0.0.1, which a real build refuses by default.
 FAST_FETCH = """
 [fetch]
+allow_private_addresses = true
 timeout = 2.0
 retries = 1
 backoff = 0.01

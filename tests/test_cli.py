@@ -49,7 +49,8 @@ def test_all_well_is_exit_0_with_one_summary_line(tmp_path: Path, capsys) -> Non
     assert (code, err) == (0, "")
     [line] = out.splitlines()
     assert line.startswith(
-        "4 records from 4 files (4 parsed): 0 rejected, 0 unpublished, 0 duplicates merged;"
+        "4 records from 4 files (4 parsed): 0 rejected, 0 unpublished, 0 filtered, "
+        "0 duplicates merged;"
     )
     assert "stories in 4 feeds; rendered 18 and wrote 18 of 18 files in " in line
     assert line.endswith(" s")
@@ -282,7 +283,7 @@ def test_bundled_examples_build_and_rebuild_identically(tmp_path: Path, capsys) 
     config = str(tmp_path / "config.toml")
     code, out, _ = run(["build", "--config", config], capsys)
     assert code == 1
-    assert "1 unpublished, 1 duplicate merged" in out
+    assert "1 unpublished, 0 filtered, 1 duplicate merged" in out
     feeds = tmp_path / "feeds"
     assert len(feed_paths(feeds)) == 20
     for path in feed_paths(feeds):

@@ -109,12 +109,17 @@ def test_every_commented_setting_in_the_new_config_is_valid_and_the_default(
     lines = config.read_text(encoding="utf-8").splitlines()
     opened = [SETTING.sub(r"\1", line) for line in lines]
     assert sum(a != b for a, b in zip(lines, opened, strict=True)) > 35
-    for table in ("[records]", "[ranking]", "[feeds]", "[fetch]", "[limits]", "[build]"):
+    tables = ("[records]", "[clustering]", "[ranking]", "[feeds]", "[[filters]]",
+              "[[webhooks]]", "[fetch]", "[limits]", "[build]")  # fmt: skip
+    for table in tables:
         assert table in opened, f"{table} is not in the new config"
     config.write_text("\n".join(opened) + "\n", encoding="utf-8")
+    (tmp_path / "templates").mkdir()  # `[site] templates` names a folder that must exist
     everything_on = load_config(config)
-    for table in ("records", "ranking", "feeds", "fetch", "limits", "build"):
+    for table in ("records", "ranking", "feeds", "fetch", "limits", "build", "clustering"):
         assert getattr(everything_on, table) == getattr(plain, table), table
+    assert [f.topics for f in everything_on.filters] == [("Example",)]
+    assert [w.url for w in everything_on.webhooks] == ["https://hooks.example.org/news"]
     assert everything_on.site.websub_hub is not None  # the example hub is a valid URL
     assert [s.url for s in everything_on.sources][1].startswith("https://")
 
@@ -321,3 +326,18 @@ def test_version(capsys) -> None:
             main([flag])
         assert done.value.code == 0
         assert capsys.readouterr().out == f"aggregator {__version__}\n"
+
+
+def test_dry_run_of_a_site_with_archives_after_a_build_changes_nothing(
+    tmp_path: Path, capsys
+) -> None:
+    records = tmp_path / "records"
+    for n in range(1, 8):
+        write_record(records, f"r{n}.md", fields(n))
+    extra = "[feeds]\nmax_items = 4\narchive = true\narchive_page_size = 3\n"
+    config = str(write_config(tmp_path, ["records"], extra))
+    assert run(["build", "-q", "--config", config], capsys)[0] == 0
+    assert (tmp_path / "out" / "archive" / "rss-2.xml").is_file()  # the feed links to two
+    code, out, _ = run(["build", "--dry-run", "--config", config], capsys)
+    assert code == 0
+    assert out.startswith("dry run: 0 feeds added, 0 rewritten, 0 removed, 2 unchanged;")

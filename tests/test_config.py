@@ -32,7 +32,7 @@ max_pages = 3
 
 [ranking]
 doubling_hour = 12
-max_per_provider = 0
+max_per_provider = -1
 
 [feeds]
 max_items = "all"
@@ -58,11 +58,12 @@ def test_every_error_at_once_in_line_order(tmp_path: Path) -> None:
     assert errors_of(tmp_path, BROKEN) == [
         "3: site.base_url: expected an absolute http(s) URL, got 'news.example.org'",
         "10: sources[2].max_pages: expected a whole number >= 1, got 0",
-        "11: sources[2].colour: unknown setting; expected one of heat, max_pages, name, "
-        "next_page, path, quality, timeout, topics, url",
+        "11: sources[2].colour: unknown setting; expected one of drop, exclude, heat, "
+        "include, keep, max_pages, min_heat, min_quality, name, next_page, path, quality, "
+        "timeout, topics, url",
         "15: sources[3].max_pages: only for 'url' sources",
         "18: ranking.doubling_hour: unknown setting; did you mean 'doubling_hours'?",
-        "19: ranking.max_per_provider: expected a whole number >= 1, got 0",
+        "19: ranking.max_per_provider: expected a whole number >= 0, got -1",
         "22: feeds.max_items: expected a whole number >= 1, got 'all'",
         "25: fetch.timeout: expected a number greater than 0, got -1",
         "27: rankng: unknown setting; did you mean 'ranking'?",

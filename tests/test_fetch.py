@@ -35,8 +35,9 @@ from aggregator.fetch import (
 )
 
 from .conftest import HeldResponse
+from .factories import local_fetch
 
-FAST = FetchConfig(timeout=2.0, retries=2, backoff=0.001, max_retry_after=0.05)
+FAST = local_fetch(timeout=2.0, retries=2, backoff=0.001, max_retry_after=0.05)
 
 
 def fetch(
@@ -115,7 +116,7 @@ def test_429_waits_as_long_as_retry_after_says(server: HTTPServer) -> None:
         b"", status=429, headers={"Retry-After": "7"}
     )
     server.expect_ordered_request("/busy").respond_with_data(b"[]", content_type="application/json")
-    config = FetchConfig(retries=2, backoff=0.001, max_retry_after=30)
+    config = local_fetch(retries=2, backoff=0.001, max_retry_after=30)
     result, delays = fetch_recording_sleeps(config, server.url_for("/busy"))
     assert isinstance(result, Fetched)
     assert delays == [7.0]
@@ -140,7 +141,7 @@ def test_retry_after_is_capped_and_really_waited(server: HTTPServer) -> None:
 
 def test_backoff_doubles_between_connection_retries(server: HTTPServer) -> None:
     server.expect_request("/down").respond_with_data(b"", status=502)
-    config = FetchConfig(retries=3, backoff=0.5, max_retry_after=30)
+    config = local_fetch(retries=3, backoff=0.5, max_retry_after=30)
     delays: list[float] = []
     with Fetcher.open(config, sleep=delays.append) as fetcher, pytest.raises(HTTPStatusFailure):
         fetcher.fetch(server.url_for("/down"))
@@ -159,7 +160,7 @@ def test_a_slow_server_times_out(server: HTTPServer) -> None:
     slow = HeldResponse(server, b"[]")
     server.expect_request("/slow").respond_with_handler(slow)
     with pytest.raises(TimedOut) as caught:
-        fetch(FetchConfig(timeout=0.2, retries=0), server.url_for("/slow"))
+        fetch(local_fetch(timeout=0.2, retries=0), server.url_for("/slow"))
     assert caught.value.reason == "timed out after 0.2 s"
     slow.finish(requests=1)
 
@@ -174,7 +175,7 @@ def test_connection_refused_is_a_connection_failure() -> None:
 
 
 def test_oversized_body_is_refused(server: HTTPServer) -> None:
-    config = FetchConfig(max_bytes=1000, retries=0)
+    config = local_fetch(max_bytes=1000, retries=0)
     server.expect_request("/big").respond_with_data(b"x" * 1001)
     server.expect_request("/fits").respond_with_data(b"x" * 1000)
     with pytest.raises(ResponseTooLarge):
@@ -188,7 +189,7 @@ def test_oversized_body_without_length_is_stopped_while_streaming(server: HTTPSe
 
     server.expect_request("/stream").respond_with_handler(chunked)
     with pytest.raises(ResponseTooLarge):
-        fetch(FetchConfig(max_bytes=10_000, retries=0), server.url_for("/stream"))
+        fetch(local_fetch(max_bytes=10_000, retries=0), server.url_for("/stream"))
 
 
 def _gzip_bomb(megabytes: int) -> bytes:
@@ -211,7 +212,7 @@ def test_gzip_bomb_is_stopped_at_the_cap_without_inflating_it(server: HTTPServer
     bomb = _gzip_bomb(64)  # 64 MiB of zeros in about 64 KiB
     assert len(bomb) < 100_000
     server.expect_request("/bomb").respond_with_data(bomb, headers={"Content-Encoding": "gzip"})
-    config = FetchConfig(max_bytes=1 << 20, retries=0)
+    config = local_fetch(max_bytes=1 << 20, retries=0)
 
     def attempt() -> None:
         with pytest.raises(ResponseTooLarge):
@@ -223,7 +224,7 @@ def test_gzip_bomb_is_stopped_at_the_cap_without_inflating_it(server: HTTPServer
 def test_brotli_bomb_is_stopped_at_the_cap_without_inflating_it(server: HTTPServer) -> None:
     bomb = brotli.compress(b"\0" * (64 << 20), quality=5)
     server.expect_request("/bomb").respond_with_data(bomb, headers={"Content-Encoding": "br"})
-    config = FetchConfig(max_bytes=1 << 20, retries=0)
+    config = local_fetch(max_bytes=1 << 20, retries=0)
 
     def attempt() -> None:
         with pytest.raises(ResponseTooLarge):
@@ -285,9 +286,9 @@ def test_redirect_limit(server: HTTPServer) -> None:
             b"", status=307, headers={"Location": f"/r{n + 1}"}
         )
     server.expect_request("/r5").respond_with_data(b"[]")
-    assert isinstance(fetch(FetchConfig(max_redirects=5), server.url_for("/r0")), Fetched)
+    assert isinstance(fetch(local_fetch(max_redirects=5), server.url_for("/r0")), Fetched)
     with pytest.raises(RedirectFailure, match="more than 4 redirects"):
-        fetch(FetchConfig(max_redirects=4), server.url_for("/r0"))
+        fetch(local_fetch(max_redirects=4), server.url_for("/r0"))
 
 
 def test_redirect_to_another_scheme_is_refused(server: HTTPServer) -> None:
@@ -331,7 +332,7 @@ def test_concurrency_is_bounded(server: HTTPServer) -> None:
         return Response(b"[]")
 
     server.expect_request("/t").respond_with_handler(tracked)
-    config = FetchConfig(concurrency=2)
+    config = local_fetch(concurrency=2)
 
     urls = [server.url_for("/t") + f"?n={n}" for n in range(6)]
     with Fetcher.open(config) as fetcher, ThreadPoolExecutor(6) as callers:

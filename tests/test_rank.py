@@ -81,7 +81,7 @@ def test_ties_are_broken_deterministically() -> None:
 
 def test_max_items_caps_every_feed() -> None:
     records = [make_record(n, quality=n, publishedDateTime=at(0)) for n in range(1, 11)]
-    plans, _ = plan_feeds(records, RankingConfig(max_per_provider=100), max_items=4)
+    plans, _ = plan_feeds(records, RankingConfig(), max_items=4)
     for plan in plans:
         assert titles(plan.items) == [f"Story number {n}" for n in (10, 9, 8, 7)]
         assert plan.total == 10
@@ -97,9 +97,10 @@ def test_max_per_provider_lets_others_in() -> None:
         make_record(n, title=f"other-{n}", quality=10, publishedDateTime=at(0)) for n in (6, 7)
     ]
     ranked = rank([*flood, *others], RANKING)
-    chosen = select(ranked, max_items=50, max_per_provider=2)
+    capped = RankingConfig(max_per_provider=2, provider_penalty=0)
+    chosen = select(ranked, max_items=50, ranking=capped)
     assert sorted(titles(chosen)) == ["other-6", "other-7", "wire-1", "wire-2"]
-    assert titles(select(ranked, max_items=3, max_per_provider=2))[2].startswith("other-")
+    assert titles(select(ranked, max_items=3, ranking=capped))[2].startswith("other-")
 
 
 def test_provider_key_falls_back_to_name_then_host() -> None:
@@ -110,7 +111,8 @@ def test_provider_key_falls_back_to_name_then_host() -> None:
     by_host = [make_record(n, provider=None, webUrl=f"https://host.example/{n}") for n in (3, 4)]
     assert {r.provider_key for r in by_name} == {"same desk"}
     assert {r.provider_key for r in by_host} == {"host.example"}
-    chosen = select(rank([*by_name, *by_host], RANKING), max_items=10, max_per_provider=1)
+    one_each = RankingConfig(max_per_provider=1)
+    chosen = select(rank([*by_name, *by_host], RANKING), max_items=10, ranking=one_each)
     assert len(chosen) == 2
 
 

@@ -276,7 +276,9 @@ def test_not_modified_build_reuses_records_without_parsing(
     )
     server.expect_request("/rss").respond_with_handler(
         conditional(
-            rss_feed([record(n, host="feed.example.net") for n in range(10)]),
+            rss_feed(
+                [record(n, host="feed.example.net", title=f"Feed item {n}") for n in range(10)]
+            ),
             "application/rss+xml",
             served,
         )

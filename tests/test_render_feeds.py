@@ -106,12 +106,11 @@ def test_items_are_in_rank_order(plans) -> None:
         assert [e.id for e in feedparser.parse(data).entries] == [r.guid for r in plan.items]
 
 
-def test_guid_is_the_canonical_link_as_permalink_and_atom_id_is_the_same(plans) -> None:
+def test_guid_is_the_canonical_link_and_atom_id_is_the_same(plans) -> None:
     plan = plans[None]
     rss, atom = rendered(plan)
     guids = etree.fromstring(rss, STRICT).findall("channel/item/guid")
     assert [g.text for g in guids] == [r.guid for r in plan.items]
-    assert {g.get("isPermaLink") for g in guids} == {"true"}
     top = plan.items[0]
     assert top.guid == "https://cartoon.example/2020/03/tom-jerry?id=7"
     ids = [e.findtext(f"{ATOM}id") for e in etree.fromstring(atom, STRICT).iter(f"{ATOM}entry")]
@@ -162,6 +161,54 @@ def test_categories_use_the_display_name(plans) -> None:
         entries = feedparser.parse(data).entries
         # Record 3 says "ai": it is shown with the topic's display name.
         assert [[t.term for t in e.tags] for e in entries] == [["AI", "Cartoons"], ["AI"], ["AI"]]
+
+
+def test_guid_is_a_permalink_only_when_it_is_exactly_the_link() -> None:
+    same = make_record(1, webUrl="https://www.same.example/2026/11/story")
+    slash = make_record(2, webUrl="https://www.slash.example/2026/11/story/")
+    tracked = make_record(3, webUrl="https://www.tracked.example/story?utm_source=rss")
+    plan = FeedPlan(None, (same, slash, tracked), 3)
+    rss, _ = rendered(plan)
+    items = etree.fromstring(rss, STRICT).findall("channel/item")
+    marks = {i.findtext("link"): (i.findtext("guid"), i.find("guid").get("isPermaLink"))
+             for i in items}  # fmt: skip
+    assert marks == {
+        "https://www.same.example/2026/11/story":
+            ("https://www.same.example/2026/11/story", "true"),
+        "https://www.slash.example/2026/11/story/":
+            ("https://www.slash.example/2026/11/story", "false"),
+        "https://www.tracked.example/story?utm_source=rss":
+            ("https://www.tracked.example/story", "false"),
+    }  # fmt: skip
+    # A reader never takes a guid that is not a permalink for the link.
+    links = [e.link for e in feedparser.parse(rss).entries]
+    assert links == [i.findtext("link") for i in items]
+
+
+def test_lead_image_is_an_enclosure_and_a_thumbnail_too(plans) -> None:
+    rss, atom = rendered(plans[None])
+    by_guid = {i.findtext("guid"): i for i in etree.fromstring(rss, STRICT).iter("item")}
+    top = by_guid["https://cartoon.example/2020/03/tom-jerry?id=7"]
+    [enclosure] = top.findall("enclosure")
+    assert dict(enclosure.attrib) == {
+        "url": "https://img.example/tom.jpg", "length": "0", "type": "image/jpeg"}  # fmt: skip
+    media = "{http://search.yahoo.com/mrss/}"
+    [thumbnail] = top.findall(f"{media}thumbnail")
+    assert dict(thumbnail.attrib) == {
+        "url": "https://img.example/tom.jpg", "width": "1200", "height": "675"}  # fmt: skip
+    # Without a type to name (no file extension) there is no enclosure, but still media.
+    untyped = by_guid["https://www.outlet4.example/2026/11/story-4"]
+    assert untyped.findall("enclosure") == []
+    assert untyped.find(f"{media}thumbnail").get("url") == "https://img.example/plain"
+    entries = {e.id: e for e in feedparser.parse(atom).entries}
+    entry = entries["https://cartoon.example/2020/03/tom-jerry?id=7"]
+    assert [(x.href, x.type) for x in entry.enclosures] == [
+        ("https://img.example/tom.jpg", "image/jpeg")]  # fmt: skip
+    assert entry.link == "https://cartoon.example/2020/03/tom-jerry/?utm_source=rss&id=7"
+    assert entry.media_thumbnail[0]["url"] == "https://img.example/tom.jpg"
+    for data in (rss, atom):
+        parsed = {e.id: e for e in feedparser.parse(data).entries}
+        assert parsed["https://www.outlet4.example/2026/11/story-4"].enclosures == []
 
 
 def test_lead_image_is_media_content_with_type_and_size(plans) -> None:

@@ -20,7 +20,7 @@ from feedgen.util import xml_elem
 from aggregator import markup
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan, Topic
-from aggregator.records import Record
+from aggregator.records import Record, Related
 from aggregator.topics import topic_key
 
 PROJECT_URL = "https://github.com/aggregator-feeds/aggregator"
@@ -28,6 +28,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the date of a feed that has no items
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 STYLESHEET_NAME = "feed.xsl"  # beside the all-topics feed, at the top of the output folder
+HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
+ARCHIVE_FOLDER = "archive"  # a feed's archive documents, beside its files
 
 
 class _ItemExtension(BaseExtension):
@@ -38,10 +40,12 @@ class _ItemExtension(BaseExtension):
 
 
 class _ItemEntryExtension(BaseEntryExtension):
-    """The lead image as a bare `media:content` and Atom `link rel="related"` elements.
+    """The lead image as a bare `media:content`, a `media:thumbnail` and an enclosure
+    (RSS `enclosure`, Atom `link rel="enclosure"`), and Atom `link rel="related"`.
 
     feedgen's own media extension wraps every image in a `media:group` (invalid with
-    one child), and its Atom writer drops the `rel` of entry links.
+    one child), and its Atom writer drops the `rel` of entry links (so an enclosure
+    made with feedgen would become a second `alternate` link).
     """
 
     def __init__(self) -> None:
@@ -51,36 +55,63 @@ class _ItemEntryExtension(BaseEntryExtension):
     def _add_image(self, item: object) -> None:
         if self.image:
             xml_elem(f"{{{MEDIA_NS}}}content", item, **self.image)
+            # jekyll-feed's choice: many readers take the thumbnail as the item's picture.
+            thumbnail = {key: self.image[key] for key in ("url", "width", "height")
+                         if key in self.image}  # fmt: skip
+            xml_elem(f"{{{MEDIA_NS}}}thumbnail", item, **thumbnail)
 
     def extend_rss(self, item: object) -> object:
+        # newsboat and sfeed read enclosures, not Media RSS. An enclosure must name its
+        # type: an image whose URL does not tell it gets none (it is still in media:*).
+        # Its length is unknown without fetching it: 0, as the RSS Advisory Board says.
+        if self.image and "type" in self.image:
+            xml_elem("enclosure", item, url=self.image["url"], length="0",
+                     type=self.image["type"])  # fmt: skip
         self._add_image(item)
         return item
 
     def extend_atom(self, entry: object) -> object:
         for href, title in self.related:
             xml_elem("link", entry, href=href, rel="related", title=title)
+        if self.image and "type" in self.image:
+            xml_elem("link", entry, href=self.image["url"], rel="enclosure",
+                     type=self.image["type"])  # fmt: skip
         self._add_image(entry)
         return entry
 
 
-class _HubExtension(BaseExtension):
-    """The WebSub hub as `atom:link rel="hub"` (RSS) and `link rel="hub"` (Atom).
-
-    feedgen writes only the self link into RSS, so the hub needs an extension there.
+class _FeedLinksExtension(BaseExtension):
+    """Feed-level links feedgen cannot write: the WebSub hub and the RFC 5005 archive
+    links (`atom:link` in RSS, `link` in Atom), and the `fh:archive` mark of an archive
+    document. feedgen writes only the self link into RSS, so these need an extension.
     """
 
     def __init__(self) -> None:
-        self.hub = ""
+        self.rss: list[tuple[str, str]] = []  # (rel, href)
+        self.atom: list[tuple[str, str]] = []
+        self.archive = False
+        self.complete = False
+
+    def _marks(self, parent: object) -> None:
+        if self.archive:
+            xml_elem(f"{{{HISTORY_NS}}}archive", parent)
+        if self.complete:
+            xml_elem(f"{{{HISTORY_NS}}}complete", parent)
 
     def extend_ns(self) -> dict[str, str]:
-        return {}
+        return {"fh": HISTORY_NS} if self.archive else {}
 
     def extend_rss(self, rss: object) -> object:
-        xml_elem(f"{{{ATOM_NS}}}link", rss[0], href=self.hub, rel="hub")  # type: ignore[index]
+        channel = rss[0]  # type: ignore[index]
+        for rel, href in self.rss:
+            xml_elem(f"{{{ATOM_NS}}}link", channel, href=href, rel=rel)
+        self._marks(channel)
         return rss
 
     def extend_atom(self, feed: object) -> object:
-        xml_elem("link", feed, href=self.hub, rel="hub")
+        for rel, href in self.atom:
+            xml_elem("link", feed, href=href, rel=rel)
+        self._marks(feed)
         return feed
 
 
@@ -117,6 +148,19 @@ class FeedLinks:
     def json(self) -> str:
         return self.page + "feed.json"
 
+    def archive(self, number: int) -> tuple[str, str]:
+        """The URLs of archive document `number` (1 is the oldest): RSS, Atom."""
+        rss, atom = archive_files("", number)
+        return self.page + rss, self.page + atom
+
+
+def archive_files(directory: str, number: int) -> tuple[str, str]:
+    """Archive document `number` of a feed (RSS, Atom), relative to the output folder.
+    Not named rss.xml/atom.xml, so WebSub and webhooks never take one for a feed."""
+    prefix = f"{directory}/" if directory else ""
+    return (f"{prefix}{ARCHIVE_FOLDER}/rss-{number}.xml",
+            f"{prefix}{ARCHIVE_FOLDER}/atom-{number}.xml")  # fmt: skip
+
 
 def feed_title(site: SiteConfig, topic: Topic | None) -> str:
     return site.title if topic is None else f"{site.title}: {topic.name}"
@@ -133,14 +177,20 @@ def newest_date(plan: FeedPlan) -> datetime:
 
 
 def render_feeds(
-    site: SiteConfig, plan: FeedPlan, topic_names: dict[str, str]
+    site: SiteConfig, plan: FeedPlan, topic_names: dict[str, str], archive_pages: int = 0
 ) -> tuple[bytes, bytes]:
-    """Return (rss, atom) bytes for `plan`."""
+    """Return (rss, atom) bytes for `plan`; `archive_pages`: how many archive documents
+    the feed has (the newest is linked as `prev-archive`)."""
     links = FeedLinks.for_plan(site, plan)
     generator = _feed(site, plan, links)
+    generator.register_extension("links", _FeedLinksExtension, None)
     if site.websub_hub:
-        generator.register_extension("websub", _HubExtension, None)
-        generator.websub.hub = site.websub_hub
+        generator.links.rss.append(("hub", site.websub_hub))
+        generator.links.atom.append(("hub", site.websub_hub))
+    if archive_pages:
+        rss_archive, atom_archive = links.archive(archive_pages)
+        generator.links.rss.append(("prev-archive", rss_archive))
+        generator.links.atom.append(("prev-archive", atom_archive))
     for record in plan.items:
         _add_entry(generator, record, topic_names)
     generator.link(href=links.rss, rel="self", type="application/rss+xml")
@@ -151,6 +201,44 @@ def render_feeds(
     atom = generator.atom_str(pretty=True)
     href = stylesheet_href(plan)
     return with_stylesheet(rss, href), with_stylesheet(atom, href)
+
+
+def render_archive_page(
+    site: SiteConfig, plan: FeedPlan, number: int, *, last: bool
+) -> tuple[bytes, bytes]:
+    """Archive document `number` (RSS, Atom) of the feed at `plan.directory`, holding
+    `plan.items` (as first archived: their topic names are the ones shown then). Linked
+    as RFC 5005 section 4 says: `current` to the feed, `prev-archive` to the older
+    document, `next-archive` to the newer one unless this is the newest (`last`). No
+    stylesheet: the page it shows is for subscribing, and this is not to subscribe to."""
+    links = FeedLinks.for_plan(site, plan)
+    generator = _feed(site, plan, links)
+    generator.title(f"{feed_title(site, plan.topic)} (archive, part {number})")
+    generator.register_extension("links", _FeedLinksExtension, None)
+    generator.links.archive = True
+    if number == 1 and last:
+        # The only archive document holds every item the feed ever had: a complete
+        # feed (RFC 5005 section 2), which links to no other document.
+        generator.links.complete = True
+    else:
+        generator.links.rss.append(("current", links.rss))
+        generator.links.atom.append(("current", links.atom))
+    neighbours = [("prev-archive", number - 1)] if number > 1 else []
+    if not last:
+        neighbours.append(("next-archive", number + 1))
+    for rel, other in neighbours:
+        rss_url, atom_url = links.archive(other)
+        generator.links.rss.append((rel, rss_url))
+        generator.links.atom.append((rel, atom_url))
+    for record in plan.items:
+        _add_entry(generator, record, {})
+    rss_self, atom_self = links.archive(number)
+    generator.link(href=rss_self, rel="self", type="application/rss+xml")
+    generator.link(href=links.page, rel="alternate", type="text/html")
+    rss = generator.rss_str(pretty=True)
+    generator.link(href=atom_self, rel="self", type="application/atom+xml", replace=True)
+    generator.link(href=links.page, rel="alternate", type="text/html")
+    return rss, generator.atom_str(pretty=True)
 
 
 def stylesheet_href(plan: FeedPlan) -> str:
@@ -196,10 +284,13 @@ def _feed(site: SiteConfig, plan: FeedPlan, links: FeedLinks) -> FeedGenerator:
 def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, str]) -> None:
     entry = generator.add_entry(order="append")  # keep rank order
     entry.id(record.guid)
-    entry.guid(record.guid, permalink=True)
+    # The guid is the canonical link, which the source may never have published (no
+    # trailing slash, no tracking parameters): a permalink only when it is the link.
+    entry.guid(record.guid, permalink=record.guid == record.url)
     entry.title(record.title)
     entry.link(href=record.url, rel="alternate")
     entry.item.related = [(related.url, related.title) for related in record.related]
+    entry.item.related.extend((copy.url, copy.title) for copy in record.copies)
     entry.published(record.published)
     entry.updated(record.updated)
     if record.excerpt:
@@ -216,10 +307,19 @@ def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, 
         uri = f"https://{record.provider.domain}/" if record.provider.domain else None
         entry.author(name=record.provider.name, uri=uri)
         entry.dc.dc_creator(record.provider.name)
-    for name in record.topics:
-        entry.category(term=topic_names.get(topic_key(name), name))
+    if record.topics:
+        # One call: feedgen rebuilds its whole category list on every call (O(n²) per entry).
+        entry.category([{"term": topic_names.get(topic_key(name), name)} for name in record.topics])
     if record.images:
         entry.item.image = _media(record)
+
+
+def copy_label(record: Record, copy: Related) -> str:
+    """How an item names one of its copies: the outlet, or "another edition" for a copy
+    from the item's own provider (a regional edition, a re-post)."""
+    name = copy.provider or copy.url.split("/")[2]
+    own = record.provider.name if record.provider else record.guid.split("/")[2]
+    return f"{name} (another edition)" if name.casefold() == own.casefold() else name
 
 
 def _media(record: Record) -> dict[str, str]:
@@ -245,6 +345,12 @@ def _content_html(record: Record) -> str:
         parts.append(f"<{wrapper}>{record.excerpt}</{wrapper}>")
     source = record.provider.name if record.provider else record.guid.split("/")[2]
     parts.append(f'<p><a href="{html.escape(record.url)}">Read at {html.escape(source)}</a></p>')
+    if record.copies:
+        links = ", ".join(
+            f'<a href="{html.escape(copy.url)}">{html.escape(copy_label(record, copy))}</a>'
+            for copy in record.copies
+        )
+        parts.append(f"<p>Also covered by {links}</p>")
     if record.related:
         items = "".join(
             f'<li><a href="{html.escape(r.url)}">{html.escape(r.title)}</a>'

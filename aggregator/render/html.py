@@ -8,16 +8,31 @@ Every date shown comes from the records, never the clock.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan, Topic
 from aggregator.records import Record
-from aggregator.render.feeds import FeedSummary, feed_description, feed_title, newest_date
+from aggregator.render.feeds import (
+    FeedSummary,
+    copy_label,
+    feed_description,
+    feed_title,
+    newest_date,
+)
 from aggregator.render.jsonfeed import JSON_FEED_NAME
 from aggregator.render.opml import OPML_NAME
 from aggregator.topics import topic_key
@@ -66,6 +81,7 @@ class StoryView:
     excerpt: str
     image: ImageView | None
     topics: tuple[tuple[str, str], ...]  # (name, page href)
+    copies: tuple[tuple[str, str], ...] = ()  # other copies of the story: (outlet, link)
 
 
 def story_count(shown: int, total: int) -> str:
@@ -83,9 +99,13 @@ def date_text(moment: datetime) -> str:
 
 
 @functools.cache  # templates compile once per process, not once per page
-def environment() -> Environment:
+def environment(templates: Path | None = None) -> Environment:
+    """Our templates; a template of the same name in `templates` ([site] templates)
+    takes their place (and may `{% extends %}` or `{% include %}` ours)."""
+    ours = PackageLoader("aggregator", "templates")
+    loader = ours if templates is None else ChoiceLoader([FileSystemLoader(templates), ours])
     env = Environment(
-        loader=PackageLoader("aggregator", "templates"),
+        loader=loader,
         autoescape=select_autoescape(["html"], default_for_string=True, default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -96,6 +116,17 @@ def environment() -> Environment:
     env.globals["story_count"] = story_count
     env.filters["isodate"] = lambda moment: moment.astimezone(UTC).isoformat()
     return env
+
+
+def templates_digest(templates: Path | None) -> bytes:
+    """What the pages' own templates hold: a change renders every page again."""
+    digest = hashlib.sha256()
+    if templates is not None:
+        for path in sorted(templates.rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(templates).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes())
+    return digest.digest()
 
 
 def page_path(plan: FeedPlan | FeedSummary) -> str:
@@ -112,7 +143,7 @@ def render_pages(site: SiteConfig, plans: Sequence[FeedPlan]) -> dict[str, bytes
 def render_page(site: SiteConfig, plan: FeedPlan, feeds: Sequence[FeedSummary]) -> bytes:
     """The page of one feed: the index for the all-topics feed, else the topic's page.
     `feeds` summarises every feed of the site, for the links between pages."""
-    env = environment()
+    env = environment(site.templates)
     topics = {feed.topic.key: feed for feed in feeds if feed.topic is not None}
     if plan.topic is None:
         return _index(env, site, plan, topics)
@@ -210,4 +241,5 @@ def _story(record: Record, topics: dict[str, FeedSummary], root: str) -> StoryVi
         excerpt=record.excerpt_text,
         image=ImageView(image.url, image.width, image.height) if image else None,
         topics=tuple(story_topics),
+        copies=tuple((copy_label(record, copy), copy.url) for copy in record.copies),
     )

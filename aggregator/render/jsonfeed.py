@@ -10,12 +10,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from aggregator import markup
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan
 from aggregator.records import Record
 from aggregator.render.feeds import (
+    PROJECT_URL,
     FeedLinks,
     _content_html,
+    copy_label,
     feed_description,
     feed_title,
 )
@@ -57,8 +60,11 @@ def _item(record: Record, topic_names: dict[str, str]) -> dict[str, Any]:
         "date_published": rfc3339(record.published),
         "date_modified": rfc3339(record.updated),
     }
-    if record.excerpt:
-        item["summary"] = record.excerpt_text  # plain text in JSON Feed
+    summary = markup.plain_text(record.excerpt) if record.excerpt else ""
+    if summary:
+        # Plain text in JSON Feed, and some readers render it as HTML: like titles, markup
+        # that decoding the excerpt's entities reveals (`&lt;script&gt;`) goes too.
+        item["summary"] = summary
     if record.images:
         item["image"] = record.images[0].url
     if record.provider:
@@ -66,6 +72,15 @@ def _item(record: Record, topic_names: dict[str, str]) -> dict[str, Any]:
         if record.provider.domain:
             author["url"] = f"https://{record.provider.domain}/"
         item["authors"] = [author]
+    if record.copies:
+        # A JSON Feed extension (underscore key, with `about`): the story's other copies.
+        item["_aggregator"] = {
+            "about": PROJECT_URL,
+            "also_covered_by": [
+                {"provider": copy_label(record, copy), "title": copy.title, "url": copy.url}
+                for copy in record.copies
+            ],
+        }
     if record.topics:
         item["tags"] = [topic_names.get(topic_key(name), name) for name in record.topics]
     return item

@@ -20,6 +20,7 @@ class RenderJob:
     plan: FeedPlan
     feeds: bool  # its RSS, Atom and JSON Feed files
     page: bool  # its HTML page
+    archive_pages: int = 0  # archive documents the feed links to (RFC 5005)
 
 
 def feed_files(plan: FeedPlan) -> tuple[str, str, str]:
@@ -36,7 +37,7 @@ def render_job(
     files = {}
     if job.feeds:
         rss, atom, json_feed = feed_files(job.plan)
-        files[rss], files[atom] = render_feeds(site, job.plan, names)
+        files[rss], files[atom] = render_feeds(site, job.plan, names, job.archive_pages)
         files[json_feed] = render_json_feed(site, job.plan, names)
     if job.page:
         files[page_path(job.plan)] = render_page(site, job.plan, feeds)

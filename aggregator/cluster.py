@@ -1,0 +1,258 @@
+"""Stage: one item per story. Copies of a story under other links become one record.
+
+Two steps, both deterministic whatever the order records arrive in:
+
+1. Records with the same canonical link (guid) merge (`merge.merge_duplicates`).
+2. Stories with different links cluster when they lie within `window_hours` of the
+   cluster's first story and their titles are nearly the same: rapidfuzz's
+   token_sort_ratio of the normalised words (title words without small words; where a
+   title has fewer than four, the excerpt's first words too) is at least
+   `title_similarity`. Templated titles stay apart (`templated_apart`): titles that
+   differ in a number or a month, or only by a word or two put in the place of others
+   ("Meta cuts ..." / "Meta expands ...", "2019 release wave 2" / "2020 release wave
+   1"), or that each carry a name the other lacks, are never one story. The same
+   provider filing the same title on days far apart is a series, not a copy.
+
+Stories are taken in time order (published, then guid). Each joins the best-matching
+cluster whose first story lies within the window and none of whose stories is the same
+template filled otherwise, or starts a new one. Candidates come from an index of word
+pairs read back only as far as the window reaches, so a story is compared only with the
+few earlier stories that share a pair of adjacent words with it: the cost grows with
+the number of stories, not its square.
+
+The cluster's first story is its identity: the item keeps that story's guid and dates,
+so a copy published later that joins it never makes readers show the story again (only
+a copy dated before it would take its place). The representative (highest quality, then
+heat: `merge.preference`) gives the title, link, excerpt, image and provider; the others
+are listed in `Record.copies`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
+from itertools import islice, pairwise
+
+from rapidfuzz import fuzz
+
+from aggregator.config import ClusteringConfig
+from aggregator.merge import group_by_link, merge_group, preference, union_topics, unique_related
+from aggregator.records import Record, Related
+
+_WORD = re.compile(r"\d+|[^\W\d_]+")  # digits and letters apart: "38M" -> "38", "M"
+_SMALL = (
+    "a an and are as at be by for from has have in into is it its of on or s that the this to "
+    "was were will with"
+)
+_CALENDAR = (
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday "
+    "friday saturday sunday spring summer autumn fall winter"
+)
+SMALL_WORDS = frozenset(_SMALL.split())  # left out of the words compared
+CALENDAR = frozenset(_CALENDAR.split())  # two titles that differ in these are a series
+SHORT_TITLE_WORDS = 4  # fewer title words than this: the excerpt's opening words count too
+EXCERPT_WORDS = 24
+MAX_CANDIDATES_PER_PAIR = 64  # a word pair used this often in the window says little
+SERIES_SECONDS = 20 * 3600  # one provider, one title, further apart: a series
+INFLECTION = 75  # fuzz.ratio of two words above which they are forms of one word
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What clustering compares of a story: its content words and their sorted text
+    (what token_sort_ratio compares), made once per story."""
+
+    words: tuple[str, ...]  # normalised content words, in title order
+    text: str  # the words sorted and joined
+
+    @property
+    def numbers(self) -> frozenset[str]:
+        return frozenset(word for word in self.words if word.isdigit())
+
+    @property
+    def calendar(self) -> frozenset[str]:
+        return CALENDAR.intersection(self.words)
+
+
+def signature(record: Record) -> Signature:
+    # One casefold and one findall per title: this runs for every story of a build.
+    content = [word for word in _WORD.findall(record.title.casefold()) if word not in SMALL_WORDS]
+    if len(content) < SHORT_TITLE_WORDS and record.excerpt:
+        extra = _WORD.findall(record.excerpt_text.casefold())[:EXCERPT_WORDS]
+        content.extend(word for word in extra if word not in SMALL_WORDS)
+    return Signature(tuple(content), " ".join(sorted(content)))
+
+
+def _names(title: str) -> frozenset[str]:
+    """The words that look like names: capitalised inside a title that is not written
+    in Title Case (where every word is capitalised and none can be told for a name)."""
+    words = [word for word in _WORD.findall(title)[1:] if not word.isdigit()]
+    capitalised = [word for word in words if word[0].isupper()]
+    if not capitalised or len(capitalised) >= 0.6 * len(words):
+        return frozenset()
+    return frozenset(word.casefold() for word in capitalised)
+
+
+def templated_apart(a: Signature, b: Signature, title_a: str, title_b: str) -> bool:
+    """True when two similar titles are a template filled in two ways: a different
+    number or date, words put in the place of others and nothing else changed ("Meta
+    cuts ..." / "Meta expands ..."), or a name swapped (each carries a name the other
+    lacks). Words that are forms of one another (exposes/exposed) are no difference."""
+    if a.numbers != b.numbers or a.calendar != b.calendar:
+        return True
+    only_a = set(a.words) - set(b.words)
+    only_b = set(b.words) - set(a.words)
+    if not only_a or not only_b:
+        return False  # one title adds words to the other
+    left_a = {w for w in only_a if not any(fuzz.ratio(w, v) >= INFLECTION for v in only_b)}
+    left_b = {w for w in only_b if not any(fuzz.ratio(w, v) >= INFLECTION for v in only_a)}
+    if not left_a or not left_b:
+        return False
+    if left_a & _names(title_a) and left_b & _names(title_b):
+        return True
+    # A template: the titles differ only by a word or two put in the place of others,
+    # slot by slot. Words added or left out anywhere mean the story is told otherwise.
+    opcodes = SequenceMatcher(None, a.words, b.words, autojunk=False).get_opcodes()
+    changes = [(a.words[i1:i2], b.words[j1:j2]) for tag, i1, i2, j1, j2 in opcodes
+               if tag != "equal"]  # fmt: skip
+    if all(len(old) in (1, 2) and len(new) in (1, 2) for old, new in changes):
+        return any(left_a.intersection(old) and left_b.intersection(new) for old, new in changes)
+    return False
+
+
+def similarity(
+    a: Record, sa: Signature, b: Record, sb: Signature, config: ClusteringConfig
+) -> float:
+    """How alike two stories are (0-100), or 0 when they must stay apart."""
+    if not sa.text or not sb.text:
+        return 0.0
+    score = fuzz.ratio(sa.text, sb.text, score_cutoff=config.title_similarity)
+    if not score or not _may_be_one(a, sa, b, sb):
+        return 0.0
+    return score
+
+
+def _may_be_one(a: Record, sa: Signature, b: Record, sb: Signature) -> bool:
+    """The checks past the similarity of the words: templates, and a provider's series."""
+    if templated_apart(sa, sb, a.title, b.title):
+        return False
+    apart = abs(a.published.timestamp() - b.published.timestamp())
+    return apart <= SERIES_SECONDS or a.provider_key != b.provider_key
+
+
+@dataclass(frozen=True, slots=True)
+class Clustering:
+    """The stories of a build and how they came about."""
+
+    stories: list[Record]  # one record per story
+    members: dict[str, tuple[Record, ...]]  # story guid -> its records, for merged stories
+    duplicates: int  # records merged into another: same link, or a copy of the story
+
+
+def cluster(records: Iterable[Record], config: ClusteringConfig) -> Clustering:
+    """Merge same-link records, then cluster copies of one story (see the module)."""
+    same_link = group_by_link(records)
+    by_link = [g[0] if len(g) == 1 else merge_group(g) for g in same_link.values()]
+    members = {guid: tuple(group) for guid, group in same_link.items() if len(group) > 1}
+    if not config.enabled or len(by_link) < 2:
+        return Clustering(by_link, members, sum(len(g) - 1 for g in members.values()))
+    ordered = sorted(by_link, key=lambda r: (r.published, r.guid))
+    groups = _group(ordered, config)
+    stories = []
+    for group in groups:
+        if len(group) == 1:
+            stories.append(group[0])
+            continue
+        story = merge_cluster(group)
+        stories.append(story)
+        members[story.guid] = tuple(r for copy in group for r in same_link[copy.guid])
+    duplicates = sum(len(group) - 1 for group in members.values())
+    return Clustering(stories, members, duplicates)
+
+
+def _group(ordered: list[Record], config: ClusteringConfig) -> list[list[Record]]:
+    """Leader clustering in time order over a sliding window (see the module)."""
+    window, cutoff = config.window_hours * 3600, config.title_similarity
+    ratio = fuzz.ratio
+    signatures = [signature(record) for record in ordered]
+    times = [record.published.timestamp() for record in ordered]
+    cluster_of: list[int] = []
+    first_time: list[float] = []  # each cluster's first story's time
+    members_of: list[list[int]] = []  # each cluster's stories, by position
+    # word pair -> positions of the stories using it, in time order: read from the end
+    # back to the window's start, so nothing needs pruning.
+    index: dict[str, list[int]] = {}
+    for position, sig in enumerate(signatures):
+        now, text, words = times[position], sig.text, sig.words
+        pairs = set(map(" ".join, pairwise(words))) if len(words) > 1 else set(words)
+        scores: dict[int, float] = {}  # cluster -> its best match with this story
+        for pair in pairs:
+            posting = index.get(pair)
+            if posting is None:
+                index[pair] = [position]
+                continue
+            for earlier in islice(reversed(posting), MAX_CANDIDATES_PER_PAIR):
+                if now - times[earlier] > window:
+                    break
+                group = cluster_of[earlier]
+                if now - first_time[group] > window:
+                    continue
+                score = ratio(text, signatures[earlier].text, score_cutoff=cutoff)
+                if score > scores.get(group, 0.0) and _may_be_one(
+                    ordered[position], sig, ordered[earlier], signatures[earlier]
+                ):
+                    scores[group] = score
+            posting.append(position)
+        best = -1
+        # The best match first; a cluster any of whose stories is the same template filled
+        # otherwise is not joined (matching one copy must not chain in another story).
+        for group in sorted(scores, key=lambda g: (-scores[g], g)):
+            title = ordered[position].title
+            if not any(templated_apart(sig, signatures[m], title, ordered[m].title)
+                       for m in members_of[group]):  # fmt: skip
+                best = group
+                break
+        if best < 0:
+            best = len(members_of)
+            members_of.append([])
+            first_time.append(now)
+        members_of[best].append(position)
+        cluster_of.append(best)
+    return [[ordered[m] for m in group] for group in members_of]
+
+
+def merge_cluster(group: list[Record]) -> Record:
+    """One record for a cluster (its stories in time order): the identity's guid and
+    dates, the representative's text, every topic, and the others as copies."""
+    identity = group[0]
+    ordered = sorted(group, key=preference)
+    best = ordered[0]
+    links = {record.url for record in group} | {record.guid for record in group}
+    return replace(
+        best,
+        guid=identity.guid,
+        published=identity.published,
+        updated=identity.updated,
+        quality=max(r.quality for r in group),
+        heat=max(r.heat for r in group),
+        topics=union_topics(topic for r in ordered for topic in r.topics),
+        images=next((r.images for r in ordered if r.images), ()),
+        related=tuple(r for r in unique_related(ordered) if r.url not in links),
+        excerpt=next((r.excerpt for r in ordered if r.excerpt), ""),
+        copies=tuple(_copy(record) for record in group if record is not best),
+    )
+
+
+def _copy(record: Record) -> Related:
+    provider = record.provider.name if record.provider else record.guid.split("/")[2]
+    return Related(record.title, record.url, provider)
+
+
+def outlets(story: Record) -> int:
+    """How many providers cover the story: its own and those of its copies."""
+    names = {story.provider.name.casefold() if story.provider else story.guid.split("/")[2]}
+    names.update((copy.provider or copy.url.split("/")[2]).casefold() for copy in story.copies)
+    return len(names)
