@@ -56,8 +56,8 @@ CORPUS_STORIES = (
     ("2021-03-03-pga-tour-partners-with-aws", "2021-03-03-pga-tour-signs-up-with-aws"),
     ("2021-03-09-vmware-nvidia-alliance-expands", "2021-03-12-nvidia-launches-ai-enterprise-suite"),
     ("2019-12-20-computer-vision-and-the-ccpa", "2019-12-21-computer-vision-and-the-ccpa"),
-    ("2019-12-24-google-cloud-team-releases-automl", "2019-12-25-google-cloud-team-releases-automl"),
-    ("2019-12-17-why-some-cities-and-states-balk", "2019-12-18-why-some-cities-states-and-lawmakers"),
+    ("2019-12-24-google-cloud-team-releases-automl", "2019-12-25-google-cloud-team-releases-automl"),  # noqa: E501
+    ("2019-12-17-why-some-cities-and-states-balk", "2019-12-18-why-some-cities-states-and-lawmakers"),  # noqa: E501
     ("2019-12-20-facebook-removes-hundreds-of-fake", "2019-12-20-facebook-discovers-fakes",
      "2019-12-22-facebook-says-group-used-ai-generated-faces",
      "2019-12-23-facebook-removes-manipulative-accounts", "2019-12-23-far-right-outfit-uses-ai"),
@@ -241,16 +241,16 @@ def corpus() -> Dataset | None:
                    SyntheticMaker(11, providers=8).new_records(10, "2023-09-06"))  # fmt: skip
 
 
-COMPANIES = (
+COMPANIES = (  # noqa: SIM905
     "Microsoft Google Amazon Apple Meta Nvidia Intel IBM Oracle Salesforce SAP Adobe Cisco "
     "Samsung Sony Tesla Uber Airbnb Spotify Netflix OpenAI Anthropic Baidu Alibaba Tencent "
     "Siemens Bosch Philips Ericsson Nokia Dell HP Lenovo Asus Qualcomm AMD Arm Broadcom"
 ).split()
-VERBS = (
+VERBS = (  # noqa: SIM905
     "launches unveils expands acquires delays cuts tests opens closes fixes patches "
     "previews ships sues wins loses raises partners updates retires rebuilds"
 ).split()
-THINGS = (
+THINGS = (  # noqa: SIM905
     "cloud platform for hospitals; chip plant in Arizona; privacy dashboard for teens; "
     "satellite network over Africa; robot fleet in warehouses; battery recycling program; "
     "translation model for dialects; security bug bounty; developer conference plans; "
@@ -263,7 +263,7 @@ THINGS = (
 TOPICS = ("AI", "Cloud", "Security", "Hardware", "Mobile", "Climate", "Robots", "Space",
           "Power Apps", "Policy", "Startups", "Chips")  # fmt: skip
 PLACES = ("in Europe", "in Japan", "for schools", "for banks", "in Texas", "for startups",
-          "in Brazil", "for farmers", "in Kenya", "for gamers", "in Canada", "for nurses")  # fmt: skip
+          "in Brazil", "for farmers", "in Kenya", "for gamers", "in Canada", "for nurses")  # fmt: skip  # noqa: E501
 MONTHS = ("January", "February", "March", "April", "May", "June")
 PREFIXES = ("Report: ", "Exclusive: ", "Update: ")
 
@@ -331,7 +331,7 @@ class SyntheticMaker:
             other_provider = self.provider()
             other_link = f"https://{other_provider[1]}/news/{self.count}"
             out.append((f"s{self.count}-0.md", self.text(other, later, other_provider, other_link,
-                                                          topics, quality, heat), f"s{self.count}"))  # fmt: skip
+                                                          topics, quality, heat), f"s{self.count}"))  # fmt: skip  # noqa: E501
         if rng.random() < 0.2:
             for n in range(1, rng.randint(2, 4)):
                 kind = rng.choice(("syndicated", "regional", "retold"))
@@ -359,7 +359,7 @@ class SyntheticMaker:
         name = rng.choice(COMPANIES)
         out = []
         for index, label in enumerate(rng.choice([MONTHS[:3], ("2019 release wave 2",
-                                                  "2020 release wave 1", "2020 release wave 2")])):  # fmt: skip
+                                                  "2020 release wave 1", "2020 release wave 2")])):  # fmt: skip  # noqa: E501
             self.count += 1
             title = f"{name} Power Platform {label} update overview"
             when = start + timedelta(hours=index * 7)
