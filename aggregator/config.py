@@ -60,7 +60,7 @@ class FeedFilterConfig:
     """One `[[filters]]` table: rules for the feeds it names."""
 
     rules: FilterConfig
-    topics: tuple[str, ...] = ()  # topic names or slugs; () = every topic feed
+    topics: tuple[str, ...] | None = None  # topic names or slugs; None = every topic feed
     all_topics: bool = True  # whether it applies to the all-topics feed
 
 
@@ -607,7 +607,9 @@ def _feed_filters(root: _Table) -> tuple[FeedFilterConfig, ...]:
     for index, item in enumerate(raw, 1):  # counted from 1, as sources are
         table = _Table(Path(root.path), f"filters[{index}]", item, root.problems)
         table.check_known({*FILTER_KEYS, "topics", "all_topics"})
-        topics = tuple(t.strip() for t in table.strings("topics", ()) if t.strip())
+        topics = None  # every topic feed; `topics = []`: none, only the all-topics feed
+        if "topics" in table.data:
+            topics = tuple(t.strip() for t in table.strings("topics", ()) if t.strip())
         all_topics = table.boolean("all_topics", not topics)
         filters.append(FeedFilterConfig(_filter_rules(table), topics, all_topics))
     return tuple(filters)

@@ -115,9 +115,9 @@ class FeedRules:
             rules = compile_rules(table.rules, f"filters[{index + 1}]")
             if table.all_topics:
                 all_topics.extend(rules)
-            if not table.topics:
+            if table.topics is None:
                 everywhere.extend(rules)
-            for name in table.topics:
+            for name in table.topics or ():
                 by_topic.setdefault(topic_key(name), []).extend(rules)
         return cls(tuple(everywhere), tuple(all_topics),
                    tuple((key, tuple(rules)) for key, rules in by_topic.items()))  # fmt: skip

@@ -17,8 +17,10 @@ import pytest
 import yaml
 from lxml import etree
 
-from aggregator.build import BuildReport, build
+from aggregator.build import BuildReport, build, collect, curate
 from aggregator.config import DEFAULT_TRACKING_PARAMS, load_config
+from aggregator.records import Record
+from aggregator.topics import topic_key
 from aggregator.urls import canonical_url, normalise_url
 
 from .conftest import CORPUS
@@ -159,3 +161,78 @@ def test_second_build_changes_no_file(built: Built) -> None:
     report = build(built.config)
     assert report.written == 0
     assert snapshot(built.output) == before
+
+
+# --- curation with default settings, over all three folders of the corpus ---------------------
+
+FOLDERS = ("everyday-ai", "everyday-cc-powerapps", "everyday-powerapps-api")
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    folder = tmp_path_factory.mktemp("curated")
+    sources = "".join(f'\n[[sources]]\npath = "{CORPUS / name}"\n' for name in FOLDERS)
+    path = folder / "config.toml"
+    path.write_text(
+        f'[site]\ntitle = "{TITLE}"\nbase_url = "https://news.example.org/ai/"\n'
+        f'output_dir = "public"\n{sources}',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    return Built(build(config), folder / "public", config)
+
+
+def json_feeds(output: Path) -> list[dict]:
+    return [json.loads(path.read_text("utf-8")) for path in sorted(output.rglob("feed.json"))]
+
+
+def test_every_feed_is_full_where_enough_stories_exist(curated: Built) -> None:
+    max_items = curated.config.feeds.max_items
+    counts = {}
+    for feed in json_feeds(curated.output):
+        counts[feed["feed_url"]] = len(feed["items"])
+    everything = counts["https://news.example.org/ai/feed.json"]
+    assert everything == max_items  # 187 stories: the all-topics feed is full
+    power_apps = counts["https://news.example.org/ai/topics/power-apps/feed.json"]
+    assert power_apps == max_items  # 96 stories, 79 % of them from one provider
+    plans = curate(curated.config, collect(curated.config)).plans
+    assert all(len(plan.items) == min(max_items, plan.total) for plan in plans)  # fill 1.0
+
+
+def test_no_feed_holds_one_story_twice(curated: Built) -> None:
+    for feed in json_feeds(curated.output):
+        links = []
+        for item in feed["items"]:
+            links.append(item["id"])
+            links.extend(c["url"] for c in item.get("_aggregator", {}).get("also_covered_by", []))
+        assert len(links) == len(set(links)), feed["feed_url"]
+        told = [item["title"].casefold() for item in feed["items"]]
+        assert len(told) == len(set(told)), feed["feed_url"]
+
+
+def test_a_story_two_outlets_filed_on_one_day_is_one_item_listing_the_other(curated) -> None:
+    [feed] = [
+        f for f in json_feeds(curated.output) if f["feed_url"].endswith("google-ai/feed.json")
+    ]
+    [item] = [i for i in feed["items"] if i["title"].startswith("Synopsys ARC EV Processor")]
+    [copy] = item["_aggregator"]["also_covered_by"]
+    assert copy["provider"] == "Electronic Engineering Journal"
+    assert "Also covered by" in item["content_html"] and copy["url"] in item["content_html"]
+
+
+def test_every_feed_holds_its_topics_newest_story(curated: Built) -> None:
+    """The newest record of each topic (read again here) is an item, or one of its copies."""
+    newest: dict[str | None, Record] = {}
+    for record in collect(curated.config).records:
+        for key in (None, *(topic_key(t) for t in record.topics)):
+            best = newest.get(key)
+            if best is None or (record.published, record.guid) > (best.published, best.guid):
+                newest[key] = record
+    for feed in json_feeds(curated.output):
+        title = feed["title"]
+        key = topic_key(title.removeprefix(f"{TITLE}: ")) if title != TITLE else None
+        shown = set()
+        for item in feed["items"]:
+            shown.add(item["id"])
+            shown.update(c["url"] for c in item.get("_aggregator", {}).get("also_covered_by", []))
+        assert newest[key].guid in shown or newest[key].url in shown, title

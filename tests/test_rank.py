@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from freezegun import freeze_time
 
 from aggregator.build import build
 from aggregator.config import RankingConfig, load_config
-from aggregator.rank import plan_feeds, rank, score, select
+from aggregator.rank import choose, plan_feeds, rank, score, score_parts, scored, select
+from aggregator.records import Related
 
 from .factories import fields, make_record, tree_bytes, write_config, write_record
 
@@ -143,3 +145,66 @@ def test_score_and_output_do_not_depend_on_when_the_build_runs(tmp_path: Path) -
             outputs.append(tree_bytes(output))
     assert sum(name.endswith(("rss.xml", "atom.xml")) for name in outputs[0]) == 2 + 2 * 3
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+# --- diversity without starvation ---------------------------------------------------------------
+
+
+def flood_and_others(flood: int, others: int) -> list:
+    wire = {"name": "Wire", "domain": "wire.example"}
+    return [
+        *(make_record(n, title=f"wire-{n}", provider=wire, quality=90, heat=90,
+                      publishedDateTime=at(n % 5)) for n in range(1, flood + 1)),
+        *(make_record(100 + n, title=f"other-{n}", quality=40, heat=40,
+                      publishedDateTime=at(n % 5)) for n in range(1, others + 1)),
+    ]  # fmt: skip
+
+
+def test_a_provider_that_files_nearly_everything_does_not_starve_the_feed() -> None:
+    records = flood_and_others(flood=40, others=3)
+    [everything, *_] = plan_feeds(records, RANKING, max_items=20)[0]
+    assert len(everything.items) == 20  # full: the penalty never leaves a slot empty
+    chosen = titles(everything.items)
+    assert sum(t.startswith("wire-") for t in chosen) == 17  # its best stories still show
+    assert {t for t in chosen if t.startswith("other-")} == {"other-1", "other-2", "other-3"}
+
+
+def test_a_mixed_feed_shows_many_providers() -> None:
+    records = [
+        make_record(n, title=f"s{n}", quality=90 - 6 * (n % 8), heat=50,
+                    provider={"name": f"P{n % 8}", "domain": f"p{n % 8}.example"},
+                    publishedDateTime=at(0))
+        for n in range(1, 81)
+    ]  # fmt: skip
+    [plan, *_] = plan_feeds(records, RANKING, max_items=16)[0]
+    assert len({r.provider_key for r in plan.items}) == 8
+    unpenalised = plan_feeds(records, RankingConfig(provider_penalty=0), max_items=16)[0][0]
+    assert len({r.provider_key for r in unpenalised.items}) < 8
+
+
+def test_the_penalty_is_paid_per_earlier_item_of_the_same_provider() -> None:
+    records = flood_and_others(flood=3, others=1)
+    ranked = scored(records, RANKING)
+    choices = choose(ranked, 4, RANKING)
+    wire = [c.penalty for c in choices if c.record.title.startswith("wire-")]
+    assert wire == [0.0, 0.5, 1.0]
+    assert [c.penalty for c in choices if c.record.title.startswith("other-")] == [0.0]
+
+
+def test_max_per_provider_is_an_optional_hard_cap() -> None:
+    records = flood_and_others(flood=10, others=2)
+    capped = RankingConfig(max_per_provider=3)
+    [plan, *_] = plan_feeds(records, capped, max_items=10)[0]
+    assert len(plan.items) == 5  # 3 from Wire, the 2 others: the cap leaves slots empty
+    assert RankingConfig().max_per_provider == 0  # off by default
+
+
+def test_a_story_several_outlets_cover_ranks_higher() -> None:
+    alone = make_record(1, title="alone", quality=60, heat=60, publishedDateTime=at(0))
+    covered = make_record(2, title="covered", quality=55, heat=55, publishedDateTime=at(0))
+    covered = replace(covered, copies=(Related("copy", "https://c.example/x", "C Outlet"),))
+    assert titles(rank([alone, covered], RANKING)) == ["covered", "alone"]
+    no_weight = RankingConfig(coverage_weight=0)
+    assert titles(rank([alone, covered], no_weight)) == ["alone", "covered"]
+    parts = score_parts(covered, RANKING)
+    assert parts.coverage == 0.5 and score(covered, RANKING) == parts.total
