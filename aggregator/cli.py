@@ -349,7 +349,6 @@ def _explain_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", metavar="NAME",
                         help="the feed of this topic (name or slug); default: all")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="the same data as JSON")
-    _noise_options(parser, None)
 
 
 def _explain(args: argparse.Namespace) -> int:
