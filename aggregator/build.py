@@ -561,7 +561,9 @@ def curate(config: Config, collection: Collection) -> Curation:
     """Merge copies into stories, then rank and choose each feed's items."""
     clustering = cluster(collection.records, config.clustering)
     rules = FeedRules.of(config.filters)
-    plans, topics = plan_feeds(clustering.stories, config.ranking, config.feeds.max_items, rules)
+    plans, topics = plan_feeds(
+        clustering.stories, config.ranking, config.feeds.max_items, rules, config.feeds
+    )
     return Curation(clustering, plans, topics, rules)
 
 

@@ -150,6 +150,25 @@ class FeedsConfig:
     max_items: int = 50
     archive: bool = False  # RFC 5005 archive documents for every feed
     archive_page_size: int = 100  # items per archive document
+    topics: tuple[TopicFeedConfig, ...] = ()  # [feeds.topics."NAME"]: one topic's settings
+
+    def for_topic(self, key: str, slug: str) -> TopicFeedConfig | None:
+        """The settings of the topic with this key or slug, if it has any."""
+        for settings in self.topics:
+            if settings.key in (key, slug):
+                return settings
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFeedConfig:
+    """`[feeds.topics."AI"]` (by name, or by slug): one topic feed's own settings."""
+
+    key: str  # the topic key (case and spacing folded) or slug it was given as
+    max_items: int | None = None  # overrides [feeds] max_items
+    title: str | None = None  # the feed's title (default: "<site title>: <topic>")
+    description: str | None = None
+    hidden: bool = False  # no feed, page or OPML entry for this topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -721,9 +740,26 @@ def _clustering(table: _Table) -> ClusteringConfig:
 
 
 def _feeds(table: _Table) -> FeedsConfig:
-    table.check_known({"max_items", "archive", "archive_page_size"})
+    table.check_known({"max_items", "archive", "archive_page_size", "topics"})
+    topics = table.table("topics")
     return FeedsConfig(
         max_items=table.integer("max_items", 50, minimum=1),
         archive=table.boolean("archive", False),
         archive_page_size=table.integer("archive_page_size", 100, minimum=1),
+        topics=tuple(_topic_feed(topics.table(name), name) for name in topics.data),
+    )
+
+
+def _topic_feed(table: _Table, name: str) -> TopicFeedConfig:
+    from aggregator.topics import topic_key  # topic identity lives there
+
+    table.check_known({"max_items", "title", "description", "hidden"})
+    if not name.strip():
+        raise ConfigError(table.path, table.name, "expected a topic name or slug")
+    return TopicFeedConfig(
+        key=topic_key(name),
+        max_items=table.integer("max_items", 0, minimum=1) if "max_items" in table.data else None,
+        title=table.string("title") if "title" in table.data else None,
+        description=table.string("description") if "description" in table.data else None,
+        hidden=table.boolean("hidden", False),
     )

@@ -113,7 +113,7 @@ class Explainer:
     def feed(self, topic: str | None, *, left_out: int = 5) -> FeedReport:
         found = self._topic(topic)
         entries = self._filtered(found)
-        max_items = self.config.feeds.max_items
+        max_items = self._limit(found)
         choices = choose(entries, max_items, self.config.ranking)
         newest = _newest(entries)
         items = tuple(self._item(c.record, newest, c.penalty, rank)
@@ -125,6 +125,12 @@ class Explainer:
                          for _, r in out)  # fmt: skip
         return FeedReport(_feed_name(found), found.slug if found else None, len(entries),
                           max_items, items, next_out)  # fmt: skip
+
+    def _limit(self, topic: Topic | None) -> int:
+        """The feed's max_items: its own ([feeds.topics]) or the site's."""
+        feeds = self.config.feeds
+        own = None if topic is None else feeds.for_topic(topic.key, topic.slug)
+        return (own.max_items if own else None) or feeds.max_items
 
     def _topic(self, name: str | None) -> Topic | None:
         if name is None:
@@ -250,6 +256,9 @@ class Explainer:
         for topic, entries in self._feeds:
             if topic is not None and topic.key not in keys:
                 continue
+            own = None if topic is None else self.config.feeds.for_topic(topic.key, topic.slug)
+            if own is not None and own.hidden:
+                continue  # no such feed
             name, slug = _feed_name(topic), topic.slug if topic else None
             rules = self.curated.rules.for_feed(topic.key if topic else None, slug)
             rule = first_match(rules, story) if rules else None
@@ -263,7 +272,8 @@ class Explainer:
     def _placement(
         self, name: str, slug: str | None, story: Record, entries: list[tuple[float, Record]]
     ) -> Placement:
-        ranking, max_items = self.config.ranking, self.config.feeds.max_items
+        ranking = self.config.ranking
+        max_items = self._limit(self.topics.get(topic_key(name)) if slug else None)
         choices = choose(entries, max_items, ranking)
         newest = _newest(entries)
         for rank, choice in enumerate(choices, start=1):

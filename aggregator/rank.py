@@ -24,10 +24,10 @@ import heapq
 import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aggregator.cluster import outlets
-from aggregator.config import RankingConfig
+from aggregator.config import FeedsConfig, RankingConfig
 from aggregator.filters import FeedRules, first_match
 from aggregator.records import Record
 from aggregator.topics import assign_slugs, display_names, topic_key
@@ -38,6 +38,8 @@ class Topic:
     key: str
     name: str
     slug: str
+    title: str | None = None  # [feeds.topics] title: the feed's own title
+    description: str | None = None  # [feeds.topics] description
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +200,22 @@ def plan_feeds(
     ranking: RankingConfig,
     max_items: int,
     rules: FeedRules | None = None,
+    feeds: FeedsConfig | None = None,
 ) -> tuple[list[FeedPlan], dict[str, Topic]]:
-    """The all-topics feed first, then one feed per topic in slug order."""
-    topics, feeds = feed_candidates(records, ranking, rules)
-    plans = [
-        FeedPlan(topic, tuple(c.record for c in choose(entries, max_items, ranking)), len(entries))
-        for topic, entries in feeds
-    ]
+    """The all-topics feed first, then one feed per topic in slug order; `feeds` gives
+    topics their own settings ([feeds.topics]: max_items, title, description, hidden)."""
+    topics, candidates = feed_candidates(records, ranking, rules)
+    plans = []
+    for topic, entries in candidates:
+        limit = max_items
+        if topic is not None and feeds is not None:
+            own = feeds.for_topic(topic.key, topic.slug)
+            if own is not None and own.hidden:
+                continue
+            if own is not None:
+                limit = own.max_items or max_items
+                topic = replace(topic, title=own.title, description=own.description)
+                topics[topic.key] = topic
+        chosen = tuple(choice.record for choice in choose(entries, limit, ranking))
+        plans.append(FeedPlan(topic, chosen, len(entries)))
     return plans, topics

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 sys.path.insert(0, str(ROOT))
 
-from aggregator.build import collect, curate  # noqa: E402
+from aggregator.build import Collection, Curation, collect, curate  # noqa: E402
 from aggregator.config import Config, load_config, parse_config  # noqa: E402
 from aggregator.records import Record  # noqa: E402
 from aggregator.topics import topic_key  # noqa: E402
@@ -50,23 +50,40 @@ from aggregator.topics import topic_key  # noqa: E402
 # Same-story groups named in ../shared/corpus/README.md ("Duplicate stories", "clusters").
 CORPUS_STORIES = (
     ("2021-03-09-synopsys-arc-ev-processor", "2021-03-10-synopsys-arc-ev-processor"),
-    ("2021-03-04-artificial-intelligence-reveals-current-drugs",
-     "2021-03-06-artificial-intelligence-reveals-current-drugs"),
+    (
+        "2021-03-04-artificial-intelligence-reveals-current-drugs",
+        "2021-03-06-artificial-intelligence-reveals-current-drugs",
+    ),
     ("2021-03-09-aiict-introduces-new-certified", "2021-03-12-aiict-with-aws-offers-new-certified"),
     ("2021-03-03-pga-tour-partners-with-aws", "2021-03-03-pga-tour-signs-up-with-aws"),
     ("2021-03-09-vmware-nvidia-alliance-expands", "2021-03-12-nvidia-launches-ai-enterprise-suite"),
     ("2019-12-20-computer-vision-and-the-ccpa", "2019-12-21-computer-vision-and-the-ccpa"),
-    ("2019-12-24-google-cloud-team-releases-automl", "2019-12-25-google-cloud-team-releases-automl"),  # noqa: E501
-    ("2019-12-17-why-some-cities-and-states-balk", "2019-12-18-why-some-cities-states-and-lawmakers"),  # noqa: E501
-    ("2019-12-20-facebook-removes-hundreds-of-fake", "2019-12-20-facebook-discovers-fakes",
-     "2019-12-22-facebook-says-group-used-ai-generated-faces",
-     "2019-12-23-facebook-removes-manipulative-accounts", "2019-12-23-far-right-outfit-uses-ai"),
-    ("2020-11-16-reshape-the-future-of-work-with-microsoft-dataverse",
-     "2020-11-17-microsoft-announces-general-availability-of-new-power-apps",
-     "2020-11-17-microsoft-teams-enhances", "2020-11-17-microsoft-teams-power-apps-and-dataverse"),
-    ("2019-12-23-artificial-intelligence-that-tracks-down-leukemia",
-     "2019-12-26-artificial-intelligence-tracks-down-acute-myeloid-leukaemia"),
-)  # fmt: skip
+    (
+        "2019-12-24-google-cloud-team-releases-automl",
+        "2019-12-25-google-cloud-team-releases-automl",
+    ),
+    (
+        "2019-12-17-why-some-cities-and-states-balk",
+        "2019-12-18-why-some-cities-states-and-lawmakers",
+    ),
+    (
+        "2019-12-20-facebook-removes-hundreds-of-fake",
+        "2019-12-20-facebook-discovers-fakes",
+        "2019-12-22-facebook-says-group-used-ai-generated-faces",
+        "2019-12-23-facebook-removes-manipulative-accounts",
+        "2019-12-23-far-right-outfit-uses-ai",
+    ),
+    (
+        "2020-11-16-reshape-the-future-of-work-with-microsoft-dataverse",
+        "2020-11-17-microsoft-announces-general-availability-of-new-power-apps",
+        "2020-11-17-microsoft-teams-enhances",
+        "2020-11-17-microsoft-teams-power-apps-and-dataverse",
+    ),
+    (
+        "2019-12-23-artificial-intelligence-that-tracks-down-leukemia",
+        "2019-12-26-artificial-intelligence-tracks-down-acute-myeloid-leukaemia",
+    ),
+)
 EXAMPLE_STORIES = (("open-weights-translation-model",),)
 
 
@@ -100,7 +117,9 @@ def item_stories(item: Record, members: dict[str, tuple[Record, ...]], truth) ->
     return {story_of(r, truth) for r in members.get(item.guid, (item,))}
 
 
-def figures(config: Config, truth: dict[str, str]) -> tuple[list[FeedFigures], object]:
+def figures(
+    config: Config, truth: dict[str, str]
+) -> tuple[list[FeedFigures], Curation, Collection]:
     collection = collect(config)
     curated = curate(config, collection)
     members = curated.clustering.members
@@ -136,7 +155,7 @@ def figures(config: Config, truth: dict[str, str]) -> tuple[list[FeedFigures], o
                 newest=newest is None or any(item.guid == newest.guid for item in items),
             )
         )
-    return rows, curated
+    return rows, curated, collection
 
 
 def with_churn(dataset: Dataset, rows: list[FeedFigures]) -> list[FeedFigures]:
@@ -158,8 +177,10 @@ def plans_by_feed(config: Config, extra: list[tuple[str, str]]):
         if extra:
             for name, text in extra:
                 (Path(folder) / name).write_text(text, encoding="utf-8")
-            sources = (*config.sources, replace(config.sources[0], path=Path(folder),
-                                                name=folder, include=(), exclude=()))  # fmt: skip
+            sources = (
+                *config.sources,
+                replace(config.sources[0], path=Path(folder), name=folder, include=(), exclude=()),
+            )
             config = replace(config, sources=sources)
         curated = curate(config, collect(config))
         return {
@@ -224,33 +245,44 @@ def truth_from_names(folder: Path, groups: Sequence[Sequence[str]]) -> dict[str,
 def examples() -> Dataset:
     config = load_config(ROOT / "config.toml")
     folder = ROOT / "examples" / "records"
-    return Dataset("bundled examples", config, truth_from_names(folder, EXAMPLE_STORIES),
-                   SyntheticMaker(7, providers=8).new_records(10, "2026-12-01"))  # fmt: skip
+    return Dataset(
+        "bundled examples",
+        config,
+        truth_from_names(folder, EXAMPLE_STORIES),
+        SyntheticMaker(7, providers=8).new_records(10, "2026-12-01"),
+    )
 
 
 def corpus() -> Dataset | None:
-    folders = [CORPUS / name for name in ("everyday-ai", "everyday-cc-powerapps",
-                                          "everyday-powerapps-api")]  # fmt: skip
+    folders = [
+        CORPUS / name for name in ("everyday-ai", "everyday-cc-powerapps", "everyday-powerapps-api")
+    ]
     if not all(folder.is_dir() for folder in folders):
         return None
     config = config_from(site_toml(folders), Path(tempfile.gettempdir()))
     truth: dict[str, str] = {}
     for folder in folders:
         truth.update(truth_from_names(folder, CORPUS_STORIES))
-    return Dataset("../shared/corpus", config, truth,
-                   SyntheticMaker(11, providers=8).new_records(10, "2023-09-06"))  # fmt: skip
+    return Dataset(
+        "../shared/corpus",
+        config,
+        truth,
+        SyntheticMaker(11, providers=8).new_records(10, "2023-09-06"),
+    )
 
 
-COMPANIES = (  # noqa: SIM905
+_COMPANIES = (
     "Microsoft Google Amazon Apple Meta Nvidia Intel IBM Oracle Salesforce SAP Adobe Cisco "
     "Samsung Sony Tesla Uber Airbnb Spotify Netflix OpenAI Anthropic Baidu Alibaba Tencent "
     "Siemens Bosch Philips Ericsson Nokia Dell HP Lenovo Asus Qualcomm AMD Arm Broadcom"
-).split()
-VERBS = (  # noqa: SIM905
+)
+COMPANIES = _COMPANIES.split()
+_VERBS = (
     "launches unveils expands acquires delays cuts tests opens closes fixes patches "
     "previews ships sues wins loses raises partners updates retires rebuilds"
-).split()
-THINGS = (  # noqa: SIM905
+)
+VERBS = _VERBS.split()
+_THINGS = (
     "cloud platform for hospitals; chip plant in Arizona; privacy dashboard for teens; "
     "satellite network over Africa; robot fleet in warehouses; battery recycling program; "
     "translation model for dialects; security bug bounty; developer conference plans; "
@@ -259,11 +291,36 @@ THINGS = (  # noqa: SIM905
     "customer support chatbot; payments app in India; music licensing deal; "
     "content moderation rules; open source model weights; supply chain tracker; "
     "school laptop program; cyber defense unit; streaming price plans; voice assistant"
-).split("; ")
-TOPICS = ("AI", "Cloud", "Security", "Hardware", "Mobile", "Climate", "Robots", "Space",
-          "Power Apps", "Policy", "Startups", "Chips")  # fmt: skip
-PLACES = ("in Europe", "in Japan", "for schools", "for banks", "in Texas", "for startups",
-          "in Brazil", "for farmers", "in Kenya", "for gamers", "in Canada", "for nurses")  # fmt: skip  # noqa: E501
+)
+THINGS = _THINGS.split("; ")
+TOPICS = (
+    "AI",
+    "Cloud",
+    "Security",
+    "Hardware",
+    "Mobile",
+    "Climate",
+    "Robots",
+    "Space",
+    "Power Apps",
+    "Policy",
+    "Startups",
+    "Chips",
+)
+PLACES = (
+    "in Europe",
+    "in Japan",
+    "for schools",
+    "for banks",
+    "in Texas",
+    "for startups",
+    "in Brazil",
+    "for farmers",
+    "in Kenya",
+    "for gamers",
+    "in Canada",
+    "for nurses",
+)
 MONTHS = ("January", "February", "March", "April", "May", "June")
 PREFIXES = ("Report: ", "Exclusive: ", "Update: ")
 
@@ -289,8 +346,16 @@ class SyntheticMaker:
             if chosen[0] != other_than:
                 return chosen
 
-    def text(self, title: str, when: datetime, provider: tuple[str, str], link: str,
-             topics: Sequence[str], quality: int, heat: int) -> str:  # fmt: skip
+    def text(
+        self,
+        title: str,
+        when: datetime,
+        provider: tuple[str, str],
+        link: str,
+        topics: Sequence[str],
+        quality: int,
+        heat: int,
+    ) -> str:
         topic_lines = "".join(f"  - {t}\n" for t in topics)
         return (
             f"---\ntitle: {json.dumps(title)}\nexcerpt: {json.dumps('About ' + title.lower())}\n"
@@ -319,8 +384,13 @@ class SyntheticMaker:
         quality, heat = rng.randint(20, 100), rng.randint(0, 100)
         slug = "-".join(title.lower().split())
         link = f"https://{provider[1]}/news/{slug}-{self.count}"
-        out = [(f"{story_id}-0.md", self.text(title, when, provider, link, topics, quality,
-                                               heat), story_id)]  # fmt: skip
+        out = [
+            (
+                f"{story_id}-0.md",
+                self.text(title, when, provider, link, topics, quality, heat),
+                story_id,
+            )
+        ]
         if rng.random() < 0.05:
             # Another story about the same subject a day later: the same words but the
             # verb ("Meta cuts ..." after "Meta expands ..."). It must stay apart.
@@ -330,8 +400,13 @@ class SyntheticMaker:
             later = when + timedelta(hours=rng.uniform(6, 40))
             other_provider = self.provider()
             other_link = f"https://{other_provider[1]}/news/{self.count}"
-            out.append((f"s{self.count}-0.md", self.text(other, later, other_provider, other_link,
-                                                          topics, quality, heat), f"s{self.count}"))  # fmt: skip  # noqa: E501
+            out.append(
+                (
+                    f"s{self.count}-0.md",
+                    self.text(other, later, other_provider, other_link, topics, quality, heat),
+                    f"s{self.count}",
+                )
+            )
         if rng.random() < 0.2:
             for n in range(1, rng.randint(2, 4)):
                 kind = rng.choice(("syndicated", "regional", "retold"))
@@ -348,8 +423,15 @@ class SyntheticMaker:
                     if len(words) > 5:  # a word dropped as a sub-editor would
                         del words[rng.randrange(2, len(words))]
                     copy_title = " ".join(words)
-                text = self.text(copy_title, later, copy_provider, copy_link, topics,
-                                 rng.randint(20, 100), rng.randint(0, 100))  # fmt: skip
+                text = self.text(
+                    copy_title,
+                    later,
+                    copy_provider,
+                    copy_link,
+                    topics,
+                    rng.randint(20, 100),
+                    rng.randint(0, 100),
+                )
                 out.append((f"{story_id}-{n}.md", text, story_id))
         return out
 
@@ -358,14 +440,18 @@ class SyntheticMaker:
         rng = self.rng
         name = rng.choice(COMPANIES)
         out = []
-        for index, label in enumerate(rng.choice([MONTHS[:3], ("2019 release wave 2",
-                                                  "2020 release wave 1", "2020 release wave 2")])):  # fmt: skip  # noqa: E501
+        for index, label in enumerate(
+            rng.choice(
+                [MONTHS[:3], ("2019 release wave 2", "2020 release wave 1", "2020 release wave 2")]
+            )
+        ):
             self.count += 1
             title = f"{name} Power Platform {label} update overview"
             when = start + timedelta(hours=index * 7)
             link = f"https://{name.lower()}.example/updates/{self.count}"
-            text = self.text(title, when, (name, f"{name.lower()}.example"), link,
-                             ["Power Apps"], 60, 50)  # fmt: skip
+            text = self.text(
+                title, when, (name, f"{name.lower()}.example"), link, ["Power Apps"], 60, 50
+            )
             out.append((f"series-{self.count}.md", text, f"series-{self.count}"))
         return out
 
@@ -394,8 +480,9 @@ def synthetic(folder: Path, stories: int = 1500) -> Dataset:
             truth[str(path)] = story
     (folder / "config.toml").write_text(site_toml([records]), encoding="utf-8")
     config = load_config(folder / "config.toml")
-    return Dataset("synthetic (near-duplicate copies)", config, truth,
-                   maker.new_records(10, "2026-11-01"))  # fmt: skip
+    return Dataset(
+        "synthetic (near-duplicate copies)", config, truth, maker.new_records(10, "2026-11-01")
+    )
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -417,11 +504,51 @@ def summary(rows: list[FeedFigures]) -> dict[str, object]:
     }
 
 
+def sweep(dataset: Dataset) -> list[dict[str, object]]:
+    """The synthetic set under other settings: provider_penalty (diversity against the
+    score) and title_similarity (false merges against missed ones)."""
+    collection = collect(dataset.config)
+    rows: list[dict[str, object]] = []
+    for penalty in (0.0, 0.25, 0.5, 1.0, 2.0):
+        config = replace(
+            dataset.config, ranking=replace(dataset.config.ranking, provider_penalty=penalty)
+        )
+        plans = curate(config, collection).plans[1:]  # the topic feeds
+        shares = [
+            max(Counter(i.provider_key for i in p.items).values()) / len(p.items)
+            for p in plans
+            if p.items
+        ]
+        providers = [len({i.provider_key for i in p.items}) for p in plans if p.items]
+        worth = [statistics.fmean(i.quality + i.heat for i in p.items) for p in plans if p.items]
+        rows.append(
+            {
+                "provider_penalty": penalty,
+                "top_share_median": statistics.median(shares),
+                "providers_median": statistics.median(providers),
+                "quality_plus_heat_mean": statistics.fmean(worth),
+            }
+        )
+    for similarity in (70.0, 75.0, 80.0, 85.0, 90.0):
+        config = replace(
+            dataset.config,
+            clustering=replace(dataset.config.clustering, title_similarity=similarity),
+        )
+        found = pairwise(curate(config, collection), dataset.truth, collection.records)
+        rows.append({"title_similarity": similarity, **found})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--feeds", action="store_true", help="print every feed's row")
     parser.add_argument("--stories", type=int, default=1500, help="synthetic stories")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also: the synthetic set under other penalties and thresholds",
+    )
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory() as work:
@@ -430,16 +557,14 @@ def main(argv: list[str] | None = None) -> int:
             if dataset is None:
                 print(f"skipped: no corpus at {CORPUS}", file=sys.stderr)
                 continue
-            rows, curated = figures(dataset.config, dataset.truth)
+            rows, curated, collection = figures(dataset.config, dataset.truth)
             rows = with_churn(dataset, rows)
             entry: dict[str, object] = {"summary": summary(rows)}
             if dataset.name.startswith("synthetic"):
-                records = [r for g in curated.clustering.members.values() for r in g]
-                merged = {r.origin for r in records}
-                records += [s for s in curated.clustering.stories if s.origin not in merged]
-                entry["clustering"] = pairwise(curated, dataset.truth, records)
-            entry["feeds"] = [row.__dict__ if hasattr(row, "__dict__") else _row(row)
-                              for row in rows]  # fmt: skip
+                entry["clustering"] = pairwise(curated, dataset.truth, collection.records)
+            entry["feeds"] = [_row(row) for row in rows]
+            if args.sweep and dataset.name.startswith("synthetic"):
+                entry["sweep"] = sweep(dataset)
             results[dataset.name] = entry
     if args.json:
         print(json.dumps(results, indent=2))
@@ -449,12 +574,23 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in entry["summary"].items():
             print(f"  {key:24} {value:.3f}" if isinstance(value, float) else f"  {key:24} {value}")
         if "clustering" in entry:
-            print("  clustering: " + ", ".join(
-                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in entry["clustering"].items()))  # fmt: skip
+            print(
+                "  clustering: "
+                + ", ".join(
+                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in entry["clustering"].items()
+                )
+            )
         if args.feeds:
             for row in entry["feeds"]:
                 print("   ", row)
+        for row in entry.get("sweep", []):
+            print(
+                "  sweep: "
+                + ", ".join(
+                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()
+                )
+            )
     return 0
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import feedparser
 from freezegun import freeze_time
 
 from aggregator.build import build
@@ -208,3 +209,29 @@ def test_a_story_several_outlets_cover_ranks_higher() -> None:
     assert titles(rank([alone, covered], no_weight)) == ["alone", "covered"]
     parts = score_parts(covered, RANKING)
     assert parts.coverage == 0.5 and score(covered, RANKING) == parts.total
+
+
+def test_a_topic_can_have_its_own_max_items_title_and_description_or_be_hidden(
+    tmp_path: Path,
+) -> None:
+    records = tmp_path / "records"
+    for n in range(1, 9):
+        data = fields(n, topics=["AI", "Space"] if n % 2 else ["AI", "Robots"])
+        write_record(records, f"r{n}.md", data)
+    extra = (
+        '[feeds.topics."ai"]\nmax_items = 3\ntitle = "Machine minds"\n'
+        'description = "Only the best three."\n'
+        '[feeds.topics.Robots]\nhidden = true\n'
+    )
+    config = load_config(write_config(tmp_path, ["records"], extra))
+    build(config)
+    output = config.site.output_dir
+    ai = feedparser.parse((output / "topics/ai/rss.xml").read_bytes())
+    assert len(ai.entries) == 3
+    assert ai.feed.title == "Machine minds" and ai.feed.subtitle == "Only the best three."
+    assert len(feedparser.parse((output / "rss.xml").read_bytes()).entries) == 8
+    assert len(feedparser.parse((output / "topics/space/rss.xml").read_bytes()).entries) == 4
+    assert not (output / "topics/robots").exists()
+    opml = (output / "index.opml").read_text("utf-8")
+    assert "Machine minds" in opml and "robots" not in opml.lower()
+    assert "topics/robots/" not in (output / "index.html").read_text("utf-8")

@@ -163,13 +163,17 @@ def archive_files(directory: str, number: int) -> tuple[str, str]:
 
 
 def feed_title(site: SiteConfig, topic: Topic | None) -> str:
-    return site.title if topic is None else f"{site.title}: {topic.name}"
+    if topic is None:
+        return site.title
+    return topic.title or f"{site.title}: {topic.name}"
 
 
 def feed_description(site: SiteConfig, topic: Topic | None) -> str:
     if topic is None:
         return site.description
-    return f"The top stories about {topic.name}, ranked by quality, heat and freshness."
+    return topic.description or (
+        f"The top stories about {topic.name}, ranked by quality, heat and freshness."
+    )
 
 
 def newest_date(plan: FeedPlan) -> datetime:
