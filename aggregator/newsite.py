@@ -142,6 +142,8 @@ path = "{RECORDS_DIR}"
 # max_items = {feeds.max_items}  # items in each feed (the pages show the same)
 # archive = {_toml_bool(feeds.archive)}  # RFC 5005 archives: a feed's whole history
 # archive_page_size = {feeds.archive_page_size}  # stories per archive document
+#   [feeds.topics."AI"] (a topic's name or slug) with max_items, title, description or
+#   hidden = true: settings of one topic's feed
 
 # Leave stories out of some feeds (words, or /regular expressions/).
 # [[filters]]

@@ -341,3 +341,15 @@ def test_dry_run_of_a_site_with_archives_after_a_build_changes_nothing(
     code, out, _ = run(["build", "--dry-run", "--config", config], capsys)
     assert code == 0
     assert out.startswith("dry run: 0 feeds added, 0 rewritten, 0 removed, 2 unchanged;")
+
+
+def test_topics_shows_each_topics_own_feed_settings(tmp_path: Path, capsys) -> None:
+    config = topic_site(tmp_path)
+    with config.open("a", encoding="utf-8") as out:
+        out.write('\n[feeds.topics.Robots]\nmax_items = 2\n\n[feeds.topics."ai"]\nhidden = true\n')
+    code, out, _ = run(["topics", "--json", "--config", str(config)], capsys)
+    assert code == 1  # the bad record
+    listing = json.loads(out)
+    assert [(t["name"], t["stories"], t["items"]) for t in listing["topics"]] == [
+        ("Robots", 3, 2)
+    ]
