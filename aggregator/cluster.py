@@ -30,6 +30,7 @@ are listed in `Record.copies`.
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
@@ -77,13 +78,20 @@ class Signature:
         return CALENDAR.intersection(self.words)
 
 
-def signature(record: Record) -> Signature:
+def content_words(record: Record) -> list[str]:
+    """The title's words, lower-cased, without small words; where fewer than four are
+    left, the excerpt's first words too."""
     # One casefold and one findall per title: this runs for every story of a build.
-    content = [word for word in _WORD.findall(record.title.casefold()) if word not in SMALL_WORDS]
-    if len(content) < SHORT_TITLE_WORDS and record.excerpt:
+    words = [word for word in _WORD.findall(record.title.casefold()) if word not in SMALL_WORDS]
+    if len(words) < SHORT_TITLE_WORDS and record.excerpt:
         extra = _WORD.findall(record.excerpt_text.casefold())[:EXCERPT_WORDS]
-        content.extend(word for word in extra if word not in SMALL_WORDS)
-    return Signature(tuple(content), " ".join(sorted(content)))
+        words.extend(word for word in extra if word not in SMALL_WORDS)
+    return words
+
+
+def signature(record: Record) -> Signature:
+    words = content_words(record)
+    return Signature(tuple(words), " ".join(sorted(words)))
 
 
 def _names(title: str) -> frozenset[str]:
@@ -177,32 +185,47 @@ def _group(ordered: list[Record], config: ClusteringConfig) -> list[list[Record]
     """Leader clustering in time order over a sliding window (see the module)."""
     window, cutoff = config.window_hours * 3600, config.title_similarity
     ratio = fuzz.ratio
-    signatures = [signature(record) for record in ordered]
+    texts: list[str] = []  # each story's sorted words: all that most comparisons need
+    signatures: dict[int, Signature] = {}  # the few stories that pass the similarity
     times = [record.published.timestamp() for record in ordered]
     cluster_of: list[int] = []
     first_time: list[float] = []  # each cluster's first story's time
     members_of: list[list[int]] = []  # each cluster's stories, by position
-    # word pair -> positions of the stories using it, in time order: read from the end
-    # back to the window's start, so nothing needs pruning.
-    index: dict[str, list[int]] = {}
-    for position, sig in enumerate(signatures):
-        now, text, words = times[position], sig.text, sig.words
-        pairs = set(map(" ".join, pairwise(words))) if len(words) > 1 else set(words)
+    # hash of a word pair -> positions of the stories using it, in time order: read from
+    # the end back to the window's start, so nothing needs pruning. Hashes and arrays
+    # keep it small (a collision only adds a candidate, which the similarity rejects).
+    index: dict[int, array[int]] = {}
+
+    def sig(position: int) -> Signature:
+        found = signatures.get(position)
+        if found is None:
+            found = signatures[position] = signature(ordered[position])
+        return found
+
+    for position, record in enumerate(ordered):
+        now, words = times[position], content_words(record)
+        text = " ".join(sorted(words))
+        texts.append(text)
+        pairs = (
+            set(map(hash, map(" ".join, pairwise(words))))
+            if len(words) > 1
+            else {hash(word) for word in words}
+        )
         scores: dict[int, float] = {}  # cluster -> its best match with this story
         for pair in pairs:
             posting = index.get(pair)
             if posting is None:
-                index[pair] = [position]
+                index[pair] = array("l", (position,))
                 continue
             for earlier in islice(reversed(posting), MAX_CANDIDATES_PER_PAIR):
                 if now - times[earlier] > window:
                     break
                 group = cluster_of[earlier]
-                if now - first_time[group] > window:
+                if now - first_time[group] > window or not text:
                     continue
-                score = ratio(text, signatures[earlier].text, score_cutoff=cutoff)
+                score = ratio(text, texts[earlier], score_cutoff=cutoff)
                 if score > scores.get(group, 0.0) and _may_be_one(
-                    ordered[position], sig, ordered[earlier], signatures[earlier]
+                    record, sig(position), ordered[earlier], sig(earlier)
                 ):
                     scores[group] = score
             posting.append(position)
@@ -210,8 +233,7 @@ def _group(ordered: list[Record], config: ClusteringConfig) -> list[list[Record]
         # The best match first; a cluster any of whose stories is the same template filled
         # otherwise is not joined (matching one copy must not chain in another story).
         for group in sorted(scores, key=lambda g: (-scores[g], g)):
-            title = ordered[position].title
-            if not any(templated_apart(sig, signatures[m], title, ordered[m].title)
+            if not any(templated_apart(sig(position), sig(m), record.title, ordered[m].title)
                        for m in members_of[group]):  # fmt: skip
                 best = group
                 break

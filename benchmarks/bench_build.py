@@ -7,7 +7,8 @@ Generates N synthetic records shaped like the real ones (front-matter Markdown w
 60 topics on a Zipf-like spread, 1-3 topics each, 500 providers, 5 % duplicate stories,
 20-60 word excerpts, images, some `related`) under benchmarks/_work/ (git-ignored), then
 times in one run, each as its own process: an aggregator cold build (no state, no
-output), a rebuild with nothing changed, a rebuild after adding 10 files (the next
+output) and the same with story clustering off (what clustering costs), a rebuild with
+nothing changed, a rebuild after adding 10 files (the next
 records of the same stream), and Hugo (Debian package `hugo`) building per-topic RSS
 from the same files. The record files are read once first (both tools then find them
 in the page cache); each step runs `--repeat` times (default 3), the rounds
@@ -197,6 +198,14 @@ max_items = {FEED_ITEMS}
 """,
         encoding="utf-8",
     )
+    # The same build with story clustering off: what clustering costs a cold build.
+    (folder / "config-no-clustering.toml").write_text(
+        (folder / "config.toml").read_text(encoding="utf-8")
+        .replace('output_dir = "feeds"', 'output_dir = "feeds-no-clustering"')
+        .replace('state_path = "state/state.db"', 'state_path = "state-no-clustering/state.db"')
+        + "\n[clustering]\nenabled = false\n",
+        encoding="utf-8",
+    )  # fmt: skip
     (folder / "hugo.toml").write_text(
         f"""
 baseURL = "https://bench.example.org/"
@@ -252,12 +261,17 @@ def run(count: int, repeat: int) -> dict[str, list[Step]]:
     extra = folder / "extra"
     shutil.rmtree(extra, ignore_errors=True)
     added = generate(extra, 10, start=count)
-    steps: dict[str, list[Step]] = {"cold": [], "no change": [], "+10 files": [], "hugo": []}
+    steps: dict[str, list[Step]] = {"cold": [], "no change": [], "+10 files": [], "hugo": [],
+                                    "cold, no clustering": []}  # fmt: skip
     warm_page_cache(news)
     for _ in range(repeat):
-        for name in ("state", "feeds", "hugo-public"):
+        for name in ("state", "feeds", "hugo-public", "state-no-clustering",
+                     "feeds-no-clustering"):  # fmt: skip
             shutil.rmtree(folder / name, ignore_errors=True)
         subprocess.run(["sync"], check=False)
+        steps["cold, no clustering"].append(
+            aggregator_build(folder, "--config", "config-no-clustering.toml")
+        )
         steps["cold"].append(aggregator_build(folder))
         steps["no change"].append(aggregator_build(folder))
         for path in added:
@@ -291,13 +305,15 @@ def report(count: int, runs: dict[str, list[Step]]) -> str:
     hugo = steps["hugo"].seconds
     lines = [
         f"N = {count:,} records, median of {len(runs['hugo'])} rounds",
-        f"  {'step':<12}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}   each round (s)",
+        f"  {'step':<20}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}   each round (s)",
     ]
     for name, step in steps.items():
         flag = "" if step.exit_code == 0 else f"  (exit {step.exit_code})"
+        if name == "cold, no clustering":
+            flag += f"  (clustering adds {steps['cold'].seconds / step.seconds - 1:+.1%})"
         rounds = " ".join(f"{found.seconds:.2f}" for found in runs[name])
         lines.append(
-            f"  {name:<12}{step.seconds:>9.2f}{step.seconds / hugo:>9.3f}"
+            f"  {name:<20}{step.seconds:>9.2f}{step.seconds / hugo:>9.3f}"
             f"{step.cpu_seconds:>9.2f}{step.peak_rss_mb:>8.0f} MB   {rounds}{flag}"
         )
     return "\n".join(lines)
