@@ -20,6 +20,7 @@ from aggregator.archive import FeedChange, Histories
 from aggregator.cache import (
     FeedCache,
     ParseCache,
+    ReadOnlyParseCache,
     Snapshot,
     decode_result,
     feed_inputs,
@@ -29,8 +30,8 @@ from aggregator.cache import (
     settings_digest,
 )
 from aggregator.cluster import Clustering, cluster
-from aggregator.config import Config, FilterConfig, SourceConfig
-from aggregator.errors import ConfigError, Problem, WriteFailed
+from aggregator.config import Config, FilterConfig, SourceConfig, locate
+from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
@@ -56,6 +57,7 @@ from aggregator.render.site import RenderJob, feed_files, render_job, render_sit
 from aggregator.sources import scan_record_files
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
+from aggregator.wording import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +98,13 @@ class BuildReport:
     def summary(self) -> str:
         remote = f"; {self.fetch.summary()}" if self.fetch.sources else ""
         return (
-            f"{self.records} records from {self.documents} files ({self.parsed} parsed): "
-            f"{self.rejected} rejected, {self.unpublished} unpublished, "
-            f"{self.filtered} filtered, {self.duplicates} duplicates merged; "
-            f"{self.items} stories in {self.feeds // 2} feeds; rendered {self.rendered} "
-            f"and wrote {self.written} of {self.files} files in {self.seconds:.2f} s{remote}"
+            f"{plural(self.records, 'record')} from {plural(self.documents, 'file')} "
+            f"({self.parsed} parsed): {self.rejected} rejected, "
+            f"{self.unpublished} unpublished, {self.filtered} filtered, "
+            f"{plural(self.duplicates, 'duplicate')} merged; "
+            f"{plural(self.items, 'story', 'stories')} in {plural(self.feeds // 2, 'feed')}; "
+            f"rendered {self.rendered} and wrote {self.written} of "
+            f"{plural(self.files, 'file')} in {self.seconds:.2f} s{remote}"
         )
 
 
@@ -109,8 +113,10 @@ def _source_files(
 ) -> list[tuple[str, os.stat_result | None]]:
     assert source.path is not None
     if not source.path.is_dir():
-        raise ConfigError(str(config.path), f"sources[{index}].path",
-                          f"expected an existing directory, {source.path} is not one")  # fmt: skip
+        key = f"sources[{index + 1}].path"  # counted from 1, as people count
+        raise ConfigError(str(config.path), key,
+                          f"expected an existing directory, {source.path} is not one",
+                          line=locate(config.path, key))  # fmt: skip
 
     def on_skip(path: Path, reason: str) -> None:
         reason, _, action = reason.rpartition("; ")
@@ -153,11 +159,16 @@ class FoundFiles:
 
 def find_files(config: Config) -> FoundFiles:
     found = FoundFiles([], [], [])
+    missing = []
     for index, source in enumerate(config.sources):
         if source.path is None:
             continue  # remote: fetched in collect
         start = len(found.files)
-        files = _source_files(source, index, config, found)
+        try:
+            files = _source_files(source, index, config, found)
+        except ConfigError as error:
+            missing.append(error)  # every missing folder in one run, not one per run
+            continue
         # Cache keys are absolute paths, whatever folder the build is started from.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
         if source.include or source.exclude:
@@ -172,6 +183,8 @@ def find_files(config: Config) -> FoundFiles:
         found.sources.extend([index] * len(files))
         prefix = absolute.rstrip(os.sep) + os.sep
         found.spans.append(SourceSpan(index, start, len(found.files), prefix, root))
+    if missing:
+        raise missing[0] if len(missing) == 1 else ConfigErrors(missing)
     return found
 
 
@@ -425,8 +438,7 @@ def _run(
     progress: Progress | None,
     accept_shrink: bool = False,
 ) -> BuildReport:
-    # The operator's own templates shape the pages as much as ours do.
-    program = program_fingerprint() + templates_digest(config.site.templates)
+    program = _program(config)
     notes: list[Problem] = []
     with ExitStack() as stack:
         store = stack.enter_context(_open_state(config, notes)) if write else None
@@ -553,6 +565,63 @@ def curate(config: Config, collection: Collection) -> Curation:
         clustering.stories, config.ranking, config.feeds.max_items, rules, config.feeds
     )
     return Curation(clustering, plans, topics, rules)
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    """What a full build would publish, worked out without writing anything."""
+
+    collection: Collection
+    stories: int
+    duplicates: int
+    plans: list[FeedPlan]
+    names: dict[str, str]  # topic key -> how the topic is shown
+
+    def report(self, seconds: float = 0.0) -> BuildReport:
+        """The counts of a build that wrote nothing."""
+        problems = self.collection.problems
+        return BuildReport(
+            documents=self.collection.documents,
+            records=len(self.collection.records),
+            rejected=sum(1 for p in problems if p.severity == "error"),
+            unpublished=self.collection.unpublished,
+            duplicates=self.duplicates,
+            items=self.stories,
+            feeds=2 * len(self.plans),
+            written=0,
+            problems=problems,
+            seconds=seconds,
+            parsed=self.collection.parsed,
+            fetch=self.collection.fetch,
+        )
+
+
+def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
+    """Read every source and choose every feed's items, writing nothing, not even the
+    state file (for `topics` and `build --dry-run`). Record files whose parse result the
+    state file holds are not read again (the file is opened read-only and immutable:
+    no journal, no lock). Remote sources use the stored fetch state when there is one
+    (without updating it), else an empty one in memory."""
+    with ExitStack() as stack:
+        store = None
+        if any(source.url for source in config.sources) and not config.build.state_path.exists():
+            store = stack.enter_context(StateStore.open(Path(":memory:")))
+        cache = None
+        saved = StateStore.open_read_only(config.build.state_path)
+        if saved is not None:
+            stack.enter_context(saved)
+            try:
+                cache = ReadOnlyParseCache(saved, _parse_context(config, _program(config)))
+            except sqlite3.Error:
+                cache = None  # a build is changing it right now: read every file
+        pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
+        collection = collect(config, cache, store=store, progress=progress, persist=False,
+                             pool=pool)  # fmt: skip
+    curated = curate(config, collection)
+    clustering = curated.clustering
+    return SitePlan(
+        collection, len(clustering.stories), clustering.duplicates, curated.plans, curated.names
+    )
 
 
 def publish(
@@ -804,6 +873,12 @@ def _plan_rendering(
         rendered=sum(3 * job.feeds + job.page for job in jobs) + len(shared) * site_list,
         total=4 * len(plans) + len(shared),
     )
+
+
+def _program(config: Config) -> bytes:
+    """What made the output besides the settings and the records: this program, and the
+    operator's own templates (they shape the pages as much as ours do)."""
+    return program_fingerprint() + templates_digest(config.site.templates)
 
 
 def _parse_context(config: Config, program: bytes) -> bytes:

@@ -213,6 +213,22 @@ class ParseCache:
         self._replaced = {}
 
 
+class ReadOnlyParseCache(ParseCache):
+    """The parse cache for a run that writes nothing (`build --dry-run`, `topics`): it
+    answers lookups and remembers nothing new."""
+
+    def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        for _ in items:
+            pass
+
+    def restore(self, keys: Iterable[str]) -> None:
+        self._kept.update(key for key in keys if key in self._replaced)
+
+    def finish(self) -> None:
+        self._entries = {}
+        self._replaced = {}
+
+
 # --- the feed cache ---------------------------------------------------------------
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, ConfigErrors
 
 DEFAULT_TRACKING_PARAMS = (
     "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
@@ -190,29 +194,84 @@ class Config:
     webhooks: tuple[WebhookConfig, ...] = ()
 
 
-class _Table:
-    """A TOML table read with typed getters that name the key on error."""
+class ConfigProblems:
+    """Every error found in one config file, each with the line of its key, so that one
+    run reports them all. A getter that finds a bad value records it here and returns a
+    stand-in, so reading goes on; `parse_config` raises them together at the end."""
 
-    def __init__(self, path: Path, name: str, data: Any) -> None:
+    def __init__(self, path: Path, text: str = "") -> None:
+        self.path = str(path)
+        self._lines = key_lines(text)
+        self.found: list[ConfigError] = []
+
+    def add(self, key: str, expected: str) -> None:
+        self.found.append(ConfigError(self.path, key, expected, line=self.line_of(key)))
+
+    def add_error(self, error: ConfigError) -> None:
+        """An error raised by a table reader (it stops that table, not the others)."""
+        for one in error.errors:
+            line = one.line if one.line is not None else self.line_of(one.key)
+            self.found.append(ConfigError(one.path, one.key, one.expected, line=line))
+
+    def line_of(self, key: str) -> int | None:
+        """The line of `key`, else of the nearest table holding it (a missing key is
+        reported at its table's header)."""
+        parts = split_key(key)
+        while parts:
+            line = self._lines.get(dotted(parts))
+            if line is not None:
+                return line
+            parts = parts[:-1]
+        return None
+
+    def raise_any(self) -> None:
+        if self.found:
+            ordered = sorted(self.found, key=lambda e: (e.line is None, e.line or 0))
+            raise ordered[0] if len(ordered) == 1 else ConfigErrors(ordered)
+
+
+class _Table:
+    """A TOML table read with typed getters that name the key on error.
+
+    With `problems`, a bad value is recorded there and the getter returns its default (or
+    a stand-in of the right type) so the rest is still checked; without, it raises.
+    """
+
+    def __init__(
+        self, path: Path, name: str, data: Any, problems: ConfigProblems | None = None
+    ) -> None:
         self.path, self.name = str(path), name
+        self.problems = problems
         if not isinstance(data, dict):
-            raise ConfigError(self.path, name, "expected a table")
+            self.error("", "expected a table")
+            data = {}
         self.data = data
 
     def key(self, key: str) -> str:
-        return f"{self.name}.{key}" if self.name else key
+        if not key:
+            return self.name
+        part = key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+        return f"{self.name}.{part}" if self.name else part
+
+    def error(self, key: str, expected: str) -> None:
+        """Report `expected` for `key` ("" for the table itself)."""
+        if self.problems is None:
+            raise ConfigError(self.path, self.key(key), expected)
+        self.problems.add(self.key(key), expected)
 
     def check_known(self, known: set[str]) -> None:
         for key in self.data:
             if key not in known:
-                raise ConfigError(
-                    self.path, self.key(key), f"unknown setting; expected one of {sorted(known)}"
-                )
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = (f"did you mean {close[0]!r}?" if close
+                        else f"expected one of {', '.join(sorted(known))}")  # fmt: skip
+                self.error(key, f"unknown setting; {hint}")
 
     def string(self, key: str, default: str | None = None) -> str:
         value = self.data.get(key, default)
         if not isinstance(value, str) or (default is None and not value.strip()):
-            raise ConfigError(self.path, self.key(key), "expected a non-empty string")
+            self.error(key, "expected a non-empty string")
+            return default or ""
         return value
 
     def number(
@@ -226,12 +285,15 @@ class _Table:
     ) -> float:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(self.path, self.key(key), f"expected a number, got {value!r}")
+            self.error(key, f"expected a number, got {value!r}")
+            return float(default)
         if value < minimum or (exclusive and value == minimum):
             bound = "greater than" if exclusive else "at least"
-            raise ConfigError(self.path, self.key(key), f"expected a number {bound} {minimum}")
+            self.error(key, f"expected a number {bound} {minimum}, got {value!r}")
+            return float(default)
         if maximum is not None and value > maximum:
-            raise ConfigError(self.path, self.key(key), f"expected a number at most {maximum}")
+            self.error(key, f"expected a number at most {maximum}, got {value!r}")
+            return float(default)
         return float(value)
 
     def optional_number(
@@ -239,80 +301,209 @@ class _Table:
     ) -> float | None:
         if key not in self.data:
             return None
-        return self.number(key, 0.0, minimum=minimum, maximum=maximum)
+        return self.number(key, minimum, minimum=minimum, maximum=maximum)
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
-            raise ConfigError(self.path, self.key(key), f"expected true or false, got {value!r}")
+            self.error(key, f"expected true or false, got {value!r}")
+            return default
         return value
 
     def url(self, key: str) -> str:
         value = self.string(key)
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(self.path, self.key(key), "expected an absolute http(s) URL")
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            self.error(key, f"expected an absolute http(s) URL, got {value!r}")
         return value
 
     def integer(self, key: str, default: int, *, minimum: int) -> int:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(
-                self.path, self.key(key), f"expected a whole number >= {minimum}, got {value!r}"
-            )
+            self.error(key, f"expected a whole number >= {minimum}, got {value!r}")
+            return default
         return value
 
     def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self.data.get(key, list(default))
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(self.path, self.key(key), "expected a list of strings")
+            self.error(key, "expected a list of strings")
+            return default
         return tuple(value)
 
     def table(self, key: str) -> _Table:
-        return _Table(Path(self.path), self.key(key), self.data.get(key, {}))
+        return _Table(Path(self.path), self.key(key), self.data.get(key, {}), self.problems)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_KEY_PART = re.compile(
+    r"""\s*(?:([A-Za-z0-9_-]+)|"((?:[^"\\]|\\.)*)"|'([^']*)')\s*(?:\[(\d+)\])?\s*(\.|$)"""
+)
+
+
+def split_key(text: str) -> list[str | int]:
+    """`sources[2].path` -> ["sources", 2, "path"]; TOML's quoted parts are understood.
+    Not a key: []."""
+    parts: list[str | int] = []
+    position = 0
+    while position < len(text):
+        match = _KEY_PART.match(text, position)
+        if match is None or match.end() == position:
+            return []
+        bare, basic, literal, index, _ = match.groups()
+        if basic is not None:
+            try:
+                basic = json.loads(f'"{basic}"')
+            except ValueError:
+                return []
+        parts.append(next(part for part in (bare, basic, literal) if part is not None))
+        if index is not None:
+            parts.append(int(index))
+        position = match.end()
+    return parts
+
+
+def dotted(parts: list[str | int]) -> str:
+    """The inverse of split_key: how errors name a key."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+            text += f".{name}" if text else name
+    return text
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """The line (from 1) where each table and key of a TOML document is first written,
+    keyed as errors name them; `[[sources]]` tables are counted from 1 (`sources[1]`)."""
+    lines: dict[str, int] = {}
+    table: list[str | int] = []
+    arrays: dict[str, int] = {}
+    closing: str | None = None  # inside a multi-line string ending with this
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if closing is not None:
+            if closing in line:
+                closing = None
+            continue
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[["):
+            parts = split_key(line[2 : line.find("]]")])
+            if parts:
+                name = dotted(parts)
+                arrays[name] = arrays.get(name, 0) + 1
+                table = [*parts, arrays[name]]
+                lines.setdefault(dotted(table), number)
+                lines.setdefault(name, number)
+            continue
+        if line.startswith("["):
+            parts = split_key(line[1 : line.find("]")])
+            if parts:
+                table = parts
+                lines.setdefault(dotted(table), number)
+            continue
+        name, equals, value = line.partition("=")
+        parts = split_key(name.strip()) if equals else []
+        if not parts:
+            continue
+        full = [*table, *parts]
+        for end in range(len(table) + 1, len(full) + 1):
+            lines.setdefault(dotted(full[:end]), number)
+        value = value.strip()
+        for quotes in ('"""', "'''"):
+            if value.startswith(quotes) and value.count(quotes) == 1:
+                closing = quotes
+    return lines
+
+
+def locate(path: Path, key: str) -> int | None:
+    """The line of `key` in the config file at `path`, for errors found after loading."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return ConfigProblems(path, text).line_of(key)
 
 
 def load_config(path: Path) -> Config:
-    """Read `path` and return a checked Config, or raise ConfigError naming the key."""
+    """Read `path` and return a checked Config, or raise ConfigError (ConfigErrors when
+    there are several) naming each key and its line."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(str(path), "(file)", "config file not found") from None
+        folder = "" if path.parent == Path(".") else f" {path.parent}"
+        hint = f"'aggregator init{folder}' makes a new site there, or pass --config PATH"
+        raise ConfigError(str(path), "(file)", f"config file not found; {hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), "(file)", f"cannot read: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "(syntax)", f"not valid TOML: {exc}") from None
-    return parse_config(raw, path)
+        where = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(where.group(1)) if where else None
+        raise ConfigError(str(path), "(syntax)", f"not valid TOML: {exc}", line=line) from None
+    return parse_config(raw, path, text)
 
 
-def parse_config(raw: dict[str, Any], path: Path) -> Config:
-    root = _Table(path, "", raw)
-    root.check_known({"site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build",
-                      "clustering", "filters", "webhooks"})  # fmt: skip
+ROOT_TABLES = {
+    "site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build",
+    "clustering", "filters", "webhooks",
+}  # fmt: skip
+
+
+def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
+    """Check every table; all errors found are raised together (with lines from `text`)."""
+    problems = ConfigProblems(path, text)
+    root = _Table(path, "", raw, problems)
+    root.check_known(ROOT_TABLES)
     base = path.parent
+
+    def read(reader: Callable[[], Any], default: Any) -> Any:
+        try:
+            return reader()
+        except ConfigError as error:  # a reader that raises stops only its own table
+            problems.add_error(error)
+            return default
+
+    site = read(lambda: _site(root.table("site"), base), None)
+    sources = read(lambda: _sources(root, base), ())
+    build = read(lambda: _build(root.table("build"), base), None)
+    records = read(lambda: _records(root.table("records")), None)
+    ranking = read(lambda: _ranking(root.table("ranking")), None)
+    feeds = read(lambda: _feeds(root.table("feeds")), None)
+    fetch = read(lambda: _fetch(root.table("fetch")), None)
+    limits = read(lambda: _limits(root.table("limits")), None)
+    clustering = read(lambda: _clustering(root.table("clustering")), None)
+    filters = read(lambda: _feed_filters(root), ())
+    webhooks = read(lambda: _webhooks(root), ())
+    problems.raise_any()
     return Config(
         path=path,
-        site=_site(root.table("site"), base),
-        sources=_sources(root, base),
-        build=_build(root.table("build"), base),
-        records=_records(root.table("records")),
-        ranking=_ranking(root.table("ranking")),
-        feeds=_feeds(root.table("feeds")),
-        fetch=_fetch(root.table("fetch")),
-        limits=_limits(root.table("limits")),
-        clustering=_clustering(root.table("clustering")),
-        filters=_feed_filters(root),
-        webhooks=_webhooks(root),
+        site=site,
+        sources=sources,
+        build=build,
+        records=records,
+        ranking=ranking,
+        feeds=feeds,
+        fetch=fetch,
+        limits=limits,
+        clustering=clustering,
+        filters=filters,
+        webhooks=webhooks,
     )
 
 
 def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
     raw = root.data.get("webhooks", [])
     if not isinstance(raw, list):
-        raise ConfigError(root.path, "webhooks", "expected [[webhooks]] tables")
+        root.error("webhooks", "expected [[webhooks]] tables")
+        return ()
     hooks = []
-    for index, item in enumerate(raw):
-        table = _Table(Path(root.path), f"webhooks[{index}]", item)
+    for index, item in enumerate(raw, 1):  # counted from 1, as sources are
+        table = _Table(Path(root.path), f"webhooks[{index}]", item, root.problems)
         table.check_known({"url"})
         hooks.append(WebhookConfig(url=table.url("url")))
     return tuple(hooks)
@@ -328,7 +519,7 @@ def _site(table: _Table, base: Path) -> SiteConfig:
         templates = base / table.string("templates")
         if not templates.is_dir():
             reason = f"expected an existing directory, {templates} is not one"
-            raise ConfigError(table.path, table.key("templates"), reason)
+            table.error("templates", reason)
     base_url = table.url("base_url")
     hub = table.url("websub_hub") if "websub_hub" in table.data else None
     title = table.string("title")
@@ -347,19 +538,21 @@ def _site(table: _Table, base: Path) -> SiteConfig:
 def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
     raw = root.data.get("sources")
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(root.path, "sources", "expected at least one [[sources]] table")
+        root.error("sources", "expected at least one [[sources]] table")
+        return ()
     sources = []
-    for index, item in enumerate(raw):
-        table = _Table(Path(root.path), f"sources[{index}]", item)
+    for index, item in enumerate(raw, 1):  # sources[1] is the first, as people count
+        table = _Table(Path(root.path), f"sources[{index}]", item, root.problems)
+        item = table.data
         table.check_known({"path", "url", "name", *REMOTE_SOURCE_KEYS, *PATH_SOURCE_KEYS,
                            *FILTER_KEYS})  # fmt: skip
         if ("path" in item) == ("url" in item):
-            raise ConfigError(root.path, table.name, "expected exactly one of 'path' or 'url'")
+            table.error("", "expected exactly one of 'path' or 'url'")
+            continue
         filters = _filter_rules(table)
         if "path" in item:
-            remote_only = sorted(REMOTE_SOURCE_KEYS & item.keys())
-            if remote_only:
-                raise ConfigError(root.path, table.key(remote_only[0]), "only for 'url' sources")
+            for key in sorted(REMOTE_SOURCE_KEYS & item.keys()):
+                table.error(key, "only for 'url' sources")
             source_path = base / table.string("path")
             sources.append(
                 SourceConfig(
@@ -371,9 +564,8 @@ def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
                 )
             )
         else:
-            path_only = sorted(PATH_SOURCE_KEYS & item.keys())
-            if path_only:
-                raise ConfigError(root.path, table.key(path_only[0]), "only for 'path' sources")
+            for key in sorted(PATH_SOURCE_KEYS & item.keys()):
+                table.error(key, "only for 'path' sources")
             sources.append(replace(_remote_source(table), filters=filters))
     return tuple(sources)
 
@@ -392,7 +584,7 @@ def _globs(table: _Table, key: str) -> tuple[str, ...]:
     for glob in globs:
         if not glob.strip() or glob.startswith("/") or "\\" in glob:
             reason = f"expected globs relative to the source folder, got {glob!r}"
-            raise ConfigError(table.path, table.key(key), reason)
+            table.error(key, reason)
     return globs
 
 
@@ -414,7 +606,7 @@ def _filter_rules(table: _Table) -> FilterConfig:
             for pattern in patterns:
                 problem = pattern_error(pattern)
                 if problem:
-                    raise ConfigError(sub.path, sub.key(name), problem)
+                    sub.error(name, problem)
             entries.append((name, tuple(patterns)))
         rules[kind] = tuple(entries)
     return FilterConfig(
@@ -428,10 +620,11 @@ def _filter_rules(table: _Table) -> FilterConfig:
 def _feed_filters(root: _Table) -> tuple[FeedFilterConfig, ...]:
     raw = root.data.get("filters", [])
     if not isinstance(raw, list):
-        raise ConfigError(root.path, "filters", "expected [[filters]] tables")
+        root.error("filters", "expected [[filters]] tables")
+        return ()
     filters = []
-    for index, item in enumerate(raw):
-        table = _Table(Path(root.path), f"filters[{index}]", item)
+    for index, item in enumerate(raw, 1):  # counted from 1, as sources are
+        table = _Table(Path(root.path), f"filters[{index}]", item, root.problems)
         table.check_known({*FILTER_KEYS, "topics", "all_topics"})
         topics = None  # every topic feed; `topics = []`: none, only the all-topics feed
         if "topics" in table.data:
@@ -445,12 +638,10 @@ def _remote_source(table: _Table) -> SourceConfig:
     url = table.url("url")
     next_page = table.string("next_page", DEFAULT_NEXT_PAGE)
     if "{n}" not in next_page:
-        raise ConfigError(
-            table.path, table.key("next_page"), "expected a template holding {n} (the page)"
-        )
+        table.error("next_page", "expected a template holding {n} (the page)")
     timeout = table.optional_number("timeout", minimum=0)
     if timeout == 0:
-        raise ConfigError(table.path, table.key("timeout"), "expected a number greater than 0")
+        table.error("timeout", "expected a number greater than 0")
     return SourceConfig(
         url=url,
         name=table.string("name", url),
@@ -467,7 +658,7 @@ def _records(table: _Table) -> RecordsConfig:
     table.check_known({"default_quality", "default_heat", "tracking_params", "excerpt_html"})
     excerpt_html = table.string("excerpt_html", "sanitize")
     if excerpt_html not in ("sanitize", "text"):
-        raise ConfigError(table.path, table.key("excerpt_html"), "expected 'sanitize' or 'text'")
+        table.error("excerpt_html", f"expected 'sanitize' or 'text', got {excerpt_html!r}")
     return RecordsConfig(
         default_quality=table.number("default_quality", 50, minimum=0, maximum=100),
         default_heat=table.number("default_heat", 50, minimum=0, maximum=100),

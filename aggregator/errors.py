@@ -10,13 +10,38 @@ class AggregatorError(Exception):
 
 
 class ConfigError(AggregatorError):
-    """The configuration is unusable; `key` names the offending setting."""
+    """The configuration is unusable; `key` names the offending setting, `line` (from 1)
+    where it is in the file, when known."""
 
-    def __init__(self, path: str, key: str, expected: str) -> None:
+    def __init__(self, path: str, key: str, expected: str, *, line: int | None = None) -> None:
         self.path = path
         self.key = key
         self.expected = expected
-        super().__init__(f"{path}: {key}: {expected}")
+        self.line = line
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(f"{where}: {key}: {expected}")
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        """Every error this one stands for, one line each."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration errors found in one pass, in the order of their lines."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.path, first.key, first.expected, line=first.line)
+        self._errors = tuple(errors)
+        self.args = ("\n".join(str(error) for error in errors),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return self._errors
 
 
 class WriteFailed(AggregatorError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aggregator.records import DocumentResult
+from aggregator.wording import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +24,9 @@ class FetchStats:
 
     def summary(self) -> str:
         return (
-            f"{self.sources} remote source{'' if self.sources == 1 else 's'}: "
-            f"{self.changed} pages changed, "
-            f"{self.not_modified} not modified, {self.failing} sources failing; "
-            f"{self.bodies_parsed} bodies parsed"
+            f"{plural(self.sources, 'remote source')}: {plural(self.changed, 'page')} changed, "
+            f"{self.not_modified} not modified, {plural(self.failing, 'source')} failing; "
+            f"{plural(self.bodies_parsed, 'body', 'bodies')} parsed"
         )
 
 

@@ -34,6 +34,7 @@ from aggregator.records import DocumentResult, RecordDefaults
 from aggregator.remote import SourceDefaults, UnparseableBody, parse_body
 from aggregator.remote_results import FetchStats, RemoteCollection
 from aggregator.state import StateStore
+from aggregator.wording import plural
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,13 +232,14 @@ class _Collector:
         kept = sum(len(page.result.records) for page in pages[failed_at:])
         if kept:
             when = f" ({_when(failed.last_good)})" if failed.last_good else ""
-            action = f"kept its {kept} records from the last good fetch{when}"
+            action = f"kept its {plural(kept, 'record')} from the last good fetch{when}"
         elif failed_at == 0:
             action = "nothing published from it: it has never been fetched successfully"
         else:
             action = "nothing kept for this page: never fetched successfully"
         if failed_at:
-            action += f"; pages 1-{failed_at} still used"
+            used = "page 1" if failed_at == 1 else f"pages 1-{failed_at}"
+            action += f"; {used} still used"
         return replace(failed.failure, action=action)
 
     def _page(self, run: _SourceRun, url: str, number: int, deadline: Deadline) -> _Page:

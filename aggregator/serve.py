@@ -19,12 +19,16 @@ from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 HOST = "127.0.0.1"
 INDEX = "index.html"
 UTF8 = "; charset=utf-8"
 NEGOTIATED = ("rss.xml", "atom.xml")  # the feeds that carry the XSL stylesheet
+# Where pages listen for rebuilds under --live-reload: a hidden name, so it can never be
+# a file of the output folder (those are not served).
+LIVE_RELOAD_PATH = "/.live-reload"
+KEEPALIVE = 15.0  # seconds between comments on a live-reload stream
 FEED_TYPES = {
     "rss.xml": "application/rss+xml" + UTF8,
     "atom.xml": "application/atom+xml" + UTF8,
@@ -99,8 +103,10 @@ def resolve(root: Path, request_path: str) -> Path | None:
     return target if target.is_relative_to(base) else None  # a symlink pointing out
 
 
-def entity_tag(data: bytes) -> str:
-    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+def entity_tag(data: bytes, *variants: str) -> str:
+    """A strong tag for one representation: the bytes' hash, plus a suffix for each way
+    this answer differs from the file as stored (another Content-Type, gzip)."""
+    return '"' + "-".join((hashlib.sha256(data).hexdigest()[:32], *variants)) + '"'
 
 
 def matches_etag(header: str, etag: str) -> bool:
@@ -126,8 +132,11 @@ class Response:
     body: bytes = b""
 
 
-def respond(root: Path, request_path: str, headers: dict[str, str]) -> Response:
-    """Everything about answering one GET, without the socket: easy to reason about."""
+def respond(
+    root: Path, request_path: str, headers: dict[str, str], page_script: str = ""
+) -> Response:
+    """Everything about answering one GET, without the socket: easy to reason about.
+    `page_script` is added to every HTML page before `</body>` (live reload)."""
     target = resolve(root, request_path)
     if target is not None and target.is_dir():
         raw_path = urlsplit(request_path).path
@@ -142,19 +151,29 @@ def respond(root: Path, request_path: str, headers: dict[str, str]) -> Response:
     except OSError:
         return _not_found()
     kind = content_type(target.name, headers.get("accept", ""))
+    injected = bool(page_script) and kind.startswith("text/html")
+    if injected:
+        data = with_script(data, page_script)
     compress = is_compressible(kind) and accepts_gzip(headers.get("accept-encoding", ""))
-    etag = entity_tag(data)
+    variants = []
+    if kind != content_type(target.name):
+        variants.append("xml")  # a feed sent to a browser as application/xml
     if compress:
-        etag = etag[:-1] + '-gzip"'  # another representation, another tag
+        variants.append("gzip")
+    etag = entity_tag(data, *variants)  # another representation, another tag
     common = [
         ("ETag", etag),
         ("Last-Modified", formatdate(modified.timestamp(), usegmt=True)),
         ("Cache-Control", "no-cache"),  # a preview: always revalidate (cheap with 304)
         ("Vary", "Accept-Encoding, Accept" if target.name in NEGOTIATED else "Accept-Encoding"),
     ]
+    if injected:
+        del common[1]  # the page also changes with the script, not only with the file
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         fresh = matches_etag(if_none_match, etag)
+    elif injected:
+        fresh = False
     else:
         fresh = not_modified_since(headers.get("if-modified-since", ""), modified)
     if fresh:
@@ -166,22 +185,76 @@ def respond(root: Path, request_path: str, headers: dict[str, str]) -> Response:
     return Response(HTTPStatus.OK, tuple(common), body)
 
 
+def with_script(page: bytes, script: str) -> bytes:
+    """`page` with `script` just before its last `</body>` (or at the end)."""
+    tag = f"<script>{script}</script>\n".encode()
+    end = page.rfind(b"</body>")
+    return page + tag if end < 0 else page[:end] + tag + page[end:]
+
+
+def live_reload_script(generation: int) -> str:
+    """Reload the page when the server says a build changed the output after
+    `generation` (also when the server restarted, since its count starts again)."""
+    return (
+        f'new EventSource("{LIVE_RELOAD_PATH}?since={generation}")'
+        '.addEventListener("reload", () => location.reload());'
+    )
+
+
 def _not_found() -> Response:
     body = b"Not found\n"
     return Response(HTTPStatus.NOT_FOUND, (("Content-Type", "text/plain" + UTF8),), body)
 
 
 class PreviewServer(ThreadingHTTPServer):
+    """With `live_reload`, HTML pages carry a script that listens on LIVE_RELOAD_PATH
+    (server-sent events) and reloads the page once `changed()` is called."""
+
     daemon_threads = True
 
-    def __init__(self, root: Path, port: int, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int,
+        log: Callable[[str], None] | None = None,
+        *,
+        live_reload: bool = False,
+    ) -> None:
         self.root = root
         self.log = log
+        self.live_reload = live_reload
+        self.generation = 0  # how many times a build changed the output
+        self.listening = 0  # pages waiting for a reload right now
+        self._changes = threading.Condition()
+        self._closing = False
         super().__init__((HOST, port), PreviewHandler)
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}/"
+
+    def changed(self) -> None:
+        """A build changed files: open pages reload."""
+        with self._changes:
+            self.generation += 1
+            self._changes.notify_all()
+
+    def wait_for_change(self, since: int, timeout: float) -> int | None:
+        """The generation once it differs from `since` (or after `timeout`); None when the
+        server is shutting down."""
+        with self._changes:
+            self.listening += 1
+            try:
+                self._changes.wait_for(lambda: self.generation != since or self._closing, timeout)
+            finally:
+                self.listening -= 1
+            return None if self._closing else self.generation
+
+    def shutdown_streams(self) -> None:
+        """End the live-reload streams, so their threads finish."""
+        with self._changes:
+            self._closing = True
+            self._changes.notify_all()
 
 
 class PreviewHandler(BaseHTTPRequestHandler):
@@ -189,14 +262,44 @@ class PreviewHandler(BaseHTTPRequestHandler):
     server_version = "aggregator-preview"
 
     def do_GET(self) -> None:
+        if self.server.live_reload and urlsplit(self.path).path == LIVE_RELOAD_PATH:
+            self._stream_reloads()
+            return
         self._answer(send_body=True)
+
+    def _stream_reloads(self) -> None:
+        """Server-sent events: a comment every KEEPALIVE seconds, and one `reload` event
+        as soon as the output changed after the page's generation."""
+        query = parse_qs(urlsplit(self.path).query)
+        since = query.get("since", [""])[0]
+        generation = int(since) if since.isdigit() else -1
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream" + UTF8)
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        try:
+            self.wfile.write(b"retry: 1000\n\n")
+            self.wfile.flush()
+            while True:
+                now = self.server.wait_for_change(generation, KEEPALIVE)
+                if now is None:
+                    return
+                if now != generation:
+                    self.wfile.write(f"event: reload\ndata: {now}\n\n".encode())
+                    self.wfile.flush()
+                    return
+                self.wfile.write(b": still here\n\n")  # finds a closed page
+                self.wfile.flush()
+        except OSError:
+            return  # the page was closed
 
     def do_HEAD(self) -> None:
         self._answer(send_body=False)
 
     def _answer(self, *, send_body: bool) -> None:
         headers = {name.lower(): value for name, value in self.headers.items()}
-        response = respond(self.server.root, self.path, headers)
+        script = live_reload_script(self.server.generation) if self.server.live_reload else ""
+        response = respond(self.server.root, self.path, headers, script)
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)

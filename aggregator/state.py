@@ -44,6 +44,27 @@ class StateStore:
                 Path(str(path) + suffix).unlink(missing_ok=True)
             return cls(_connect(str(path)), path)
 
+    @classmethod
+    def open_read_only(cls, path: Path) -> StateStore | None:
+        """The store at `path` for reading only, touching nothing on disk (no journal,
+        no lock files: `immutable`), or None if there is no usable one. A write raises."""
+        if not path.is_file():
+            return None
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+        try:
+            db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        except sqlite3.Error:
+            return None
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error:
+            app_id = version = None
+        if (app_id, version) != (APPLICATION_ID, SCHEMA_VERSION):
+            db.close()
+            return None
+        return cls(db, path)
+
     def close(self) -> None:
         self._db.close()
 

@@ -21,6 +21,7 @@ import httpx
 from aggregator.config import Config
 from aggregator.errors import Problem
 from aggregator.state import StateStore
+from aggregator.wording import plural
 
 NAMESPACE = "websub"
 FEED_FILES = ("rss.xml", "atom.xml", "feed.json")
@@ -76,7 +77,7 @@ def announce(
     pending = tuple(sorted(queue.difference(announced)))
     problem = None
     if failure is not None:
-        action = f"{len(pending)} feed URL(s) will be announced again on the next run"
+        action = f"{plural(len(pending), 'feed URL')} will be announced again on the next run"
         problem = Problem(hub, None, None, f"WebSub hub {failure}", action, "warning")
     return Announcement(tuple(announced), pending, problem)
 

@@ -60,14 +60,15 @@ def public_url(output: Path, path: Path, base_url: str = BASE_URL) -> str:
 
 
 @contextmanager
-def preview(root: Path) -> Iterator[PreviewServer]:
-    server = PreviewServer(root, 0)
+def preview(root: Path, *, live_reload: bool = False) -> Iterator[PreviewServer]:
+    server = PreviewServer(root, 0, live_reload=live_reload)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server
     finally:
         server.shutdown()
+        server.shutdown_streams()
         server.server_close()
         thread.join()
 
@@ -95,3 +96,47 @@ def png_bytes(width: int, height: int, seed: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"".join(rows)))
         + chunk(b"IEND", b"")
     )
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytes], int]:
+    """Decode an 8-bit, non-interlaced RGB or RGBA PNG (what Chromium's screenshots are):
+    width, height, one bytes row per line, and bytes per pixel."""
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    position, idat, header = 8, b"", b""
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+        position += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour, interlace)
+    size = 4 if colour == 6 else 3
+    raw = zlib.decompress(idat)
+    stride = width * size
+    rows: list[bytes] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for x in range(stride):
+            left = line[x - size] if x >= size else 0
+            up = previous[x]
+            corner = previous[x - size] if x >= size else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 0xFF
+            elif kind == 2:
+                line[x] = (line[x] + up) & 0xFF
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                guess = left + up - corner
+                near = min((abs(guess - left), 0, left), (abs(guess - up), 1, up),
+                           (abs(guess - corner), 2, corner))[2]  # fmt: skip
+                line[x] = (line[x] + near) & 0xFF
+        rows.append(bytes(line))
+        previous = line
+    return width, height, rows, size

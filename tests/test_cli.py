@@ -71,31 +71,31 @@ def test_rejected_record_is_exit_1_and_the_rest_is_published(tmp_path: Path, cap
 
 
 @pytest.mark.parametrize(
-    ("extra", "key"),
-    [
-        ("[feeds]\nmax_items = 0", "feeds.max_items"),
-        ('[feeds]\nmax_items = "many"', "feeds.max_items"),
-        ("[ranking]\nmax_per_provider = -1", "ranking.max_per_provider"),
-        ("[ranking]\ndoubling_hours = 0", "ranking.doubling_hours"),
-        ("[records]\ndefault_heat = 101", "records.default_heat"),
-        ("[records]\ntracking_params = 3", "records.tracking_params"),
-        ("[feeds]\nmax_itemz = 3", "feeds.max_itemz"),
-        ("[colour]\nx = 1", "colour"),
-        ("[[sources]]\npath = 'nowhere'", "sources[1].path"),
-        ("[[sources]]\nname = 'no path'", "sources[1]"),
+    ("extra", "where"),
+    [  # the config's first 7 lines are [site] and the first source; `extra` starts at 8
+        ("[feeds]\nmax_items = 0", "9: feeds.max_items"),
+        ('[feeds]\nmax_items = "many"', "9: feeds.max_items"),
+        ("[ranking]\nmax_per_provider = -1", "9: ranking.max_per_provider"),
+        ("[ranking]\ndoubling_hours = 0", "9: ranking.doubling_hours"),
+        ("[records]\ndefault_heat = 101", "9: records.default_heat"),
+        ("[records]\ntracking_params = 3", "9: records.tracking_params"),
+        ("[feeds]\nmax_itemz = 3", "9: feeds.max_itemz"),
+        ("[colour]\nx = 1", "8: colour"),
+        ("[[sources]]\npath = 'nowhere'", "9: sources[2].path"),
+        ("[[sources]]\nname = 'no path'", "8: sources[2]"),
     ],
 )
-def test_config_errors_are_exit_2_naming_the_key(
-    tmp_path: Path, capsys, extra: str, key: str
+def test_config_errors_are_exit_2_naming_the_key_and_line(
+    tmp_path: Path, capsys, extra: str, where: str
 ) -> None:
     good_records(tmp_path / "records")
     config = write_config(tmp_path, ["records"], extra)
-    for command in ("build", "check"):
+    for command in ("build", "check", "topics"):
         code, out, err = run([command, "--config", str(config)], capsys)
         assert code == 2
         assert out == ""
-        assert err.startswith(f"aggregator: config error: {config}: {key}: ")
-        assert "expected" in err
+        assert err.startswith(f"aggregator: config error: {config}:{where}: ")
+        assert "expected" in err or "did you mean" in err
         assert len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
@@ -124,11 +124,18 @@ def test_missing_source_directory_names_its_index(tmp_path: Path, capsys) -> Non
     config = write_config(tmp_path, ["records", "records", "gone"])
     code, _, err = run(["build", "--config", str(config)], capsys)
     assert code == 2
-    assert err.strip() == (
-        f"aggregator: config error: {config}: sources[2].path: expected an existing "
+    assert err.strip() == (  # counted as people count: the third source is sources[3]
+        f"aggregator: config error: {config}:13: sources[3].path: expected an existing "
         f"directory, {tmp_path / 'gone'} is not one"
     )
     assert not (tmp_path / "out").exists()
+    config = write_config(tmp_path, ["gone", "records", "lost"])
+    code, _, err = run(["check", "--config", str(config)], capsys)
+    assert code == 2
+    assert [line.split(": ")[1:3] for line in err.splitlines()] == [
+        ["config error", f"{config}:7"],
+        ["config error", f"{config}:13"],
+    ], "every missing folder in one run"
 
 
 def test_missing_sources_and_bad_files(tmp_path: Path, capsys) -> None:
@@ -276,7 +283,7 @@ def test_bundled_examples_build_and_rebuild_identically(tmp_path: Path, capsys) 
     config = str(tmp_path / "config.toml")
     code, out, _ = run(["build", "--config", config], capsys)
     assert code == 1
-    assert "1 unpublished, 0 filtered, 1 duplicates merged" in out
+    assert "1 unpublished, 0 filtered, 1 duplicate merged" in out
     feeds = tmp_path / "feeds"
     assert len(feed_paths(feeds)) == 20
     for path in feed_paths(feeds):

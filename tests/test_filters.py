@@ -126,10 +126,10 @@ min_quality = 60
 @pytest.mark.parametrize(
     ("table", "key"),
     [
-        ('drop.title = ["/(unclosed/"]', "sources[0].drop.title"),
-        ('drop.colour = ["red"]', "sources[0].drop.colour"),
-        ("min_heat = 300", "sources[0].min_heat"),
-        ('include = ["/abs/**"]', "sources[0].include"),
+        ('drop.title = ["/(unclosed/"]', "sources[1].drop.title"),
+        ('drop.colour = ["red"]', "sources[1].drop.colour"),
+        ("min_heat = 300", "sources[1].min_heat"),
+        ('include = ["/abs/**"]', "sources[1].include"),
     ],
 )
 def test_bad_filter_settings_are_config_errors(tmp_path: Path, table: str, key: str) -> None:

@@ -173,7 +173,7 @@ def test_a_broken_or_emptied_feed_keeps_the_last_good_copy(
         assert main(["build", "--config", str(config)]) == 1
     out, err = capsys.readouterr()
     assert "kept its 2 records from the last good fetch" in err
-    assert "1 sources failing" in out
+    assert "1 source failing" in out
     rss = (tmp_path / "out" / "rss.xml").read_text(encoding="utf-8")
     assert "Story number 1" in rss and "Story number 2" in rss
 

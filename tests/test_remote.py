@@ -431,7 +431,7 @@ def test_gone_is_reported_as_such_and_keeps_the_last_records(
     run_build(config)
     (line,) = errors(run_build(config))
     assert "HTTP 410 Gone: removed for good by its server; drop it from the config" in line
-    assert "kept its 1 records" in line
+    assert "kept its 1 record " in line
 
 
 def test_permanent_redirect_is_reported_and_remembered(server: HTTPServer, tmp_path: Path) -> None:
@@ -590,12 +590,12 @@ def test_source_settings_are_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("sources", "key"),
     [
-        (url_source("https://x.example/a.json", next_page="page.json"), "sources[0].next_page"),
-        (url_source("ftp://x.example/a.json"), "sources[0].url"),
-        (url_source("https://x.example/a.json", quality=101), "sources[0].quality"),
-        (url_source("https://x.example/a.json", timeout=0), "sources[0].timeout"),
-        (url_source("https://x.example/a.json", max_pages=0), "sources[0].max_pages"),
-        ('[[sources]]\npath = "."\ntopics = ["A"]\n', "sources[0].topics"),
+        (url_source("https://x.example/a.json", next_page="page.json"), "sources[1].next_page"),
+        (url_source("ftp://x.example/a.json"), "sources[1].url"),
+        (url_source("https://x.example/a.json", quality=101), "sources[1].quality"),
+        (url_source("https://x.example/a.json", timeout=0), "sources[1].timeout"),
+        (url_source("https://x.example/a.json", max_pages=0), "sources[1].max_pages"),
+        ('[[sources]]\npath = "."\ntopics = ["A"]\n', "sources[1].topics"),
     ],
 )
 def test_bad_source_settings_name_the_key(tmp_path: Path, sources: str, key: str) -> None:

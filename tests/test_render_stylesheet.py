@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -64,6 +65,23 @@ def test_the_stylesheet_turns_each_feed_into_a_subscribe_page(tmp_path: Path) ->
         }  # fmt: skip
         links = [a.get("href") for a in page.findall(".//main//li//h2/a")]
         assert links == [entry.link for entry in feed.entries]
+
+
+def test_dates_read_the_same_on_pages_and_both_feed_views(tmp_path: Path) -> None:
+    """One format everywhere: "2 November 2026" on the HTML page and on the pages the
+    stylesheet makes of its RSS and Atom feeds, for the same items in the same order."""
+    config, _ = build_site(tmp_path)
+    output = config.site.output_dir
+    transform = etree.XSLT(etree.parse(str(output / "feed.xsl")))
+    for folder in (output, *sorted((output / "topics").iterdir())):
+        html_page = lxml.html.fromstring((folder / "index.html").read_bytes())
+        shown = [(t.get("datetime")[:10], t.text) for t in html_page.findall(".//article//time")]
+        assert shown
+        assert all(re.fullmatch(r"[1-9]\d? [A-Z][a-z]+ 20\d\d", text) for _, text in shown)
+        for name in ("rss.xml", "atom.xml"):
+            view = lxml.html.fromstring(str(transform(etree.parse(str(folder / name)))))
+            dates = [(t.get("datetime"), t.text.strip()) for t in view.findall(".//main//time")]
+            assert dates == shown, folder / name
 
 
 def test_escaped_html_in_rss_shows_as_the_characters(tmp_path: Path) -> None:

@@ -212,3 +212,140 @@ class _Address:
 
     def __init__(self, port: int) -> None:
         self.server_address = ("127.0.0.1", port)
+
+
+def test_each_representation_has_its_own_etag(server: PreviewServer) -> None:
+    """rss.xml sent to a reader (application/rss+xml) and to a browser (application/xml,
+    so the stylesheet runs) are two representations: a cache must not mix them up."""
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    tags = {}
+    for accept in ("application/rss+xml", browser):
+        for encoding in ("identity", "gzip"):
+            status, headers, _ = get(server, "/rss.xml", Accept=accept, Accept_Encoding=encoding)
+            assert status == 200
+            tags[accept, encoding] = headers["etag"]
+            assert get(server, "/rss.xml", Accept=accept, Accept_Encoding=encoding,
+                       If_None_Match=headers["etag"])[0] == 304  # fmt: skip
+    assert len(set(tags.values())) == 4, tags
+    reader_tag = tags["application/rss+xml", "identity"]
+    status, headers, _ = get(server, "/rss.xml", Accept=browser, If_None_Match=reader_tag)
+    assert status == 200 and headers["content-type"].startswith("application/xml")
+    # Files with one representation keep the plain content hash.
+    stylesheet = get(server, "/feed.xsl")[1]["etag"]
+    assert get(server, "/feed.xsl", Accept=browser)[1]["etag"] == stylesheet
+
+
+def read_event(stream: http.client.HTTPResponse) -> list[str]:
+    """The lines of the next server-sent event (comments skipped)."""
+    lines: list[str] = []
+    while True:
+        line = stream.readline().decode()
+        assert line, "the stream ended"
+        if line == "\n":
+            if lines:
+                return lines
+            continue
+        if not line.startswith(":"):
+            lines.append(line.rstrip("\n"))
+
+
+Stream = tuple[http.client.HTTPConnection, http.client.HTTPResponse]
+
+
+def open_stream(port: int, since: int) -> Stream:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", f"/.live-reload?since={since}")
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("content-type").startswith("text/event-stream")
+    assert read_event(response) == ["retry: 1000"]
+    return connection, response
+
+
+def test_live_reload_pages_listen_for_builds(site: Config) -> None:
+    output = site.site.output_dir
+    with preview(output, live_reload=True) as server:
+        _, _, page = get(server, "/topics/ai/")
+        on_disk = (output / "topics/ai/index.html").read_bytes()
+        script = page[page.rfind(b"<script>") : page.rfind(b"</body>")]
+        assert script.endswith(b"</script>\n") and page.replace(script, b"") == on_disk
+        assert b'new EventSource("/.live-reload?since=0")' in page
+        assert get(server, "/topics/ai/rss.xml")[2] == (output / "topics/ai/rss.xml").read_bytes()
+        connection, stream = open_stream(server.server_address[1], since=0)
+        try:
+            server.changed()
+            assert read_event(stream) == ["event: reload", "data: 1"]
+        finally:
+            connection.close()
+        status, headers, page = get(server, "/", If_Modified_Since=formatdate(usegmt=True))
+        assert status == 200 and b"since=1" in page  # the file is older; the page is not
+        assert "last-modified" not in headers
+        assert get(server, "/", If_None_Match=headers["etag"])[0] == 304
+        connection, stream = open_stream(server.server_address[1], since=0)  # a page from before
+        try:
+            assert read_event(stream) == ["event: reload", "data: 1"]
+        finally:
+            connection.close()
+    with preview(output) as plain:
+        assert get(plain, "/.live-reload?since=0")[0] == 404
+        assert get(plain, "/topics/ai/")[2] == on_disk
+
+
+def test_serve_live_reload_reloads_after_a_rebuild(tmp_path: Path, records: Path) -> None:
+    config = write_site_config(tmp_path, records)
+    command = [sys.executable, "-m", "aggregator", "serve", "-q", "--config", str(config),
+               "--port", "0", "--live-reload", "--build-every", "0.2"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving ") and "with live reload" in line, line
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        page = get(_Address(port), "/topics/ai/")[2]
+        since = int(page.split(b"since=")[1].split(b'"')[0])
+        connection, stream = open_stream(port, since)
+        try:
+            edit_ai_story(records)
+            event = read_event(stream)  # the read times out (60 s) if no reload comes
+            assert event == ["event: reload", f"data: {since + 1}"]
+        finally:
+            connection.close()
+        assert b"We Tried It Twice" in get(_Address(port), "/topics/ai/")[2]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_live_reload_reports_only_the_builds_that_changed_something(
+    tmp_path: Path, records: Path
+) -> None:
+    config = write_site_config(tmp_path, records)
+    command = [sys.executable, "-m", "aggregator", "serve", "--config", str(config),
+               "--port", "0", "--live-reload"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert " stories in " in first, first  # the build at start
+        line = process.stdout.readline()
+        assert line.startswith("serving "), line
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        time.sleep(4.5)  # two builds (every 2 s) that change nothing
+        (story,) = records.glob("2026-11-21-startup-claims-its-agent-*.md")
+        edited = story.read_text(encoding="utf-8").replace("We Tried It", "We Tried It Twice")
+        temporary = story.with_name(".edit.tmp")
+        temporary.write_text(edited, encoding="utf-8")
+        temporary.replace(story)  # at once: no build reads half a file
+        deadline = time.monotonic() + 60
+        while b"We Tried It Twice" not in get(_Address(port), "/topics/ai/index.html")[2]:
+            assert time.monotonic() < deadline, "the serve loop never rebuilt"
+            time.sleep(0.1)
+        time.sleep(2.5)  # and one more
+    finally:
+        process.terminate()
+        rest, _ = process.communicate(timeout=30)
+    summaries = [line for line in rest.splitlines() if " stories in " in line]
+    assert len(summaries) == 1, rest  # the build that wrote the edit; the others are quiet
+    assert " wrote 0 of " not in summaries[0]

@@ -100,4 +100,4 @@ def test_a_webhook_needs_an_http_url(tmp_path, capsys) -> None:
     config = write_config(tmp_path, ["records"], '[[webhooks]]\nurl = "ftp://x"\n')
     (tmp_path / "records").mkdir()
     assert main(["build", "--config", str(config)]) == 2
-    assert "webhooks[0].url" in capsys.readouterr().err
+    assert "webhooks[1].url" in capsys.readouterr().err

@@ -124,10 +124,11 @@ class FeedSummary:
     directory: str
     total: int
     newest: datetime
+    shown: int = 0  # the items the feed holds (at most [feeds] max_items of `total`)
 
     @classmethod
     def of(cls, plan: FeedPlan) -> FeedSummary:
-        return cls(plan.topic, plan.directory, plan.total, newest_date(plan))
+        return cls(plan.topic, plan.directory, plan.total, newest_date(plan), len(plan.items))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from aggregator.render.feeds import (
 from aggregator.render.jsonfeed import JSON_FEED_NAME
 from aggregator.render.opml import OPML_NAME
 from aggregator.topics import topic_key
+from aggregator.wording import plural
 
 PAGE_NAME = "index.html"
 MONTHS = (
@@ -61,6 +62,7 @@ class TopicView:
     count: int  # stories about the topic, before the per-feed caps
     page: str
     feeds: FeedHrefs
+    shown: int = 0  # the items its feeds hold: what a subscriber gets
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,14 @@ class StoryView:
     image: ImageView | None
     topics: tuple[tuple[str, str], ...]  # (name, page href)
     copies: tuple[tuple[str, str], ...] = ()  # other copies of the story: (outlet, link)
+
+
+def story_count(shown: int, total: int) -> str:
+    """What a feed holds against what there is: "3 stories", or "50 of 94 stories" when
+    the feed keeps only the top ones, so the page says what a subscriber gets."""
+    if shown == total:
+        return plural(total, "story", "stories")
+    return f"{shown} of {plural(total, 'story', 'stories')}"
 
 
 def date_text(moment: datetime) -> str:
@@ -103,6 +113,7 @@ def environment(templates: Path | None = None) -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["date_text"] = date_text
+    env.globals["story_count"] = story_count
     env.filters["isodate"] = lambda moment: moment.astimezone(UTC).isoformat()
     return env
 
@@ -203,9 +214,8 @@ def _topic_views(site: SiteConfig, topics: dict[str, FeedSummary], root: str) ->
     for feed in topics.values():
         topic: Topic = feed.topic  # type: ignore[assignment]
         folder = f"{root}{feed.directory}/"
-        views.append(
-            TopicView(topic.name, topic.slug, feed.total, folder, _feed_hrefs(site, feed, folder))
-        )
+        hrefs = _feed_hrefs(site, feed, folder)
+        views.append(TopicView(topic.name, topic.slug, feed.total, folder, hrefs, feed.shown))
     return sorted(views, key=lambda view: (view.name.casefold(), view.slug))
 
 

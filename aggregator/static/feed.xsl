@@ -27,15 +27,23 @@
         <link rel="icon" href="data:,"/>
         <style>
           :root { color-scheme: light dark; --fg: #1b1b1b; --bg: #ffffff; --muted: #4a4a4a;
-                  --link: #0b57a4; --note: #fff4d6; --line: #d0d0d0; }
+                  --link: #0b57a4; --note: #fff4d6; --line: #d0d0d0; --band: #10243e;
+                  --band-fg: #ffffff; }
           @media (prefers-color-scheme: dark) {
             :root { --fg: #ececec; --bg: #121212; --muted: #c4c4c4; --link: #8cc4ff;
-                    --note: #2d2611; --line: #3a3a3a; }
+                    --note: #2d2611; --line: #3a3a3a; --band: #0a1626; }
           }
           body { margin: 0; font: 1.0625rem/1.55 system-ui, -apple-system, "Segoe UI", Roboto,
                  sans-serif; color: var(--fg); background: var(--bg); }
           .wrap { max-width: 46rem; margin: 0 auto; padding: 0 1rem; }
           a { color: var(--link); }
+          /* Chromium (from version 156) lays a deprecation banner over the top of every
+             page made with XSLT. The band keeps that room free, so the banner covers
+             only the feed's name, which the heading repeats, never the subscribe note. */
+          .band { min-height: 5.5rem; display: flex; align-items: flex-end; background: var(--band);
+                  color: var(--band-fg); padding: 0.5rem 0; }
+          .band p { margin: 0; font-weight: 600; }
+          @media (max-width: 40rem) { .band { min-height: 9rem; } }
           .note { background: var(--note); border-bottom: 1px solid var(--line); padding: 1rem 0; }
           .note p { margin: 0.4rem 0; }
           code { font-size: 0.95em; word-break: break-all; background: var(--bg);
@@ -49,6 +57,9 @@
         </style>
       </head>
       <body>
+        <div class="band">
+          <div class="wrap"><p>Web feed: <xsl:value-of select="$title"/></p></div>
+        </div>
         <header class="note">
           <div class="wrap">
             <p><strong>This is a web feed.</strong> Feed readers check it for new stories,
@@ -77,7 +88,11 @@
       <div class="meta">
         <xsl:value-of select="dc:creator"/>
         <xsl:if test="dc:creator and pubDate"> · </xsl:if>
-        <xsl:value-of select="substring(pubDate, 6, 11)"/>
+        <xsl:if test="pubDate">
+          <xsl:call-template name="rss-date">
+            <xsl:with-param name="date" select="pubDate"/>
+          </xsl:call-template>
+        </xsl:if>
       </div>
       <xsl:if test="description">
         <p>
@@ -99,7 +114,11 @@
       <div class="meta">
         <xsl:value-of select="atom:author/atom:name"/>
         <xsl:if test="atom:author and atom:published"> · </xsl:if>
-        <xsl:value-of select="substring(atom:published, 1, 10)"/>
+        <xsl:if test="atom:published">
+          <xsl:call-template name="date">
+            <xsl:with-param name="iso" select="substring(atom:published, 1, 10)"/>
+          </xsl:call-template>
+        </xsl:if>
       </div>
       <xsl:choose>
         <xsl:when test="atom:summary[@type='html']">
@@ -114,6 +133,30 @@
         </xsl:when>
       </xsl:choose>
     </li>
+  </xsl:template>
+  <!-- Dates as the HTML pages show them ("2 November 2026", in UTC as the feeds are);
+       `iso` is YYYY-MM-DD. -->
+  <xsl:template name="date">
+    <xsl:param name="iso"/>
+    <xsl:variable name="months"
+        select="'01January,02February,03March,04April,05May,06June,07July,08August,09September,10October,11November,12December,'"/>
+    <time datetime="{$iso}">
+      <xsl:value-of select="concat(number(substring($iso, 9, 2)), ' ',
+          substring-before(substring-after($months, substring($iso, 6, 2)), ','), ' ',
+          substring($iso, 1, 4))"/>
+    </time>
+  </xsl:template>
+  <!-- An RSS date as written here: "Mon, 02 Nov 2026 08:40:00 +0000". -->
+  <xsl:template name="rss-date">
+    <xsl:param name="date"/>
+    <xsl:variable name="rest" select="normalize-space(substring-after($date, ','))"/>
+    <xsl:variable name="numbers"
+        select="'Jan01Feb02Mar03Apr04May05Jun06Jul07Aug08Sep09Oct10Nov11Dec12'"/>
+    <xsl:call-template name="date">
+      <xsl:with-param name="iso" select="concat(substring($rest, 8, 4), '-',
+          substring(substring-after($numbers, substring($rest, 4, 3)), 1, 2), '-',
+          substring($rest, 1, 2))"/>
+    </xsl:call-template>
   </xsl:template>
   <!-- An HTML fragment (a sanitised excerpt) shown as its text: tags dropped, entities
        decoded. Literal '<' in the text is always escaped, so every '<' starts a tag. -->
