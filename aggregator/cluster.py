@@ -33,10 +33,7 @@ import re
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from difflib import SequenceMatcher
 from itertools import islice, pairwise
-
-from rapidfuzz import fuzz
 
 from aggregator.config import ClusteringConfig
 from aggregator.merge import group_by_link, merge_group, preference, union_topics, unique_related
@@ -115,6 +112,8 @@ def templated_apart(a: Signature, b: Signature, title_a: str, title_b: str) -> b
     only_b = set(b.words) - set(a.words)
     if not only_a or not only_b:
         return False  # one title adds words to the other
+    from rapidfuzz import fuzz  # imported when clustering runs: a rerun that skips it starts faster
+
     left_a = {w for w in only_a if not any(fuzz.ratio(w, v) >= INFLECTION for v in only_b)}
     left_b = {w for w in only_b if not any(fuzz.ratio(w, v) >= INFLECTION for v in only_a)}
     if not left_a or not left_b:
@@ -123,6 +122,8 @@ def templated_apart(a: Signature, b: Signature, title_a: str, title_b: str) -> b
         return True
     # A template: the titles differ only by a word or two put in the place of others,
     # slot by slot. Words added or left out anywhere mean the story is told otherwise.
+    from difflib import SequenceMatcher
+
     opcodes = SequenceMatcher(None, a.words, b.words, autojunk=False).get_opcodes()
     changes = [(a.words[i1:i2], b.words[j1:j2]) for tag, i1, i2, j1, j2 in opcodes
                if tag != "equal"]  # fmt: skip
@@ -137,6 +138,8 @@ def similarity(
     """How alike two stories are (0-100), or 0 when they must stay apart."""
     if not sa.text or not sb.text:
         return 0.0
+    from rapidfuzz import fuzz
+
     score = fuzz.ratio(sa.text, sb.text, score_cutoff=config.title_similarity)
     if not score or not _may_be_one(a, sa, b, sb):
         return 0.0
@@ -184,6 +187,8 @@ def cluster(records: Iterable[Record], config: ClusteringConfig) -> Clustering:
 def _group(ordered: list[Record], config: ClusteringConfig) -> list[list[Record]]:
     """Leader clustering in time order over a sliding window (see the module)."""
     window, cutoff = config.window_hours * 3600, config.title_similarity
+    from rapidfuzz import fuzz
+
     ratio = fuzz.ratio
     texts: list[str] = []  # each story's sorted words: all that most comparisons need
     signatures: dict[int, Signature] = {}  # the few stories that pass the similarity
