@@ -9,14 +9,11 @@ story under the story's guid, and an edit changes no guid.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import sqlite3
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,13 +22,9 @@ from aggregator.build import build
 from aggregator.config import load_config
 
 from .factories import fields, write_config, write_record
+from .support_site import preview
 
 NEWSBOAT = shutil.which("newsboat")
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def outlet(name: str) -> dict[str, str]:
@@ -49,20 +42,15 @@ STORIES = [
 def site(tmp_path: Path) -> Iterator[tuple[Path, object, str]]:
     records = tmp_path / "records"
     for n, (title, name, hour) in enumerate(STORIES, start=1):
-        write_record(records, f"s{n}.md", fields(n, title=title, provider=outlet(name),
-                                                 publishedDateTime=f"2026-11-10T{hour}:00:00Z"))  # fmt: skip
+        when = f"2026-11-10T{hour:02d}:00:00Z"
+        data = fields(n, title=title, provider=outlet(name), publishedDateTime=when)
+        write_record(records, f"s{n}.md", data)
     config = load_config(write_config(tmp_path, ["records"]))
     build(config)
-    handler = functools.partial(QuietHandler, directory=str(config.site.output_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield records, config, f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    # Our own preview server: its ETags follow the bytes, so a rebuild within the same
+    # second is not mistaken for "not modified" (as a Last-Modified date alone would be).
+    with preview(config.site.output_dir) as server:
+        yield records, config, server.url
 
 
 def change_the_records(records: Path) -> None:
@@ -126,14 +114,14 @@ def test_lemon24_reader_shows_only_the_new_stories_after_a_rebuild(site, tmp_pat
     try:
         url = base + name
         reader.add_feed(url)
-        reader.update_feeds()
+        reader.update_feeds(scheduled=False)  # now, not when next due
         entries = list(reader.get_entries())
         assert len(entries) == 3
         for entry in entries:
             reader.mark_entry_as_read(entry)
         change_the_records(records)
         build(config)
-        reader.update_feeds()
+        reader.update_feeds(scheduled=False)  # now, not when next due
         unread = {entry.title for entry in reader.get_entries(read=False)}
         assert unread == NEW_TITLES
         assert len(list(reader.get_entries())) == 5
