@@ -305,7 +305,8 @@ def _check_summary(report: BuildReport) -> str:
     return (
         f"{plural(report.records, 'record')} from {plural(report.documents, 'file')}: "
         f"{report.rejected} rejected, {report.unpublished} unpublished, "
-        f"{plural(report.duplicates, 'duplicate')}; {plural(report.items, 'story', 'stories')} "
+        f"{report.filtered} filtered, {plural(report.duplicates, 'duplicate')}; "
+        f"{plural(report.items, 'story', 'stories')} "
         f"(checked in {report.seconds:.2f} s, nothing written)"
     )
 
