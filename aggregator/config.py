@@ -496,14 +496,19 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
     )
 
 
-def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
-    raw = root.data.get("webhooks", [])
+def _array_of_tables(root: _Table, key: str) -> list[_Table]:
+    """The tables of `[[key]]`, named `key[1]`, `key[2]`, ... (counted as people count)."""
+    raw = root.data.get(key, [])
     if not isinstance(raw, list):
-        root.error("webhooks", "expected [[webhooks]] tables")
-        return ()
+        root.error(key, f"expected [[{key}]] tables")
+        return []
+    return [_Table(Path(root.path), f"{key}[{index}]", item, root.problems)
+            for index, item in enumerate(raw, 1)]  # fmt: skip
+
+
+def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
     hooks = []
-    for index, item in enumerate(raw, 1):  # counted from 1, as sources are
-        table = _Table(Path(root.path), f"webhooks[{index}]", item, root.problems)
+    for table in _array_of_tables(root, "webhooks"):
         table.check_known({"url"})
         hooks.append(WebhookConfig(url=table.url("url")))
     return tuple(hooks)
@@ -618,13 +623,8 @@ def _filter_rules(table: _Table) -> FilterConfig:
 
 
 def _feed_filters(root: _Table) -> tuple[FeedFilterConfig, ...]:
-    raw = root.data.get("filters", [])
-    if not isinstance(raw, list):
-        root.error("filters", "expected [[filters]] tables")
-        return ()
     filters = []
-    for index, item in enumerate(raw, 1):  # counted from 1, as sources are
-        table = _Table(Path(root.path), f"filters[{index}]", item, root.problems)
+    for table in _array_of_tables(root, "filters"):
         table.check_known({*FILTER_KEYS, "topics", "all_topics"})
         topics = None  # every topic feed; `topics = []`: none, only the all-topics feed
         if "topics" in table.data:

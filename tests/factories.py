@@ -6,6 +6,7 @@ import errno
 import html
 import os
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,3 +157,18 @@ def failing_writes(at: int, error: int = errno.ENOSPC) -> Iterator[list[int]]:
         yield count
     finally:
         os.fsync = real
+
+
+def newsboat_reload(newsboat: str, url: str, home: Path) -> None:
+    """Have newsboat (a real reader) fetch `url` into `home`/cache.db: one urls file,
+    config and cache per feed (newsboat keeps one copy of an item per guid across feeds)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "urls").write_text(url + "\n", encoding="utf-8")
+    (home / "config").write_text("max-items 0\nreload-threads 1\n", encoding="utf-8")
+    result = subprocess.run(
+        [newsboat, "-u", str(home / "urls"), "-c", str(home / "cache.db"),
+         "-C", str(home / "config"), "-x", "reload"],
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import shutil
 import sqlite3
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +22,7 @@ from aggregator.build import build
 from aggregator.config import load_config
 
 from .conftest import CORPUS, ROOT
-from .factories import feed_paths
+from .factories import feed_paths, newsboat_reload
 
 NEWSBOAT = shutil.which("newsboat")
 pytestmark = pytest.mark.skipif(NEWSBOAT is None, reason="newsboat is not installed")
@@ -67,16 +66,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 
 def read_with_newsboat(url: str, home: Path) -> list[tuple[str, str]]:
     """(guid, title) of every item newsboat stored for `url`."""
-    home.mkdir(parents=True)
-    (home / "urls").write_text(url + "\n", encoding="utf-8")
-    (home / "config").write_text("max-items 0\nreload-threads 1\n", encoding="utf-8")
-    result = subprocess.run(
-        [NEWSBOAT, "-u", str(home / "urls"), "-c", str(home / "cache.db"),
-         "-C", str(home / "config"), "-x", "reload"],
-        env={"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    newsboat_reload(NEWSBOAT, url, home)
     with sqlite3.connect(home / "cache.db") as db:
         return list(db.execute("SELECT guid, title FROM rss_item WHERE feedurl = ?", (url,)))
 

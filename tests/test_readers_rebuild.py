@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from aggregator.build import build
 from aggregator.config import load_config
 
-from .factories import fields, write_config, write_record
+from .factories import fields, newsboat_reload, write_config, write_record
 from .support_site import preview
 
 NEWSBOAT = shutil.which("newsboat")
@@ -73,31 +72,18 @@ def change_the_records(records: Path) -> None:
 NEW_TITLES = {"Open hardware robot arm kit ships", "Orbital debris tracker opens its catalog"}
 
 
-def newsboat(url: str, home: Path) -> None:
-    (home / "urls").write_text(url + "\n", encoding="utf-8")
-    (home / "config").write_text("max-items 0\nreload-threads 1\n", encoding="utf-8")
-    result = subprocess.run(
-        [NEWSBOAT, "-u", str(home / "urls"), "-c", str(home / "cache.db"),
-         "-C", str(home / "config"), "-x", "reload"],
-        env={"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.mark.skipif(NEWSBOAT is None, reason="newsboat is not installed")
 @pytest.mark.parametrize("name", ["rss.xml", "atom.xml"])
 def test_newsboat_shows_only_the_new_stories_after_a_rebuild(site, tmp_path, name) -> None:
     records, config, base = site
     home = tmp_path / "newsboat"
-    home.mkdir()
-    newsboat(base + name, home)
+    newsboat_reload(NEWSBOAT, base + name, home)
     with sqlite3.connect(home / "cache.db") as db:
         assert db.execute("SELECT count(*) FROM rss_item").fetchone() == (3,)
         db.execute("UPDATE rss_item SET unread = 0")
     change_the_records(records)
     build(config)
-    newsboat(base + name, home)
+    newsboat_reload(NEWSBOAT, base + name, home)
     with sqlite3.connect(home / "cache.db") as db:
         unread = {title for (title,) in db.execute("SELECT title FROM rss_item WHERE unread = 1")}
         total = db.execute("SELECT count(*) FROM rss_item").fetchone()[0]
