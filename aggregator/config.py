@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError, ConfigErrors
+from aggregator.patterns import pattern_error
 
 DEFAULT_TRACKING_PARAMS = (
     "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
@@ -596,8 +597,6 @@ def _globs(table: _Table, key: str) -> tuple[str, ...]:
 def _filter_rules(table: _Table) -> FilterConfig:
     """The keep/drop/min_* settings of a [[sources]] or [[filters]] table (checked here,
     compiled in aggregator.filters)."""
-    from aggregator.filters import pattern_error  # the one place patterns are read
-
     rules = {}
     for kind in ("keep", "drop"):
         sub = table.table(kind)

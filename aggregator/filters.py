@@ -10,32 +10,13 @@ names the rule.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aggregator.config import FeedFilterConfig, FilterConfig
+from aggregator.patterns import compile_pattern
 from aggregator.records import Record
 from aggregator.topics import topic_key
-
-
-def pattern_error(pattern: str) -> str | None:
-    """Why `pattern` is not usable, or None."""
-    if not pattern.strip():
-        return "expected a non-empty pattern"
-    try:
-        _compile(pattern)
-    except re.error as exc:
-        return f"not a valid regular expression {pattern!r}: {exc}"
-    return None
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-        return re.compile(pattern[1:-1], re.IGNORECASE)
-    words = r"\s+".join(re.escape(word) for word in pattern.split())
-    # Whole words: not inside a longer word, wherever punctuation stands around them.
-    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
 
 
 def _field_texts(record: Record, name: str) -> Iterable[str]:
@@ -86,7 +67,7 @@ def compile_rules(config: FilterConfig, where: str) -> tuple[Rule, ...]:
 
 
 def _matcher(name: str, pattern: str) -> Callable[[Record], bool]:
-    search = _compile(pattern).search
+    search = compile_pattern(pattern).search
     return lambda record: any(search(text) for text in _field_texts(record, name))
 
 
