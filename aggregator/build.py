@@ -44,7 +44,6 @@ from aggregator.publish import (
 )
 from aggregator.rank import FeedPlan, Topic, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
-from aggregator.remote_results import FetchStats, RemoteCollection
 from aggregator.render.feeds import (
     STYLESHEET_NAME,
     FeedSummary,
@@ -54,7 +53,8 @@ from aggregator.render.feeds import (
 from aggregator.render.html import page_path, templates_digest
 from aggregator.render.opml import OPML_NAME
 from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
-from aggregator.sources import scan_record_files
+from aggregator.sources.folder import scan_record_files
+from aggregator.sources.results import FetchStats, RemoteCollection
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
 from aggregator.wording import plural
@@ -346,7 +346,7 @@ def _collect_remote(
 ) -> RemoteCollection:
     if not any(source.url for source in config.sources):
         return RemoteCollection()
-    from aggregator.remote_sources import collect_remote, collect_remote_sources  # HTTP stack
+    from aggregator.sources.remote import collect_remote, collect_remote_sources  # HTTP stack
 
     progress = progress or progress_for(sys.stderr)
     defaults = RecordDefaults.from_config(config)

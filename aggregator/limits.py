@@ -52,7 +52,7 @@ def nesting_depth(value: Any, limit: int, key: str) -> int:
     """Depth of nested lists and mappings in `value` (a scalar is 0); raise past `limit`.
 
     For trees, as JSON and alias-free YAML give (YAML with aliases is measured while it
-    is composed, see safeyaml). The walk stops at `limit`, so its recursion is bounded.
+    is composed, see parse/safeyaml.py). The walk stops at `limit`, so its recursion is bounded.
     """
     if not isinstance(value, dict | list):
         return 0

@@ -16,7 +16,7 @@ from aggregator import markup
 from aggregator.config import Config, LimitsConfig
 from aggregator.errors import Problem, RecordError, shown
 from aggregator.limits import check_size, read_capped
-from aggregator.parse import (
+from aggregator.parse.documents import (
     NotARecord,
     RawRecord,
     decode,

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aggregator.limits import LimitExceeded  # noqa: E402
-from aggregator.parse import load_yaml  # noqa: E402
+from aggregator.parse.documents import load_yaml  # noqa: E402
 from tests.hardening_helpers import (  # noqa: E402
     classify_after_kill,
     read_tree,

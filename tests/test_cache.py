@@ -17,7 +17,7 @@ from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, _start_method, parse_files
 from aggregator.records import RecordDefaults, load_record_file
-from aggregator.sources import iter_record_files, scan_record_files
+from aggregator.sources.folder import iter_record_files, scan_record_files
 from aggregator.state import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, StateStore
 
 from .conftest import CORPUS, ROOT

@@ -16,10 +16,10 @@ from werkzeug import Response
 
 from aggregator.cli import main
 from aggregator.config import FetchConfig, SiteConfig
-from aggregator.fetch import RefusedAddress, fetch_url
 from aggregator.rank import FeedPlan
 from aggregator.records import RecordDefaults, records_from_text
 from aggregator.render.feeds import render_feeds
+from aggregator.sources.http import RefusedAddress, fetch_url
 
 from .conftest import drip_server
 from .factories import (

@@ -10,7 +10,7 @@ import pytest
 from aggregator.config import LimitsConfig
 from aggregator.errors import RecordError
 from aggregator.limits import LimitExceeded, nesting_depth, read_capped, take_items
-from aggregator.parse import load_json, load_yaml
+from aggregator.parse.documents import load_json, load_yaml
 from aggregator.records import (
     RecordDefaults,
     load_record_file,

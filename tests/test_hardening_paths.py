@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.cli import main
 from aggregator.publish import UnsafePath, remove_stale_temp_files, target_path
-from aggregator.sources import iter_record_files
+from aggregator.sources.folder import iter_record_files
 
 from .hardening_helpers import all_feed_problems, record_json, write_config
 

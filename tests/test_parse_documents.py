@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from aggregator.errors import RecordError
-from aggregator.parse import (
+from aggregator.parse.documents import (
     NotARecord,
     SafeLoader,
     decode,

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import feedparser
 
 from aggregator.errors import AggregatorError, RecordError
-from aggregator.parse import (
+from aggregator.parse.documents import (
     COLLECTION_KEYS,
     NotARecord,
     RawRecord,

@@ -16,9 +16,9 @@ import yaml
 from aggregator.config import LimitsConfig
 from aggregator.errors import RecordError
 from aggregator.limits import LimitExceeded, nesting_depth
-from aggregator.plainyaml import MAX_DEPTH as PLAIN_MAX_DEPTH
-from aggregator.plainyaml import NotPlain, load_plain_yaml
-from aggregator.safeyaml import safe_load
+from aggregator.parse.plainyaml import MAX_DEPTH as PLAIN_MAX_DEPTH
+from aggregator.parse.plainyaml import NotPlain, load_plain_yaml
+from aggregator.parse.safeyaml import safe_load
 
 # libyaml's C loader is several times faster; both are safe (plain data only).
 SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

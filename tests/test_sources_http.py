@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from aggregator.config import FetchConfig
-from aggregator.fetch import (
+from aggregator.sources.http import (
     BadContentEncoding,
     ConnectionFailed,
     Fetched,

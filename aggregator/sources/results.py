@@ -1,6 +1,6 @@
 """What collecting the remote sources gives a build: their records and the counts.
 
-Apart from remote_sources so that a build of local folders only never imports the HTTP
+Apart from sources/remote.py so that a build of local folders only never imports the HTTP
 stack (httpx and feedparser cost a quarter of the start-up time).
 """
 

@@ -26,8 +26,8 @@ import httpcore
 import httpx
 
 from aggregator.config import FetchConfig
-from aggregator.decompress import ContentDecodingError, accept_encoding, decoder_for
 from aggregator.errors import AggregatorError
+from aggregator.sources.decompress import ContentDecodingError, accept_encoding, decoder_for
 
 DRAIN_LIMIT = 64 * 1024  # the most of an unwanted body read to keep a connection alive
 REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -18,10 +18,10 @@ from aggregator.build import BuildReport, build
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.errors import ConfigError
+from aggregator.parse.feeds import SourceDefaults, UnparseableBody, parse_body
 from aggregator.progress import SilentProgress, TerminalProgress, progress_for
 from aggregator.records import RecordDefaults
-from aggregator.remote import SourceDefaults, UnparseableBody, parse_body
-from aggregator.remote_sources import collect_remote, page_url
+from aggregator.sources.remote import collect_remote, page_url
 from aggregator.state import StateStore
 
 from .conftest import HeldResponse

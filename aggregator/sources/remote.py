@@ -26,13 +26,21 @@ from urllib.parse import quote, urljoin
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import ConfigError, Problem
-from aggregator.fetch import Clock, Deadline, Fetcher, FetchError, NotModified, Sleep, utc_now
-from aggregator.fetch_state import UrlState, UrlStates
 from aggregator.limits import take_items
+from aggregator.parse.feeds import SourceDefaults, UnparseableBody, parse_body
 from aggregator.progress import Progress, SilentProgress
 from aggregator.records import DocumentResult, RecordDefaults
-from aggregator.remote import SourceDefaults, UnparseableBody, parse_body
-from aggregator.remote_results import FetchStats, RemoteCollection
+from aggregator.sources.http import (
+    Clock,
+    Deadline,
+    Fetcher,
+    FetchError,
+    NotModified,
+    Sleep,
+    utc_now,
+)
+from aggregator.sources.http_cache import UrlState, UrlStates
+from aggregator.sources.results import FetchStats, RemoteCollection
 from aggregator.state import StateStore
 from aggregator.wording import plural
 
