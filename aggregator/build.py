@@ -33,6 +33,7 @@ from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig, locate
 from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
+from aggregator.incremental import Redo, decide
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
@@ -446,21 +447,26 @@ def _run(
         pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
         context = _parse_context(config, program)
         found = find_files(config)
-        stamps = None if store is None else file_stamps(config, found.keys, found.files)
         settings = settings_digest(config, context, output)
-        snapshot = None
-        if store is not None and stamps is not None and not full:
-            snapshot = Snapshot.load(store, settings)
-        report = None
-        if store is not None and snapshot is not None and stamps is not None:
-            # Any other change takes the full path (the parse cache keeps it cheap): a new
+        stamps, unstamped = file_stamps(found.keys, found.files)
+        # What the state remembers (not read with --full, which uses none of it).
+        snapshot = None if store is None or full else Snapshot.load(store)
+        intact = (
+            store is not None and snapshot is not None and FeedCache(store, output).all_current()
+        )
+        decision = decide(snapshot, stamps, settings, unstamped=unstamped,
+                          remote=any(source.url for source in config.sources), full=full,
+                          output_intact=intact)  # fmt: skip
+        if decision.redo is Redo.NOTHING:
+            assert store is not None and snapshot is not None
+            report = _rerun(snapshot, output, found)
+        else:
+            # Any change takes the full path (the parse cache keeps it cheap): a new
             # record may join a story already in a feed, or let in one left out before.
-            report = _rerun(snapshot, stamps, store, output, found)
-        if report is None:
             report = _build_all(config, output, store, found, context, program, pool,
                                 full=full, progress=progress, write=write,
                                 accept_shrink=accept_shrink)  # fmt: skip
-            if store is not None and report.snapshot is not None and stamps is not None:
+            if store is not None and report.snapshot is not None and decision.remember:
                 replace(report.snapshot, settings=settings, stamps=stamps).save(store)
             elif store is not None:
                 Snapshot.forget(store)
@@ -473,13 +479,9 @@ class _Outcome:
     snapshot: Snapshot | None = None  # what the next build may start from
 
 
-def _rerun(
-    snapshot: Snapshot, stamps: dict[str, bytes], store: StateStore, output: Path, found: FoundFiles
-) -> _Outcome | None:
-    """The same files, settings and program as the last build, its output untouched:
-    that build again, without reading, ranking or rendering anything."""
-    if snapshot.stamps != stamps or not FeedCache(store, output).all_current():
-        return None
+def _rerun(snapshot: Snapshot, output: Path, found: FoundFiles) -> _Outcome:
+    """The same files, settings and program as the last build, its output untouched
+    (Redo.NOTHING): that build again, without reading, ranking or rendering anything."""
     remove_stale_temp_files(output)
     problems = (*snapshot.problems, *found.skipped)
     rejected = sum(1 for p in problems if p.severity == "error")

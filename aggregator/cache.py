@@ -321,18 +321,18 @@ def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
 
 
 def file_stamps(
-    config: Config, keys: Sequence[str], files: Sequence[tuple[str, os.stat_result | None]]
-) -> dict[str, bytes] | None:
-    """Every record file's stamp by cache key; None when the inputs cannot be known
-    without reading them (remote sources, a file without a stat)."""
-    if any(source.url for source in config.sources):
-        return None
+    keys: Sequence[str], files: Sequence[tuple[str, os.stat_result | None]]
+) -> tuple[dict[str, bytes], list[str]]:
+    """Every record file's stamp by cache key, and the keys of files found without a
+    stat (their state cannot be known without reading them)."""
     stamps = {}
+    unstamped = []
     for key, (_, stat) in zip(keys, files, strict=True):
         if stat is None:
-            return None
-        stamps[key] = file_stamp(stat.st_size, stat.st_mtime_ns)
-    return stamps
+            unstamped.append(key)
+        else:
+            stamps[key] = file_stamp(stat.st_size, stat.st_mtime_ns)
+    return stamps, unstamped
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,14 +349,14 @@ class Snapshot:
               "files")  # fmt: skip
 
     @classmethod
-    def load(cls, store: StateStore, settings: bytes) -> Snapshot | None:
+    def load(cls, store: StateStore) -> Snapshot | None:
+        """The last build's snapshot, whatever its settings (aggregator.incremental
+        compares them); None if there is none or it cannot be read."""
         data = store.get(SNAPSHOT, "last")
         if data is None:
             return None
         try:
             stored, stamps, counts, problems = marshal.loads(data)
-            if stored != settings:
-                return None
             return cls(
                 stored,
                 stamps,

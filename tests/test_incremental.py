@@ -1,0 +1,138 @@
+"""The incremental decision (aggregator.incremental), and incremental builds against
+builds from scratch."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from aggregator import incremental
+from aggregator.cache import file_stamp
+from aggregator.incremental import Decision, Redo, decide
+
+from .factories import build_snapshot
+
+A, B, C = "file:/r/a.md", "file:/r/b.md", "file:/r/c.md"
+LAST = {A: (10, 1), B: (20, 2)}  # (size, mtime_ns) of the files the last build read
+
+
+def now(**changes: tuple[int, int] | None) -> dict[str, bytes]:
+    """The stamps found now: the last build's, with `changes` (a key of None: gone)."""
+    found = {key: file_stamp(*stamp) for key, stamp in LAST.items()}
+    names = {"a": A, "b": B, "c": C, "d": "file:/r/d.md"}
+    for name, stamp in changes.items():
+        if stamp is None:
+            found.pop(names[name])
+        else:
+            found[names[name]] = file_stamp(*stamp)
+    return found
+
+
+def test_the_same_files_settings_and_output_redo_nothing() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", output_intact=True)
+    assert decision == Decision(Redo.NOTHING, remembered=True)
+    assert not decision.files_changed and decision.remember
+
+
+def test_nothing_remembered_takes_the_full_path() -> None:
+    decision = decide(None, now(), b"settings", output_intact=True)
+    assert (decision.redo, decision.remembered, decision.added) == (Redo.FULL, False, ())
+
+
+def test_an_added_file() -> None:
+    decision = decide(build_snapshot(LAST), now(c=(30, 3)), b"settings", output_intact=True)
+    assert decision.redo is Redo.FULL
+    assert (decision.added, decision.edited, decision.deleted, decision.renamed) == (
+        (C,), (), (), ()
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("stamp", [(11, 1), (10, 5)], ids=["size", "mtime"])
+def test_an_edited_file(stamp: tuple[int, int]) -> None:
+    decision = decide(build_snapshot(LAST), now(a=stamp), b"settings", output_intact=True)
+    assert decision.redo is Redo.FULL
+    assert (decision.added, decision.edited, decision.deleted) == ((), (A,), ())
+
+
+def test_a_deleted_file() -> None:
+    decision = decide(build_snapshot(LAST), now(b=None), b"settings", output_intact=True)
+    assert decision.redo is Redo.FULL
+    assert (decision.added, decision.edited, decision.deleted) == ((), (), (B,))
+
+
+def test_a_renamed_file_is_a_deleted_key_and_an_added_key_with_its_stamp() -> None:
+    decision = decide(build_snapshot(LAST), now(b=None, c=(20, 2)), b"settings",
+                      output_intact=True)  # fmt: skip
+    assert decision.redo is Redo.FULL
+    assert decision.renamed == ((B, C),)
+    assert (decision.added, decision.deleted) == ((), ())
+
+
+def test_a_deleted_file_and_an_added_one_with_another_stamp_are_no_rename() -> None:
+    decision = decide(build_snapshot(LAST), now(b=None, c=(21, 2)), b"settings",
+                      output_intact=True)  # fmt: skip
+    assert (decision.added, decision.deleted, decision.renamed) == ((C,), (B,), ())
+
+
+def test_renames_with_equal_stamps_pair_in_the_order_found() -> None:
+    last = {A: (5, 5), B: (5, 5)}
+    found = {C: file_stamp(5, 5), "file:/r/d.md": file_stamp(5, 5)}
+    decision = decide(build_snapshot(last), found, b"settings", output_intact=True)
+    assert decision.renamed == ((A, C), (B, "file:/r/d.md"))
+
+
+def test_changed_settings() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"other", output_intact=True)
+    assert (decision.redo, decision.settings_changed, decision.files_changed) == (
+        Redo.FULL, True, False
+    )  # fmt: skip
+
+
+def test_remote_sources_always_take_the_full_path_and_are_not_remembered() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", remote=True, output_intact=True)
+    assert (decision.redo, decision.remote, decision.remember) == (Redo.FULL, True, False)
+
+
+def test_full_is_forced() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", full=True, output_intact=True)
+    assert (decision.redo, decision.forced) == (Redo.FULL, True)
+
+
+def test_output_touched_since_the_last_build() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", output_intact=False)
+    assert (decision.redo, decision.output_touched, decision.files_changed) == (
+        Redo.FULL, True, False
+    )  # fmt: skip
+
+
+def test_a_file_without_a_stat_is_unknown_not_deleted() -> None:
+    found = now(b=None)  # B was found, but could not be measured
+    decision = decide(build_snapshot(LAST), found, b"settings", unstamped=[B],
+                      output_intact=True)  # fmt: skip
+    assert (decision.redo, decision.unstamped, decision.deleted) == (Redo.FULL, (B,), ())
+    assert not decision.remember  # the next build cannot compare with it
+
+
+def test_the_decision_is_pure_and_frozen() -> None:
+    """The same plain values give the same Decision, and decide does no I/O: the module
+    imports nothing that reaches the disk, the clock or the network."""
+    arguments = (build_snapshot(LAST), now(a=(11, 1), b=None, c=(20, 2)), b"other")
+    first = decide(*arguments, unstamped=(), remote=False, full=False, output_intact=False)
+    again = decide(*arguments, unstamped=(), remote=False, full=False, output_intact=False)
+    assert first == again and hash(first) == hash(again)
+    with pytest.raises(FrozenInstanceError):
+        first.redo = Redo.NOTHING  # type: ignore[misc]
+    tree = ast.parse(inspect.getsource(incremental))
+    imported = {
+        alias.name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported <= {"__future__", "enum", "collections.abc", "dataclasses", "aggregator.cache"}
+    calls = {node.func.id for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}  # fmt: skip
+    assert not calls & {"open", "print", "input"}
