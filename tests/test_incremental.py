@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
+import shutil
+import tempfile
 from dataclasses import FrozenInstanceError
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregator import incremental
+from aggregator.build import build
 from aggregator.cache import file_stamp
+from aggregator.config import load_config
 from aggregator.incremental import Decision, Redo, decide
 
-from .factories import build_snapshot
+from .factories import (
+    build_snapshot,
+    fields,
+    full_build_elsewhere,
+    tree_bytes,
+    write_config,
+    write_record,
+)
 
 A, B, C = "file:/r/a.md", "file:/r/b.md", "file:/r/c.md"
 LAST = {A: (10, 1), B: (20, 2)}  # (size, mtime_ns) of the files the last build read
@@ -136,3 +153,104 @@ def test_the_decision_is_pure_and_frozen() -> None:
     calls = {node.func.id for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}  # fmt: skip
     assert not calls & {"open", "print", "input"}
+
+
+# --- incremental builds against builds from scratch ---------------------------------
+
+TOPIC_POOL = ("AI", "Space", "Climate", "Robots")
+KINDS = ("add", "heat", "quality", "title", "delete", "rename", "publish", "copy", "topics")
+START = datetime(2026, 11, 1, 8, tzinfo=UTC)
+MTIME = 1_600_000_000 * 10**9  # every write gets the next second: each edit shows in its stamp
+
+
+class Corpus:
+    """A folder of record files driven by the steps, remembering each file's fields."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[str, dict[str, Any]] = {}
+        self.made = 0  # records and copies made so far: each gets new names and links
+        self.writes = 0
+
+    def write(self, name: str, data: dict[str, Any]) -> None:
+        self.files[name] = data
+        path = write_record(self.folder, name, data)
+        self.writes += 1
+        stamp = MTIME + self.writes * 10**9
+        os.utime(path, ns=(stamp, stamp))
+
+    def add(self, topics: list[str]) -> None:
+        self.made += 1
+        n = self.made
+        when = START + timedelta(hours=5 * n)
+        self.write(f"record-{n:03d}.md", fields(n, publishedDateTime=when.isoformat(),
+                                                heat=(n * 37) % 100, topics=topics))  # fmt: skip
+
+    def apply(self, kind: str, pick: int, value: int, topics: list[str]) -> None:
+        if kind == "add" or not self.files:
+            self.add(topics)
+            return
+        name = sorted(self.files)[pick % len(self.files)]
+        data = dict(self.files[name])
+        if kind in ("heat", "quality"):
+            data[kind] = value
+        elif kind == "title":
+            data["title"] = f"{data['title']} retold {value}"
+        elif kind == "publish":
+            data["published"] = not data["published"]
+        elif kind == "topics":
+            data["topics"] = topics
+        elif kind == "delete":
+            (self.folder / name).unlink()
+            del self.files[name]
+            return
+        elif kind == "rename":
+            self.made += 1
+            renamed = f"moved-{self.made:03d}.md"
+            (self.folder / name).rename(self.folder / renamed)  # keeps size and mtime
+            self.files[renamed] = self.files.pop(name)
+            return
+        elif kind == "copy":  # the same story from another outlet a few hours later
+            self.made += 1
+            n = self.made
+            when = datetime.fromisoformat(data["publishedDateTime"]) + timedelta(hours=3)
+            data.update(webUrl=f"https://copies{n}.example/news/{n}/",
+                        provider={"name": f"Copier {n}", "domain": f"copies{n}.example"},
+                        publishedDateTime=when.isoformat(), heat=value)  # fmt: skip
+            name = f"copy-{n:03d}.md"
+        self.write(name, data)
+
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(0, 40),
+        st.integers(0, 100),
+        st.lists(st.sampled_from(TOPIC_POOL), min_size=1, max_size=2, unique=True),
+    ),
+    min_size=1,
+    max_size=7,
+)
+
+
+@settings(max_examples=12, derandomize=True, deadline=None, database=None)
+@given(steps)
+def test_incremental_builds_give_the_bytes_of_full_builds(
+    steps: list[tuple[str, int, int, list[str]]],
+) -> None:
+    with tempfile.TemporaryDirectory() as temporary:
+        root = Path(temporary)
+        corpus = Corpus(root / "records")
+        for topics in (["AI"], ["Space", "AI"], ["Climate"], ["Robots", "Space"]):
+            corpus.add(topics)
+        extra = "[feeds]\nmax_items = 3\n[build]\nworkers = 1\n"  # cut-offs that matter
+        config = load_config(write_config(root, [str(corpus.folder)], extra))
+        build(config)
+        for number, (kind, pick, value, topics) in enumerate(steps):
+            corpus.apply(kind, pick, value, topics)
+            incremental_report = build(config)
+            fresh = root / f"fresh-{number}"
+            full_report = full_build_elsewhere(config, fresh)
+            assert tree_bytes(config.site.output_dir) == tree_bytes(fresh), (number, kind)
+            assert incremental_report.items == full_report.items
+            shutil.rmtree(fresh)
