@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator import webhooks
 from aggregator.archive import FeedChange, Histories
@@ -28,6 +29,7 @@ from aggregator.cache import (
     file_stamps,
     program_fingerprint,
     settings_digest,
+    templates_digest,
 )
 from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig, locate
@@ -46,19 +48,14 @@ from aggregator.publish import (
 from aggregator.rank import FeedPlan, Topic, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.remote_results import FetchStats, RemoteCollection
-from aggregator.render.feeds import (
-    STYLESHEET_NAME,
-    FeedSummary,
-    archive_files,
-    render_archive_page,
-)
-from aggregator.render.html import page_path, templates_digest
-from aggregator.render.opml import OPML_NAME
-from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 from aggregator.sources import scan_record_files
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
 from aggregator.wording import plural
+
+if TYPE_CHECKING:
+    from aggregator.render.feeds import FeedSummary
+    from aggregator.render.site import RenderJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,6 +643,13 @@ def publish(
     on threads: each waits on fsync, which releases the interpreter, so they overlap
     with each other and with rendering.
     """
+    # The renderers (feedgen, lxml, jinja2) load here: a build that renders nothing
+    # never imports them.
+    from aggregator.render.feeds import STYLESHEET_NAME
+    from aggregator.render.html import page_path
+    from aggregator.render.opml import OPML_NAME
+    from aggregator.render.site import render_job, render_site_list
+
     remove_stale_temp_files(output)
     output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
     changes = [] if store is None else _advance_histories(config, plans, names, store)
@@ -765,6 +769,8 @@ def _write_archives(
     """Every archive document that is not on disk as its inputs would render it; in
     practice the newest page of a feed that gained items (and the one before it, which
     gains its `next-archive` link). Returns the paths written, files rendered, files."""
+    from aggregator.render.feeds import archive_files, render_archive_page
+
     written: list[Path] = []
     rendered = total = 0
     if store is None or not config.feeds.archive:
@@ -832,6 +838,11 @@ def _plan_rendering(
     program: bytes,
     archives: dict[str, int],
 ) -> _Rendering:
+    from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
+    from aggregator.render.html import page_path
+    from aggregator.render.opml import OPML_NAME
+    from aggregator.render.site import RenderJob, feed_files
+
     def current(relatives: Sequence[str], inputs: bytes) -> bool:
         return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
 

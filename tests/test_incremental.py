@@ -7,6 +7,8 @@ import ast
 import inspect
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
@@ -254,3 +256,35 @@ def test_incremental_builds_give_the_bytes_of_full_builds(
             assert tree_bytes(config.site.output_dir) == tree_bytes(fresh), (number, kind)
             assert incremental_report.items == full_report.items
             shutil.rmtree(fresh)
+
+
+# --- a lean start --------------------------------------------------------------------
+
+RENDERING = ("feedgen", "lxml", "jinja2")  # what only rendering needs
+REMOTE = ("httpx", "feedparser")  # what only remote sources need
+LOADED = (
+    "import sys\n"
+    "from aggregator.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "heavy = ('feedgen', 'lxml', 'jinja2', 'httpx', 'nh3', 'rapidfuzz', 'feedparser')\n"
+    "print('loaded:', *(name for name in heavy if name in sys.modules))\n"
+)
+
+
+def loaded_by(*arguments: str) -> set[str]:
+    """The heavy modules a fresh interpreter has loaded after `aggregator <arguments>`."""
+    done = subprocess.run([sys.executable, "-c", LOADED, *arguments], capture_output=True,
+                          text=True, check=True, timeout=120)  # fmt: skip
+    line = done.stdout.splitlines()[-1]  # after the command's own output
+    assert line.startswith("loaded:"), done.stdout
+    return set(line.split()[1:])
+
+
+def test_a_rebuild_with_nothing_changed_imports_no_renderer(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    for n in range(1, 6):
+        write_record(records, f"record-{n}.md", fields(n, excerpt=f"What <em>{n}</em> did."))
+    config = write_config(tmp_path, [str(records)])
+    assert "feedgen" in loaded_by("build", "--config", str(config))  # this one renders
+    assert loaded_by("build", "--config", str(config)) == set()
+    assert not loaded_by("check", "--config", str(config)) & {*RENDERING, *REMOTE}
