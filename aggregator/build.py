@@ -502,6 +502,10 @@ def _build_all(
     written: list[Path] = []
     refused: list[Problem] = []
     rendered = files = 0
+    if write:
+        # This path renders (publish): load the renderers before the worker pool forks
+        # for parsing, so that the workers start with them as they did before.
+        import aggregator.render.site  # noqa: F401
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
                          persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
