@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator import webhooks
 from aggregator.archive import FeedChange, Histories
@@ -28,11 +29,13 @@ from aggregator.cache import (
     file_stamps,
     program_fingerprint,
     settings_digest,
+    templates_digest,
 )
 from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig, locate
 from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
+from aggregator.incremental import Redo, decide
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
@@ -44,20 +47,15 @@ from aggregator.publish import (
 )
 from aggregator.rank import FeedPlan, Topic, plan_feeds
 from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
-from aggregator.render.feeds import (
-    STYLESHEET_NAME,
-    FeedSummary,
-    archive_files,
-    render_archive_page,
-)
-from aggregator.render.html import page_path, templates_digest
-from aggregator.render.opml import OPML_NAME
-from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
 from aggregator.sources.folder import scan_record_files
 from aggregator.sources.results import FetchStats, RemoteCollection
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
 from aggregator.wording import plural
+
+if TYPE_CHECKING:
+    from aggregator.render.feeds import FeedSummary
+    from aggregator.render.site import RenderJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,21 +444,26 @@ def _run(
         pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
         context = _parse_context(config, program)
         found = find_files(config)
-        stamps = None if store is None else file_stamps(config, found.keys, found.files)
         settings = settings_digest(config, context, output)
-        snapshot = None
-        if store is not None and stamps is not None and not full:
-            snapshot = Snapshot.load(store, settings)
-        report = None
-        if store is not None and snapshot is not None and stamps is not None:
-            # Any other change takes the full path (the parse cache keeps it cheap): a new
+        stamps, unstamped = file_stamps(found.keys, found.files)
+        # What the state remembers (not read with --full, which uses none of it).
+        snapshot = None if store is None or full else Snapshot.load(store)
+        intact = (
+            store is not None and snapshot is not None and FeedCache(store, output).all_current()
+        )
+        decision = decide(snapshot, stamps, settings, unstamped=unstamped,
+                          remote=any(source.url for source in config.sources), full=full,
+                          output_intact=intact)  # fmt: skip
+        if decision.redo is Redo.NOTHING:
+            assert store is not None and snapshot is not None
+            report = _rerun(snapshot, output, found)
+        else:
+            # Any change takes the full path (the parse cache keeps it cheap): a new
             # record may join a story already in a feed, or let in one left out before.
-            report = _rerun(snapshot, stamps, store, output, found)
-        if report is None:
             report = _build_all(config, output, store, found, context, program, pool,
                                 full=full, progress=progress, write=write,
                                 accept_shrink=accept_shrink)  # fmt: skip
-            if store is not None and report.snapshot is not None and stamps is not None:
+            if store is not None and report.snapshot is not None and decision.remember:
                 replace(report.snapshot, settings=settings, stamps=stamps).save(store)
             elif store is not None:
                 Snapshot.forget(store)
@@ -473,13 +476,9 @@ class _Outcome:
     snapshot: Snapshot | None = None  # what the next build may start from
 
 
-def _rerun(
-    snapshot: Snapshot, stamps: dict[str, bytes], store: StateStore, output: Path, found: FoundFiles
-) -> _Outcome | None:
-    """The same files, settings and program as the last build, its output untouched:
-    that build again, without reading, ranking or rendering anything."""
-    if snapshot.stamps != stamps or not FeedCache(store, output).all_current():
-        return None
+def _rerun(snapshot: Snapshot, output: Path, found: FoundFiles) -> _Outcome:
+    """The same files, settings and program as the last build, its output untouched
+    (Redo.NOTHING): that build again, without reading, ranking or rendering anything."""
     remove_stale_temp_files(output)
     problems = (*snapshot.problems, *found.skipped)
     rejected = sum(1 for p in problems if p.severity == "error")
@@ -503,6 +502,10 @@ def _build_all(
     written: list[Path] = []
     refused: list[Problem] = []
     rendered = files = 0
+    if write:
+        # This path renders (publish): load the renderers before the worker pool forks
+        # for parsing, so that the workers start with them as they did before.
+        import aggregator.render.site  # noqa: F401
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
                          persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
@@ -644,6 +647,13 @@ def publish(
     on threads: each waits on fsync, which releases the interpreter, so they overlap
     with each other and with rendering.
     """
+    # The renderers (feedgen, lxml, jinja2) load here: a build that renders nothing
+    # never imports them.
+    from aggregator.render.feeds import STYLESHEET_NAME
+    from aggregator.render.html import page_path
+    from aggregator.render.opml import OPML_NAME
+    from aggregator.render.site import render_job, render_site_list
+
     remove_stale_temp_files(output)
     output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
     changes = [] if store is None else _advance_histories(config, plans, names, store)
@@ -763,6 +773,8 @@ def _write_archives(
     """Every archive document that is not on disk as its inputs would render it; in
     practice the newest page of a feed that gained items (and the one before it, which
     gains its `next-archive` link). Returns the paths written, files rendered, files."""
+    from aggregator.render.feeds import archive_files, render_archive_page
+
     written: list[Path] = []
     rendered = total = 0
     if store is None or not config.feeds.archive:
@@ -830,6 +842,11 @@ def _plan_rendering(
     program: bytes,
     archives: dict[str, int],
 ) -> _Rendering:
+    from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
+    from aggregator.render.html import page_path
+    from aggregator.render.opml import OPML_NAME
+    from aggregator.render.site import RenderJob, feed_files
+
     def current(relatives: Sequence[str], inputs: bytes) -> bool:
         return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
 

@@ -13,21 +13,19 @@ when any of them changes, everything is parsed and rendered again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
+import importlib.util
 import marshal
 import os
+import re
 import struct
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import feedgen.version
-import lxml.etree
-import nh3
-import slugify
-import yaml
 
 from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
@@ -49,14 +47,14 @@ FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours t
 CONTEXT_KEY = "context"
 _STAMP = struct.Struct("<qq")  # size, mtime_ns
 _FEED_ENTRY = struct.Struct("<32s32sq")  # inputs digest, output sha256, output size
-# The libraries that shape records and feeds. Their own version attributes: they are
-# loaded already, while importlib.metadata would add a fifth to the start-up time.
-_LIBRARY_VERSIONS = (
-    ("pyyaml", yaml.__version__),
-    ("feedgen", feedgen.version.version_str),
-    ("lxml", lxml.etree.__version__),
-    ("python-slugify", slugify.__version__),
-    ("nh3", nh3.__version__),
+# The libraries that shape records and feeds: (distribution, module, the module's own
+# version when its metadata cannot be found beside it).
+_LIBRARIES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("pyyaml", "yaml", lambda module: module.__version__),
+    ("feedgen", "feedgen", lambda module: importlib.import_module("feedgen.version").version_str),
+    ("lxml", "lxml", lambda module: importlib.import_module("lxml.etree").__version__),
+    ("python-slugify", "slugify", lambda module: module.__version__),
+    ("nh3", "nh3", lambda module: module.__version__),
 )
 
 
@@ -69,9 +67,50 @@ def program_fingerprint() -> bytes:
     for source in sorted(sources):
         digest.update(source.relative_to(package).as_posix().encode())
         digest.update(source.read_bytes())
-    for name, version in _LIBRARY_VERSIONS:
-        digest.update(f"{name}={version}".encode())
+    for name, module, attribute in _LIBRARIES:
+        digest.update(f"{name}={library_version(name, module, attribute)}".encode())
     return digest.digest()
+
+
+def templates_digest(templates: Path | None) -> bytes:
+    """What the pages' own templates hold: a change renders every page again."""
+    digest = hashlib.sha256()
+    if templates is not None:
+        for path in sorted(templates.rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(templates).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes())
+    return digest.digest()
+
+
+def library_version(distribution: str, module: str, attribute: Callable[[Any], str]) -> str:
+    """The installed version of a library, from the name of its `.dist-info` folder
+    beside it: without importing it (feedgen, lxml and nh3 would be a third of a
+    no-change rebuild) or importlib.metadata (as slow as the imports). Falls back on
+    the module's own version attribute."""
+    spec = importlib.util.find_spec(module)  # a top-level name: found, not imported
+    if spec is not None and spec.origin:
+        folder = Path(spec.origin).parent
+        if spec.submodule_search_locations is not None:
+            folder = folder.parent  # a package: its folder sits in site-packages
+        wanted = _distribution_key(distribution)
+        for entry in _entries(str(folder)):
+            name, _, version = entry.removesuffix(".dist-info").partition("-")
+            if entry.endswith(".dist-info") and _distribution_key(name) == wanted:
+                return version
+    return attribute(importlib.import_module(module))
+
+
+def _distribution_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()  # PEP 503 normalisation, as wheels spell it
+
+
+@functools.cache
+def _entries(folder: str) -> tuple[str, ...]:
+    try:
+        return tuple(sorted(os.listdir(folder)))
+    except OSError:
+        return ()
 
 
 # --- DocumentResult <-> bytes ------------------------------------------------------
@@ -321,18 +360,18 @@ def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
 
 
 def file_stamps(
-    config: Config, keys: Sequence[str], files: Sequence[tuple[str, os.stat_result | None]]
-) -> dict[str, bytes] | None:
-    """Every record file's stamp by cache key; None when the inputs cannot be known
-    without reading them (remote sources, a file without a stat)."""
-    if any(source.url for source in config.sources):
-        return None
+    keys: Sequence[str], files: Sequence[tuple[str, os.stat_result | None]]
+) -> tuple[dict[str, bytes], list[str]]:
+    """Every record file's stamp by cache key, and the keys of files found without a
+    stat (their state cannot be known without reading them)."""
     stamps = {}
+    unstamped = []
     for key, (_, stat) in zip(keys, files, strict=True):
         if stat is None:
-            return None
-        stamps[key] = file_stamp(stat.st_size, stat.st_mtime_ns)
-    return stamps
+            unstamped.append(key)
+        else:
+            stamps[key] = file_stamp(stat.st_size, stat.st_mtime_ns)
+    return stamps, unstamped
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,14 +388,14 @@ class Snapshot:
               "files")  # fmt: skip
 
     @classmethod
-    def load(cls, store: StateStore, settings: bytes) -> Snapshot | None:
+    def load(cls, store: StateStore) -> Snapshot | None:
+        """The last build's snapshot, whatever its settings (aggregator.incremental
+        compares them); None if there is none or it cannot be read."""
         data = store.get(SNAPSHOT, "last")
         if data is None:
             return None
         try:
             stored, stamps, counts, problems = marshal.loads(data)
-            if stored != settings:
-                return None
             return cls(
                 stored,
                 stamps,

@@ -16,8 +16,6 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-import nh3
-
 # XML 1.0 Char excludes C0 controls (but tab, LF, CR), surrogates and U+FFFE/U+FFFF.
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPACES = re.compile(r"\s+")
@@ -95,6 +93,8 @@ def plain_text_full(text: str) -> str:
 
 def _strip_tags(text: str) -> str:
     """Every tag removed (script and style with their content); text stays escaped."""
+    import nh3  # only for text that holds markup: plain text never loads it
+
     return nh3.clean(_WORD_BREAK.sub(" <", text), tags=set())
 
 
@@ -130,6 +130,8 @@ def sanitize_html_full(
         if name not in URL_ATTRIBUTES:
             return value
         return None if resolve_url is None else resolve_url(value)
+
+    import nh3  # loaded by the first excerpt that needs it
 
     clean = nh3.clean(
         text,

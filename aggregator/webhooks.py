@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from aggregator.archive import FeedChange
 from aggregator.config import Config
 from aggregator.errors import Problem
-from aggregator.render.jsonfeed import render_json_feed
 from aggregator.state import StateStore
 
 if TYPE_CHECKING:
@@ -41,6 +40,8 @@ def queue(
     """Queue one delivery per webhook for every feed that gained items."""
     if not config.webhooks:
         return
+    from aggregator.render.jsonfeed import render_json_feed  # feedgen: only with webhooks
+
     numbers = [int(key.rpartition("\n")[2]) for key in store.items(NAMESPACE)]
     number = max(numbers, default=0)
     entries = []

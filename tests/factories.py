@@ -1,4 +1,5 @@
-"""Small builders for foundation tests: record files, Records, config files, folder snapshots."""
+"""Small builders for tests: record files, Records, config files, build snapshots,
+folder snapshots and builds from scratch."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import yaml
 
-from aggregator.config import DEFAULT_TRACKING_PARAMS, FetchConfig
+from aggregator.build import BuildReport, build
+from aggregator.cache import Snapshot, file_stamp
+from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig
 from aggregator.records import Record, RecordDefaults, record_from_mapping
 
 DEFAULTS = RecordDefaults(50.0, 50.0, DEFAULT_TRACKING_PARAMS)
@@ -106,6 +110,20 @@ def feed_paths(root: Path) -> list[Path]:
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
     return {name: data for name, (data, _, _) in snapshot(root).items()}
+
+
+def full_build_elsewhere(config: Config, folder: Path) -> BuildReport:
+    """A build from scratch into `folder`, with a state file of its own."""
+    elsewhere = replace(config, build=replace(config.build, state_path=folder.with_suffix(".db")))
+    return build(elsewhere, folder, full=True)
+
+
+def build_snapshot(stamps: dict[str, tuple[int, int]], settings: bytes = b"settings") -> Snapshot:
+    """What the state remembers of a last build that read files with these
+    (size, mtime_ns) stamps, by parse-cache key."""
+    counts = dict.fromkeys(Snapshot.COUNTS, 0)
+    packed = {key: file_stamp(*stamp) for key, stamp in stamps.items()}
+    return Snapshot(settings, packed, counts, ())
 
 
 OLD_NS = 1_000_000_000 * 10**9  # 2001-09-09: any rewrite after this shows in st_mtime_ns

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import feedparser
@@ -21,7 +20,7 @@ from aggregator.sources.folder import iter_record_files, scan_record_files
 from aggregator.state import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, StateStore
 
 from .conftest import CORPUS, ROOT
-from .factories import tree_bytes
+from .factories import full_build_elsewhere, tree_bytes
 
 TOPICS = ("AI", "Robots", "Space", "Climate", "Security")
 
@@ -430,12 +429,6 @@ def test_a_rerun_over_the_same_inputs_decodes_nothing_but_reports_the_same(site,
     rss.write_text("damaged")
     repaired = build(config)
     assert repaired.parsed == 21 and rss.read_bytes() != b"damaged"
-
-
-def full_build_elsewhere(config, folder: Path):
-    """A build from scratch into `folder`, with a state file of its own."""
-    elsewhere = replace(config, build=replace(config.build, state_path=folder.with_suffix(".db")))
-    return build(elsewhere, folder, full=True)
 
 
 def drop_parse_cache(config) -> None:

@@ -8,7 +8,6 @@ Every date shown comes from the records, never the clock.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -116,17 +115,6 @@ def environment(templates: Path | None = None) -> Environment:
     env.globals["story_count"] = story_count
     env.filters["isodate"] = lambda moment: moment.astimezone(UTC).isoformat()
     return env
-
-
-def templates_digest(templates: Path | None) -> bytes:
-    """What the pages' own templates hold: a change renders every page again."""
-    digest = hashlib.sha256()
-    if templates is not None:
-        for path in sorted(templates.rglob("*")):
-            if path.is_file():
-                digest.update(path.relative_to(templates).as_posix().encode() + b"\0")
-                digest.update(path.read_bytes())
-    return digest.digest()
 
 
 def page_path(plan: FeedPlan | FeedSummary) -> str:

@@ -1,0 +1,130 @@
+"""The one incremental decision: what changed since the last build, and what to redo.
+
+`decide` compares what the state remembers (the last build's Snapshot) with what is
+found now (the record files' stamps, the settings digest, remote sources, `--full`,
+whether the last build's output is still on disk as written) and returns a Decision.
+It is pure: plain values in, a frozen value out, no I/O. The build gathers the facts
+once and carries the Decision out; no stage looks at another stage's cache to decide.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from aggregator.cache import Snapshot
+
+
+class Redo(enum.Enum):
+    """What a build has to do again."""
+
+    NOTHING = "nothing"  # the last build again: its counts and problems, no file read
+    FULL = "full"  # the whole pipeline; unchanged files still come from the parse cache
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What changed since the last build and what to redo about it.
+
+    File lists hold parse-cache keys in the order the files were found (deleted ones:
+    in the order the last build remembered them), so equal inputs give equal Decisions.
+    """
+
+    redo: Redo
+    remembered: bool  # a last build to compare with (none on a first build or --full)
+    added: tuple[str, ...] = ()
+    edited: tuple[str, ...] = ()  # same key, another stamp (size or mtime)
+    deleted: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()  # (old key, new key), the same stamp
+    unstamped: tuple[str, ...] = ()  # files found without a stat: their state is unknown
+    settings_changed: bool = False
+    remote: bool = False  # remote sources: a server may have changed, so never NOTHING
+    forced: bool = False  # --full
+    output_touched: bool = False  # a file the last build wrote is gone or differs
+
+    @property
+    def files_changed(self) -> bool:
+        return bool(self.added or self.edited or self.deleted or self.renamed or self.unstamped)
+
+    @property
+    def remember(self) -> bool:
+        """Whether this build may be remembered for the next one to compare with: only
+        when every input is known from local stamps."""
+        return not self.remote and not self.unstamped
+
+
+def decide(
+    remembered: Snapshot | None,
+    stamps: Mapping[str, bytes],
+    settings: bytes,
+    *,
+    unstamped: Iterable[str] = (),
+    remote: bool = False,
+    full: bool = False,
+    output_intact: bool = False,
+) -> Decision:
+    """The Decision for a build that finds `stamps` (parse-cache key -> file stamp) and
+    `settings` (settings_digest) where the last build left `remembered`.
+
+    `unstamped` are files found without a stat (not in `stamps`); `output_intact` says
+    every file the last build wrote is on disk with the bytes it wrote.
+    """
+    unknown = tuple(unstamped)
+    if remembered is None:
+        return Decision(Redo.FULL, False, unstamped=unknown, remote=remote, forced=full)
+    before = remembered.stamps
+    added: list[str] = []
+    edited: list[str] = []
+    deleted: list[str] = []
+    if before != stamps:  # dict equality runs in C: the common no-change case stays cheap
+        added = [key for key in stamps if key not in before]
+        edited = [key for key, stamp in stamps.items() if key in before and before[key] != stamp]
+        skip = set(unknown)  # an unstamped file is still there, only not measured
+        deleted = [key for key in before if key not in stamps and key not in skip]
+    renamed = _renames(deleted, added, before, stamps)
+    if renamed:
+        moved = {old for old, _ in renamed} | {new for _, new in renamed}
+        added = [key for key in added if key not in moved]
+        deleted = [key for key in deleted if key not in moved]
+    decision = Decision(
+        Redo.FULL,
+        True,
+        added=tuple(added),
+        edited=tuple(edited),
+        deleted=tuple(deleted),
+        renamed=renamed,
+        unstamped=unknown,
+        settings_changed=remembered.settings != settings,
+        remote=remote,
+        forced=full,
+        output_touched=not output_intact,
+    )
+    same = not (
+        decision.files_changed
+        or decision.settings_changed
+        or remote
+        or full
+        or decision.output_touched
+    )
+    if same:
+        return Decision(Redo.NOTHING, True)
+    return decision
+
+
+def _renames(
+    deleted: list[str], added: list[str], before: Mapping[str, bytes], now: Mapping[str, bytes]
+) -> tuple[tuple[str, str], ...]:
+    """A deleted key and an added key with the same stamp (size and mtime_ns: a move
+    keeps both) are one file renamed; equal stamps pair in the order found."""
+    if not deleted or not added:
+        return ()
+    gone: dict[bytes, list[str]] = {}
+    for key in deleted:
+        gone.setdefault(before[key], []).append(key)
+    pairs = []
+    for key in added:
+        candidates = gone.get(now[key])
+        if candidates:
+            pairs.append((candidates.pop(0), key))
+    return tuple(pairs)

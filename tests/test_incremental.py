@@ -1,0 +1,290 @@
+"""The incremental decision (aggregator.incremental), and incremental builds against
+builds from scratch."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import FrozenInstanceError
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator import incremental
+from aggregator.build import build
+from aggregator.cache import file_stamp
+from aggregator.config import load_config
+from aggregator.incremental import Decision, Redo, decide
+
+from .factories import (
+    build_snapshot,
+    fields,
+    full_build_elsewhere,
+    tree_bytes,
+    write_config,
+    write_record,
+)
+
+A, B, C = "file:/r/a.md", "file:/r/b.md", "file:/r/c.md"
+LAST = {A: (10, 1), B: (20, 2)}  # (size, mtime_ns) of the files the last build read
+
+
+def now(**changes: tuple[int, int] | None) -> dict[str, bytes]:
+    """The stamps found now: the last build's, with `changes` (a key of None: gone)."""
+    found = {key: file_stamp(*stamp) for key, stamp in LAST.items()}
+    names = {"a": A, "b": B, "c": C, "d": "file:/r/d.md"}
+    for name, stamp in changes.items():
+        if stamp is None:
+            found.pop(names[name])
+        else:
+            found[names[name]] = file_stamp(*stamp)
+    return found
+
+
+def test_the_same_files_settings_and_output_redo_nothing() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", output_intact=True)
+    assert decision == Decision(Redo.NOTHING, remembered=True)
+    assert not decision.files_changed and decision.remember
+
+
+def test_nothing_remembered_takes_the_full_path() -> None:
+    decision = decide(None, now(), b"settings", output_intact=True)
+    assert (decision.redo, decision.remembered, decision.added) == (Redo.FULL, False, ())
+
+
+def test_an_added_file() -> None:
+    decision = decide(build_snapshot(LAST), now(c=(30, 3)), b"settings", output_intact=True)
+    assert decision.redo is Redo.FULL
+    assert (decision.added, decision.edited, decision.deleted, decision.renamed) == (
+        (C,), (), (), ()
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("stamp", [(11, 1), (10, 5)], ids=["size", "mtime"])
+def test_an_edited_file(stamp: tuple[int, int]) -> None:
+    decision = decide(build_snapshot(LAST), now(a=stamp), b"settings", output_intact=True)
+    assert decision.redo is Redo.FULL
+    assert (decision.added, decision.edited, decision.deleted) == ((), (A,), ())
+
+
+def test_a_deleted_file() -> None:
+    decision = decide(build_snapshot(LAST), now(b=None), b"settings", output_intact=True)
+    assert decision.redo is Redo.FULL
+    assert (decision.added, decision.edited, decision.deleted) == ((), (), (B,))
+
+
+def test_a_renamed_file_is_a_deleted_key_and_an_added_key_with_its_stamp() -> None:
+    decision = decide(build_snapshot(LAST), now(b=None, c=(20, 2)), b"settings",
+                      output_intact=True)  # fmt: skip
+    assert decision.redo is Redo.FULL
+    assert decision.renamed == ((B, C),)
+    assert (decision.added, decision.deleted) == ((), ())
+
+
+def test_a_deleted_file_and_an_added_one_with_another_stamp_are_no_rename() -> None:
+    decision = decide(build_snapshot(LAST), now(b=None, c=(21, 2)), b"settings",
+                      output_intact=True)  # fmt: skip
+    assert (decision.added, decision.deleted, decision.renamed) == ((C,), (B,), ())
+
+
+def test_renames_with_equal_stamps_pair_in_the_order_found() -> None:
+    last = {A: (5, 5), B: (5, 5)}
+    found = {C: file_stamp(5, 5), "file:/r/d.md": file_stamp(5, 5)}
+    decision = decide(build_snapshot(last), found, b"settings", output_intact=True)
+    assert decision.renamed == ((A, C), (B, "file:/r/d.md"))
+
+
+def test_changed_settings() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"other", output_intact=True)
+    assert (decision.redo, decision.settings_changed, decision.files_changed) == (
+        Redo.FULL, True, False
+    )  # fmt: skip
+
+
+def test_remote_sources_always_take_the_full_path_and_are_not_remembered() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", remote=True, output_intact=True)
+    assert (decision.redo, decision.remote, decision.remember) == (Redo.FULL, True, False)
+
+
+def test_full_is_forced() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", full=True, output_intact=True)
+    assert (decision.redo, decision.forced) == (Redo.FULL, True)
+
+
+def test_output_touched_since_the_last_build() -> None:
+    decision = decide(build_snapshot(LAST), now(), b"settings", output_intact=False)
+    assert (decision.redo, decision.output_touched, decision.files_changed) == (
+        Redo.FULL, True, False
+    )  # fmt: skip
+
+
+def test_a_file_without_a_stat_is_unknown_not_deleted() -> None:
+    found = now(b=None)  # B was found, but could not be measured
+    decision = decide(build_snapshot(LAST), found, b"settings", unstamped=[B],
+                      output_intact=True)  # fmt: skip
+    assert (decision.redo, decision.unstamped, decision.deleted) == (Redo.FULL, (B,), ())
+    assert not decision.remember  # the next build cannot compare with it
+
+
+def test_the_decision_is_pure_and_frozen() -> None:
+    """The same plain values give the same Decision, and decide does no I/O: the module
+    imports nothing that reaches the disk, the clock or the network."""
+    arguments = (build_snapshot(LAST), now(a=(11, 1), b=None, c=(20, 2)), b"other")
+    first = decide(*arguments, unstamped=(), remote=False, full=False, output_intact=False)
+    again = decide(*arguments, unstamped=(), remote=False, full=False, output_intact=False)
+    assert first == again and hash(first) == hash(again)
+    with pytest.raises(FrozenInstanceError):
+        first.redo = Redo.NOTHING  # type: ignore[misc]
+    tree = ast.parse(inspect.getsource(incremental))
+    imported = {
+        alias.name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported <= {"__future__", "enum", "collections.abc", "dataclasses", "aggregator.cache"}
+    calls = {node.func.id for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}  # fmt: skip
+    assert not calls & {"open", "print", "input"}
+
+
+# --- incremental builds against builds from scratch ---------------------------------
+
+TOPIC_POOL = ("AI", "Space", "Climate", "Robots")
+KINDS = ("add", "heat", "quality", "title", "delete", "rename", "publish", "copy", "topics")
+START = datetime(2026, 11, 1, 8, tzinfo=UTC)
+MTIME = 1_600_000_000 * 10**9  # every write gets the next second: each edit shows in its stamp
+
+
+class Corpus:
+    """A folder of record files driven by the steps, remembering each file's fields."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[str, dict[str, Any]] = {}
+        self.made = 0  # records and copies made so far: each gets new names and links
+        self.writes = 0
+
+    def write(self, name: str, data: dict[str, Any]) -> None:
+        self.files[name] = data
+        path = write_record(self.folder, name, data)
+        self.writes += 1
+        stamp = MTIME + self.writes * 10**9
+        os.utime(path, ns=(stamp, stamp))
+
+    def add(self, topics: list[str]) -> None:
+        self.made += 1
+        n = self.made
+        when = START + timedelta(hours=5 * n)
+        self.write(f"record-{n:03d}.md", fields(n, publishedDateTime=when.isoformat(),
+                                                heat=(n * 37) % 100, topics=topics))  # fmt: skip
+
+    def apply(self, kind: str, pick: int, value: int, topics: list[str]) -> None:
+        if kind == "add" or not self.files:
+            self.add(topics)
+            return
+        name = sorted(self.files)[pick % len(self.files)]
+        data = dict(self.files[name])
+        if kind in ("heat", "quality"):
+            data[kind] = value
+        elif kind == "title":
+            data["title"] = f"{data['title']} retold {value}"
+        elif kind == "publish":
+            data["published"] = not data["published"]
+        elif kind == "topics":
+            data["topics"] = topics
+        elif kind == "delete":
+            (self.folder / name).unlink()
+            del self.files[name]
+            return
+        elif kind == "rename":
+            self.made += 1
+            renamed = f"moved-{self.made:03d}.md"
+            (self.folder / name).rename(self.folder / renamed)  # keeps size and mtime
+            self.files[renamed] = self.files.pop(name)
+            return
+        elif kind == "copy":  # the same story from another outlet a few hours later
+            self.made += 1
+            n = self.made
+            when = datetime.fromisoformat(data["publishedDateTime"]) + timedelta(hours=3)
+            data.update(webUrl=f"https://copies{n}.example/news/{n}/",
+                        provider={"name": f"Copier {n}", "domain": f"copies{n}.example"},
+                        publishedDateTime=when.isoformat(), heat=value)  # fmt: skip
+            name = f"copy-{n:03d}.md"
+        self.write(name, data)
+
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(KINDS),
+        st.integers(0, 40),
+        st.integers(0, 100),
+        st.lists(st.sampled_from(TOPIC_POOL), min_size=1, max_size=2, unique=True),
+    ),
+    min_size=1,
+    max_size=7,
+)
+
+
+@settings(max_examples=12, derandomize=True, deadline=None, database=None)
+@given(steps)
+def test_incremental_builds_give_the_bytes_of_full_builds(
+    steps: list[tuple[str, int, int, list[str]]],
+) -> None:
+    with tempfile.TemporaryDirectory() as temporary:
+        root = Path(temporary)
+        corpus = Corpus(root / "records")
+        for topics in (["AI"], ["Space", "AI"], ["Climate"], ["Robots", "Space"]):
+            corpus.add(topics)
+        extra = "[feeds]\nmax_items = 3\n[build]\nworkers = 1\n"  # cut-offs that matter
+        config = load_config(write_config(root, [str(corpus.folder)], extra))
+        build(config)
+        for number, (kind, pick, value, topics) in enumerate(steps):
+            corpus.apply(kind, pick, value, topics)
+            incremental_report = build(config)
+            fresh = root / f"fresh-{number}"
+            full_report = full_build_elsewhere(config, fresh)
+            assert tree_bytes(config.site.output_dir) == tree_bytes(fresh), (number, kind)
+            assert incremental_report.items == full_report.items
+            shutil.rmtree(fresh)
+
+
+# --- a lean start --------------------------------------------------------------------
+
+RENDERING = ("feedgen", "lxml", "jinja2")  # what only rendering needs
+REMOTE = ("httpx", "feedparser")  # what only remote sources need
+LOADED = (
+    "import sys\n"
+    "from aggregator.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "heavy = ('feedgen', 'lxml', 'jinja2', 'httpx', 'nh3', 'rapidfuzz', 'feedparser')\n"
+    "print('loaded:', *(name for name in heavy if name in sys.modules))\n"
+)
+
+
+def loaded_by(*arguments: str) -> set[str]:
+    """The heavy modules a fresh interpreter has loaded after `aggregator <arguments>`."""
+    done = subprocess.run([sys.executable, "-c", LOADED, *arguments], capture_output=True,
+                          text=True, check=True, timeout=120)  # fmt: skip
+    line = done.stdout.splitlines()[-1]  # after the command's own output
+    assert line.startswith("loaded:"), done.stdout
+    return set(line.split()[1:])
+
+
+def test_a_rebuild_with_nothing_changed_imports_no_renderer(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    for n in range(1, 6):
+        write_record(records, f"record-{n}.md", fields(n, excerpt=f"What <em>{n}</em> did."))
+    config = write_config(tmp_path, [str(records)])
+    assert "feedgen" in loaded_by("build", "--config", str(config))  # this one renders
+    assert loaded_by("build", "--config", str(config)) == set()
+    assert not loaded_by("check", "--config", str(config)) & {*RENDERING, *REMOTE}
