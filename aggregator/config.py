@@ -160,6 +160,11 @@ class FeedsConfig:
                 return settings
         return None
 
+    def limit_for(self, key: str | None, slug: str | None) -> int:
+        """A feed's max_items: its topic's own, or the site's (key None: all topics)."""
+        own = None if key is None or slug is None else self.for_topic(key, slug)
+        return (own.max_items if own else None) or self.max_items
+
 
 @dataclass(frozen=True, slots=True)
 class TopicFeedConfig:

@@ -128,9 +128,7 @@ class Explainer:
 
     def _limit(self, topic: Topic | None) -> int:
         """The feed's max_items: its own ([feeds.topics]) or the site's."""
-        feeds = self.config.feeds
-        own = None if topic is None else feeds.for_topic(topic.key, topic.slug)
-        return (own.max_items if own else None) or feeds.max_items
+        return self.config.feeds.limit_for(topic and topic.key, topic and topic.slug)
 
     def _topic(self, name: str | None) -> Topic | None:
         if name is None:

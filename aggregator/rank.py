@@ -212,8 +212,8 @@ def plan_feeds(
             own = feeds.for_topic(topic.key, topic.slug)
             if own is not None and own.hidden:
                 continue
+            limit = feeds.limit_for(topic.key, topic.slug)
             if own is not None:
-                limit = own.max_items or max_items
                 topic = replace(topic, title=own.title, description=own.description)
                 topics[topic.key] = topic
         chosen = tuple(choice.record for choice in choose(entries, limit, ranking))
