@@ -13,16 +13,14 @@ from pytest_httpserver import HTTPServer
 
 from aggregator.cli import main
 
+from .conftest import running_server
 from .factories import fields, write_config, write_record
 
 
 @pytest.fixture
 def receiver() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
+    with running_server() as server:
+        yield server
 
 
 def site(tmp_path: Path, server: HTTPServer) -> Path:

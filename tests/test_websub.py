@@ -12,6 +12,7 @@ from pytest_httpserver import HTTPServer
 from aggregator.cli import main
 from aggregator.state import StateStore
 
+from .conftest import running_server
 from .support_site import BASE_URL, build_site, write_site_config
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -21,11 +22,8 @@ FEED_NAMES = ("rss.xml", "atom.xml", "feed.json")
 @pytest.fixture
 def hub() -> Iterator[HTTPServer]:
     """A WebSub hub stand-in on 127.0.0.1 that records what it is sent."""
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
+    with running_server() as server:
+        yield server
 
 
 def hub_url(server: HTTPServer) -> str:
