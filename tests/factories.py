@@ -19,9 +19,10 @@ from urllib.parse import urljoin
 import yaml
 
 from aggregator.build import BuildReport, build
-from aggregator.cache import Snapshot, file_stamp
 from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig
 from aggregator.records import Record, RecordDefaults, record_from_mapping
+from aggregator.state.parse_cache import file_stamp
+from aggregator.state.snapshot import Snapshot
 
 DEFAULTS = RecordDefaults(50.0, 50.0, DEFAULT_TRACKING_PARAMS)
 BASE_URL = "https://feeds.example.org/news/"

@@ -22,7 +22,7 @@ from aggregator.parse.feeds import SourceDefaults, UnparseableBody, parse_body
 from aggregator.progress import SilentProgress, TerminalProgress, progress_for
 from aggregator.records import RecordDefaults
 from aggregator.sources.remote import collect_remote, page_url
-from aggregator.state import StateStore
+from aggregator.state.sqlite import SqliteStore
 
 from .conftest import HeldResponse
 from .remote_helpers import (
@@ -364,7 +364,7 @@ def test_failing_since_is_remembered_across_runs(server: HTTPServer, tmp_path: P
     server.expect_request("/s.json").respond_with_handler(handler)
     config = load_config(write_config(tmp_path, url_source(server.url_for("/s.json"))))
     day = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
-    with StateStore.open(tmp_path / "state.db") as store:
+    with SqliteStore.open(tmp_path / "state.db") as store:
 
         def run(moment: datetime) -> list[str]:
             collection = collect_remote(config, store, now=lambda: moment)
