@@ -78,6 +78,7 @@ class SourceConfig:
     max_pages: int = 10
     next_page: str = DEFAULT_NEXT_PAGE  # relative to the first page's folder; {n} = page
     timeout: float | None = None  # overrides [fetch] timeout
+    interval: float | None = None  # fetch workers: seconds between fetches ([fetch] interval)
     include: tuple[str, ...] = ()  # path globs, relative to `path`: only these files
     exclude: tuple[str, ...] = ()  # path globs, relative to `path`: never these
     filters: FilterConfig = field(default_factory=FilterConfig)
@@ -97,6 +98,10 @@ class FetchConfig:
     build_deadline: float = 300.0  # seconds for fetching every remote source
     allow_private_addresses: bool = False  # loopback, private, link-local, metadata hosts
     user_agent: str = "aggregator/0.1 (+https://github.com/aggregator-feeds/aggregator)"
+    # Fetch workers (`aggregator fetch`, with [state] url):
+    interval: float = 900.0  # seconds between two fetches of a source
+    lease_seconds: float = 300.0  # a claimed source is another worker's after this
+    max_backoff: float = 21_600.0  # cap on the wait after failures, Retry-After and max-age
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,17 @@ class BuildConfig:
     workers: int = 0  # parsing and rendering processes; 0 = one per core
     lock_timeout: float = 30.0  # seconds a build waits for another one to finish
     max_shrink: float = 0.5  # a source losing more of its records is held (--accept-shrink)
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    """`[state]`: where the state lives. Without `url`, the SQLite file at `[build]
+    state_path`; with it, a PostgreSQL database that fetch workers and the builder share."""
+
+    url: str | None = None  # postgresql://user@host:port/database (a password: use PGPASSFILE)
+
+
+STATE_SCHEMES = ("postgresql", "postgres")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +214,7 @@ class Config:
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     filters: tuple[FeedFilterConfig, ...] = ()  # [[filters]]
     webhooks: tuple[WebhookConfig, ...] = ()
+    state: StateConfig = field(default_factory=StateConfig)
 
 
 class ConfigProblems:
@@ -456,7 +473,7 @@ def load_config(path: Path) -> Config:
 
 ROOT_TABLES = {
     "site", "sources", "records", "ranking", "feeds", "fetch", "limits", "build",
-    "clustering", "filters", "webhooks",
+    "clustering", "filters", "webhooks", "state",
 }  # fmt: skip
 
 
@@ -485,6 +502,7 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
     clustering = read(lambda: _clustering(root.table("clustering")), None)
     filters = read(lambda: _feed_filters(root), ())
     webhooks = read(lambda: _webhooks(root), ())
+    state = read(lambda: _state(root.table("state")), None)
     problems.raise_any()
     return Config(
         path=path,
@@ -499,7 +517,20 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
         clustering=clustering,
         filters=filters,
         webhooks=webhooks,
+        state=state,
     )
+
+
+def _state(table: _Table) -> StateConfig:
+    table.check_known({"url"})
+    if "url" not in table.data:
+        return StateConfig()
+    url = table.string("url")
+    parts = urlsplit(url)
+    if url and parts.scheme not in STATE_SCHEMES:
+        shown = f"{parts.scheme}://..." if parts.scheme else repr(url.split("@")[-1])
+        table.error("url", f"expected a postgresql://user@host/database URL, got {shown}")
+    return StateConfig(url=url or None)
 
 
 def _array_of_tables(root: _Table, key: str) -> list[_Table]:
@@ -582,7 +613,9 @@ def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:
 
 
 # Settings only a `url` source takes.
-REMOTE_SOURCE_KEYS = frozenset({"topics", "quality", "heat", "max_pages", "next_page", "timeout"})
+REMOTE_SOURCE_KEYS = frozenset(
+    {"topics", "quality", "heat", "max_pages", "next_page", "timeout", "interval"}
+)
 
 
 # Settings only a `path` source takes, and the filter settings any source or [[filters]] takes.
@@ -646,6 +679,7 @@ def _remote_source(table: _Table) -> SourceConfig:
     timeout = table.optional_number("timeout", minimum=0)
     if timeout == 0:
         table.error("timeout", "expected a number greater than 0")
+    interval = table.optional_number("interval", minimum=1)
     return SourceConfig(
         url=url,
         name=table.string("name", url),
@@ -655,6 +689,7 @@ def _remote_source(table: _Table) -> SourceConfig:
         max_pages=table.integer("max_pages", 10, minimum=1),
         next_page=next_page,
         timeout=timeout,
+        interval=interval,
     )
 
 
@@ -702,6 +737,9 @@ def _fetch(table: _Table) -> FetchConfig:
             "allow_private_addresses", default.allow_private_addresses
         ),
         user_agent=table.string("user_agent", default.user_agent),
+        interval=table.number("interval", default.interval, minimum=1),
+        lease_seconds=table.number("lease_seconds", default.lease_seconds, minimum=1),
+        max_backoff=table.number("max_backoff", default.max_backoff, minimum=1),
     )
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,164 @@ def drip_server(interval: float = 0.05, *, headers_fast: bool = False) -> Iterat
         yield server
     finally:
         server.close()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+class PostgresServer:
+    """A real PostgreSQL server for the tests: initdb on a temporary data folder, started
+    on a free port of 127.0.0.1 (and a socket in that folder), stopped and removed at the
+    end. initdb and the server refuse to run as root, so as root they run as the
+    `postgres` user the Debian package makes (`runuser`)."""
+
+    def __init__(self, bin_dir: Path, run_as: str | None) -> None:
+        import socket
+        import tempfile
+
+        self.bin_dir = bin_dir
+        self.prefix = ["runuser", "-u", run_as, "--"] if run_as else []
+        self.folder = Path(tempfile.mkdtemp(prefix="aggregator-pg-"))
+        if run_as:
+            shutil.chown(self.folder, run_as)
+        self.data = self.folder / "data"
+        self._run("initdb", "-D", str(self.data), "-U", "aggregator", "--auth=trust",
+                  "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions")  # fmt: skip
+        for _attempt in range(5):  # a free port may be taken between finding and binding it
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            settings = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                        "-c max_connections=200")  # fmt: skip
+            started = self._run("pg_ctl", "-D", str(self.data), "-o", settings,
+                                "-l", str(self.folder / "server.log"), "-w", "-t", "60",
+                                "start", check=False)  # fmt: skip
+            if started.returncode == 0:
+                break
+        else:
+            raise RuntimeError(f"PostgreSQL did not start: {self.log()}")
+        self._databases = 0
+
+    def _run(self, program: str, *args: str, check: bool = True):
+        import subprocess
+
+        command = [*self.prefix, str(self.bin_dir / program), *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{program} failed: {result.stderr.strip()}")
+        return result
+
+    def log(self) -> str:
+        path = self.folder / "server.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://aggregator@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"test_{os.getpid()}_{self._databases}"
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def postgres_binaries() -> Path | None:
+    """The folder of initdb and pg_ctl: on PATH, else Debian's /usr/lib/postgresql/N/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda path: int(path.parent.parent.name)
+                      if path.parent.parent.name.isdigit() else 0)  # fmt: skip
+    return versions[-1].parent if versions else None
+
+
+def _postgres_unavailable(reason: str) -> None:
+    """Skip, with the reason; where PostgreSQL must be there (CI), fail instead."""
+    if os.environ.get("AGGREGATOR_REQUIRE_POSTGRES"):
+        pytest.fail(f"PostgreSQL tests required but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _postgres_unavailable("psycopg is not installed (pip install -e '.[test]')")
+    bin_dir = postgres_binaries()
+    if bin_dir is None:
+        _postgres_unavailable("PostgreSQL is not installed (no initdb on PATH or in "
+                              "/usr/lib/postgresql/*/bin; .ci/run installs it)")  # fmt: skip
+    run_as = None
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            _postgres_unavailable("running as root and there is no 'postgres' user to "
+                                  "run the server as")  # fmt: skip
+        if shutil.which("runuser") is None:
+            _postgres_unavailable("running as root and runuser is missing")
+        run_as = "postgres"
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir, run_as)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped afterwards."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@dataclass(frozen=True)
+class StateBackend:
+    """One state backend under test: how to open its store, and the config lines that
+    choose it (none for SQLite, `[state] url` for PostgreSQL)."""
+
+    name: str
+    url: str | None  # PostgreSQL's; None for SQLite
+    path: Path  # the SQLite file (unused by PostgreSQL)
+
+    @property
+    def toml(self) -> str:
+        return f'\n[state]\nurl = "{self.url}"\n' if self.url else ""
+
+    def open(self):
+        from aggregator.state.postgres import PostgresStore
+        from aggregator.state.sqlite import SqliteStore
+
+        return PostgresStore.open(self.url) if self.url else SqliteStore.open(self.path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StateBackend:
+    """Each test that takes it runs on SQLite and on a real PostgreSQL database."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    return StateBackend(request.param, url, tmp_path / "state.db")

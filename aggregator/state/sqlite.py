@@ -1,8 +1,10 @@
 """The default state backend: one SQLite file ([build] state_path), embedded.
 
-One table of (namespace, key, value). Writes happen in transactions, so a killed run
-leaves the previous state intact. A corrupt or foreign file is moved aside and
-rebuilt with a warning, never fatal: everything in it can be made again.
+One table of (namespace, key, value), its schema versioned by `PRAGMA user_version`
+and brought up to date by the steps of aggregator.state.migrations. Writes happen in
+transactions, so a killed run leaves the previous state intact. A corrupt or foreign
+file is moved aside and rebuilt with a warning, never fatal: everything in it can be
+made again; a file of a newer schema is refused and left alone.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aggregator.state.migrations import SQLITE_PAGE_SIZE, SQLITE_STEPS, latest, pending
 from aggregator.state.store import StateStore
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = latest(SQLITE_STEPS)
 APPLICATION_ID = 0x41676772  # "Aggr": tells our file from any other SQLite file
-# Values are mostly 1-3 KB parse results. On SQLite's default 4 KB pages each spills
-# into overflow pages: twice the file size and several times slower writes.
-PAGE_SIZE = 32 * 1024
+PAGE_SIZE = SQLITE_PAGE_SIZE
 _BATCH = 500  # keys per `IN (...)` query (SQLite allows 32 766 parameters)
 
 
@@ -104,11 +105,15 @@ class SqliteStore(StateStore):
         return found
 
     def keys(self, namespace: str) -> Iterator[str]:
-        rows = self._db.execute("SELECT key FROM entries WHERE namespace = ?", (namespace,))
+        rows = self._db.execute(
+            "SELECT key FROM entries WHERE namespace = ? ORDER BY key", (namespace,)
+        )
         return (key for (key,) in rows)
 
     def items(self, namespace: str) -> dict[str, bytes]:
-        rows = self._db.execute("SELECT key, value FROM entries WHERE namespace = ?", (namespace,))
+        rows = self._db.execute(
+            "SELECT key, value FROM entries WHERE namespace = ? ORDER BY key", (namespace,)
+        )
         return {key: bytes(value) for key, value in rows}
 
     def put_many(self, namespace: str, pairs: Iterable[tuple[str, bytes]]) -> None:
@@ -130,33 +135,38 @@ def _connect(target: str) -> sqlite3.Connection:
     # Autocommit mode: transactions are explicit, in StateStore.transaction().
     db = sqlite3.connect(target, timeout=30, isolation_level=None)
     try:
-        _prepare(db)
-    except sqlite3.DatabaseError:
+        _prepare(db, target)
+    except BaseException:
         db.close()
         raise
     return db
 
 
-def _prepare(db: sqlite3.Connection) -> None:
+def _prepare(db: sqlite3.Connection, location: str) -> None:
     app_id = db.execute("PRAGMA application_id").fetchone()[0]
     tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if tables and app_id != APPLICATION_ID:
         raise sqlite3.DatabaseError("not an aggregator state file")
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    if tables and version != SCHEMA_VERSION:
-        db.execute("DROP TABLE IF EXISTS entries")  # a cache: safe to start over
-        # The page size of an existing file only changes by rewriting it, outside WAL.
-        db.execute("PRAGMA journal_mode = DELETE")
-        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        db.execute("VACUUM")
-    elif not tables:
+    steps = pending(location, version, SQLITE_STEPS)  # a newer file: SchemaTooNew, untouched
+    if not tables:
         db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # taken when the file is first written
+    for step in steps:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it while we waited for the write lock.
+            if db.execute("PRAGMA user_version").fetchone()[0] >= step.version:
+                db.execute("ROLLBACK")
+                continue
+            for statement in step.statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {step.version}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        for statement in step.after:
+            db.execute(statement)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS entries ("
-        " namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
-        " PRIMARY KEY (namespace, key))"
-    )
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
