@@ -20,7 +20,7 @@ from aggregator import webhooks
 from aggregator.archive import FeedChange, Histories
 from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig, locate
-from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
+from aggregator.errors import ConfigError, ConfigErrors, Problem, StateUnavailable, WriteFailed
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.incremental import Redo, decide
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
@@ -336,6 +336,8 @@ def _collect_remote(
 ) -> RemoteCollection:
     if not any(source.url for source in config.sources):
         return RemoteCollection()
+    if config.state.url is not None:
+        return _stored_remote(config, store)  # the fetch workers fetch; builds read
     from aggregator.sources.remote import collect_remote, collect_remote_sources  # HTTP stack
 
     progress = progress or progress_for(sys.stderr)
@@ -343,6 +345,19 @@ def _collect_remote(
     if store is None:
         return collect_remote_sources(config, progress, persist, defaults)
     return collect_remote(config, store, progress, persist=persist, defaults=defaults)
+
+
+def _stored_remote(config: Config, store: StateStore | None) -> RemoteCollection:
+    """With `[state] url`: the records the fetch workers stored (nothing is fetched)."""
+    from aggregator.sources.remote import stored_remote
+
+    if store is not None:
+        return stored_remote(config, store)
+    with ExitStack() as stack:
+        saved = open_read_only(config)  # `check`, `explain`: read only
+        if saved is not None:
+            stack.enter_context(saved)
+        return stored_remote(config, saved)
 
 
 WRITE_THREADS = 4  # output files written at once (their fsyncs overlap)
@@ -599,15 +614,18 @@ def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
     (without updating it), else an empty one in memory."""
     with ExitStack() as stack:
         store = None
-        if any(source.url for source in config.sources) and not config.build.state_path.exists():
+        shared = config.state.url is not None  # PostgreSQL: read the workers' records
+        if (any(source.url for source in config.sources) and not shared
+                and not config.build.state_path.exists()):  # fmt: skip
             store = stack.enter_context(memory_store())
         cache = None
         saved = open_read_only(config)
         if saved is not None:
             stack.enter_context(saved)
+            store = saved if shared else store
             try:
                 cache = ReadOnlyParseCache(saved, _parse_context(config, _program(config)))
-            except sqlite3.Error:
+            except (sqlite3.Error, StateUnavailable):
                 cache = None  # a build is changing it right now: read every file
         pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
         collection = collect(config, cache, store=store, progress=progress, persist=False,

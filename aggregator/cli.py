@@ -1,4 +1,4 @@
-"""Command line: `aggregator init | build | check | topics | explain | serve`.
+"""Command line: `aggregator init | build | fetch | check | topics | explain | serve`.
 
 Each subcommand is one `Command` in COMMANDS: its help texts, its options and the
 function that runs it. `main` parses, runs and turns the typed errors into exit codes.
@@ -16,8 +16,14 @@ from pathlib import Path
 from aggregator import __version__
 from aggregator.build import BuildReport, build
 from aggregator.config import Config, load_config
-from aggregator.errors import AggregatorError, ConfigError, WriteFailed
-from aggregator.lock import BuildLocked, build_lock, lock_path
+from aggregator.errors import AggregatorError, ConfigError, StateUnavailable, WriteFailed
+from aggregator.lock import (
+    BuildLocked,
+    build_lock,
+    database_build_lock,
+    lock_holder,
+    lock_path,
+)
 from aggregator.parallel import WorkerDied
 from aggregator.state import unusable_state
 from aggregator.wording import plural
@@ -35,7 +41,8 @@ EXIT_TEXTS = {
     EXIT_REJECTED: "some records were rejected or sources failed (the rest is still used)",
     EXIT_USAGE: "usage or configuration error (nothing written)",
     EXIT_LOCKED: "another build held the lock for [build] lock_timeout seconds",
-    EXIT_FAILED: "a worker process died mid-build; every file written is whole, rerun",
+    EXIT_FAILED: "a worker process died, or the state database failed, mid-build; every "
+    "file written is whole, rerun",
     EXIT_WRITE_FAILED: "an output file could not be written (disk full, I/O error)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
@@ -261,20 +268,62 @@ def _deliver(config: Config, args: argparse.Namespace) -> None:
 
 def _locked_build(config: Config, output: Path | None, args: argparse.Namespace) -> BuildReport:
     """Build while holding the lock, so overlapping cron runs never interleave."""
+    url = config.state.url
     path = lock_path(config.build.state_path)
+    holder = path if url is None else lock_holder(url)
 
     def waiting() -> None:
         if not args.quiet:
-            print(f"aggregator: another build holds {path}; waiting up to "
+            print(f"aggregator: another build holds {holder}; waiting up to "
                   f"{config.build.lock_timeout:g} s", file=sys.stderr)  # fmt: skip
 
     with ExitStack() as stack:
         try:
-            stack.enter_context(build_lock(path, config.build.lock_timeout, waiting))
-        except OSError as exc:
+            if url is None:
+                stack.enter_context(build_lock(path, config.build.lock_timeout, waiting))
+            else:  # builders on any machine: the database's advisory lock
+                stack.enter_context(database_build_lock(url, config.build.lock_timeout,
+                                                        waiting))  # fmt: skip
+        except (OSError, StateUnavailable) as exc:
             raise unusable_state(config, exc) from None
         return build(config, output, write=True, full=getattr(args, "full", False),
                      accept_shrink=getattr(args, "accept_shrink", False))  # fmt: skip
+
+
+# --- fetch -------------------------------------------------------------------------------
+
+
+def _fetch_options(parser: argparse.ArgumentParser) -> None:
+    _config_option(parser)
+    parser.add_argument("--once", action="store_true",
+                        help="one pass: fetch each due source once, then exit")  # fmt: skip
+    parser.add_argument("--worker-id", metavar="ID",
+                        help="this worker's name in the schedule (default: HOST:PID)")  # fmt: skip
+    _noise_options(parser, None)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from aggregator.sources.worker import FetchWorker, default_worker_id
+
+    config = load_config(args.config)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # systemd and `kill` stop a worker with SIGTERM: it ends after its batch.
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
+    def report(problem: object) -> None:
+        line = str(problem)
+        if getattr(problem, "severity", "error") == "error" or not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    with FetchWorker.open(config, args.worker_id or default_worker_id(), report=report) as worker:
+        result = worker.run(once=args.once, stop=stop)
+    if not args.quiet:
+        print(result.summary(), flush=True)
+    return EXIT_REJECTED if result.errors else EXIT_OK
 
 
 # --- check -------------------------------------------------------------------------------
@@ -491,6 +540,21 @@ COMMANDS: tuple[Command, ...] = (
         run=_build,
     ),
     Command(
+        name="fetch",
+        summary="fetch worker: fetch due remote sources into the shared PostgreSQL state",
+        description="Register the config's url sources in the PostgreSQL state ([state] "
+        "url), then claim due ones under a lease, fetch them and store their records for "
+        "'aggregator build', until stopped (SIGTERM ends it after the batch in hand). "
+        "Run any number, on any number of machines. With --once: one pass, then exit.",
+        examples=(
+            "aggregator fetch --config site/config.toml",
+            "aggregator fetch --once -q",
+        ),
+        exit_codes=(EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED),
+        options=_fetch_options,
+        run=_fetch,
+    ),
+    Command(
         name="check",
         summary="validate the config and every record; write nothing",
         description="Read and validate the config and every source (remote ones are "
@@ -593,6 +657,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_LOCKED
     except WorkerDied as exc:
         print(f"aggregator: build failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except StateUnavailable as exc:
+        print(f"aggregator: {args.command} stopped: state store failed: {exc}; what was "
+              "written is whole, rerun", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
     except WriteFailed as exc:
         print(f"aggregator: write failed: {exc}; build stopped: every file written is "

@@ -4,6 +4,8 @@ Cron can start a build while the previous one is still running. Two builds writi
 the same feeds and state store would interleave, so each build takes an OS file lock
 (fcntl/flock via the filelock package) beside the state file. The kernel releases it
 when the process ends, even on SIGKILL, so a killed build never leaves a stale lock.
+With `[state] url` the builders may sit on different machines: the lock is then a
+PostgreSQL advisory lock, which the server frees when the holder's connection ends.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ LOCK_SUFFIX = ".lock"
 class BuildLocked(AggregatorError):
     """Another build held the lock for longer than we were willing to wait."""
 
-    def __init__(self, path: Path, waited: float) -> None:
+    def __init__(self, path: Path | str, waited: float) -> None:
         self.path = path
         self.waited = waited
         super().__init__(
@@ -59,3 +61,23 @@ def build_lock(
         yield
     finally:
         lock.release()
+
+
+@contextmanager
+def database_build_lock(
+    url: str, timeout: float, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """The build lock of the PostgreSQL state at `url`, with build_lock's waiting."""
+    from aggregator.state.postgres import BUILD_LOCK, advisory_lock
+
+    with advisory_lock(url, BUILD_LOCK, timeout, on_wait) as held:
+        if not held:
+            raise BuildLocked(lock_holder(url), timeout)
+        yield
+
+
+def lock_holder(url: str) -> str:
+    """How messages name the database build lock (never with a password)."""
+    from aggregator.state.postgres import redact
+
+    return f"the build lock of {redact(url)}"

@@ -318,3 +318,62 @@ def state_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StateBacken
     """Each test that takes it runs on SQLite and on a real PostgreSQL database."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     return StateBackend(request.param, url, tmp_path / "state.db")
+
+
+class SourceFarm:
+    """`count` remote sources on one real HTTP server (/s/N.json, a JSON list holding
+    one record each) that counts the requests for each. `latency` delays every answer;
+    `hold(n)` keeps the first request for source n waiting until `release(n)`;
+    `answer(n, status, headers)` changes what source n answers."""
+
+    def __init__(self, server: HTTPServer, count: int, latency: float = 0.0) -> None:
+        import re
+        from collections import Counter
+
+        self.server = server
+        self.count = count
+        self.latency = latency
+        self.requests: Counter[int] = Counter()
+        self._lock = threading.Lock()
+        self._held: dict[int, threading.Event] = {}
+        self.arrived: dict[int, threading.Event] = {}
+        self._answers: dict[int, tuple[int, dict[str, str]]] = {}
+        server.expect_request(re.compile(r"^/s/\d+\.json$")).respond_with_handler(self)
+
+    def url(self, n: int) -> str:
+        return self.server.url_for(f"/s/{n}.json")
+
+    def sources_toml(self, **settings: object) -> str:
+        import json
+
+        extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+        return "".join(f'\n[[sources]]\nurl = "{self.url(n)}"\n{extra}'
+                       for n in range(self.count))  # fmt: skip
+
+    def hold(self, n: int) -> None:
+        self._held[n] = threading.Event()
+        self.arrived[n] = threading.Event()
+
+    def release(self, n: int) -> None:
+        self._held[n].set()
+
+    def answer(self, n: int, status: int, headers: dict[str, str] | None = None) -> None:
+        self._answers[n] = (status, headers or {})
+
+    def __call__(self, request: Request) -> Response:
+        import json
+
+        n = int(request.path.rsplit("/", 1)[1].split(".")[0])
+        with self._lock:
+            self.requests[n] += 1
+            first = self.requests[n] == 1
+        if n in self._held and first:
+            self.arrived[n].set()
+            self._held[n].wait(30)
+        if self.latency:
+            time.sleep(self.latency)
+        status, headers = self._answers.get(n, (200, {}))
+        if status != 200:
+            return Response(b"", status, headers)
+        body = json.dumps([factories.fields(n, topics=["AI", f"Topic {n % 3}"])]).encode()
+        return Response(body, 200, {"Content-Type": "application/json", **headers})

@@ -59,8 +59,8 @@ def test_every_error_at_once_in_line_order(tmp_path: Path) -> None:
         "3: site.base_url: expected an absolute http(s) URL, got 'news.example.org'",
         "10: sources[2].max_pages: expected a whole number >= 1, got 0",
         "11: sources[2].colour: unknown setting; expected one of drop, exclude, heat, "
-        "include, keep, max_pages, min_heat, min_quality, name, next_page, path, quality, "
-        "timeout, topics, url",
+        "include, interval, keep, max_pages, min_heat, min_quality, name, next_page, path, "
+        "quality, timeout, topics, url",
         "15: sources[3].max_pages: only for 'url' sources",
         "18: ranking.doubling_hour: unknown setting; did you mean 'doubling_hours'?",
         "19: ranking.max_per_provider: expected a whole number >= 0, got -1",

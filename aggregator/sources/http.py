@@ -64,6 +64,7 @@ class Fetched:
     content_type: str
     validators: Validators
     moved_to: str | None = None  # final URL when every redirect on the way was permanent
+    max_age: float | None = None  # Cache-Control max-age: fresh for this many seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class NotModified:
 
     url: str
     moved_to: str | None = None
+    max_age: float | None = None
 
 
 class FetchError(AggregatorError):
@@ -428,10 +430,9 @@ class Fetcher:
                 continue
             moved_to = chain[-1] if permanent and len(chain) > 1 else None
             if isinstance(response, NotModified):
-                return NotModified(chain[-1], moved_to)
-            return Fetched(
-                response.url, response.body, response.content_type, response.validators, moved_to
-            )
+                return NotModified(chain[-1], moved_to, response.max_age)
+            return Fetched(response.url, response.body, response.content_type,
+                           response.validators, moved_to, response.max_age)  # fmt: skip
 
     def _get(
         self, url: str, validators: Validators, timeout: float, deadline: Deadline
@@ -451,8 +452,9 @@ class Fetcher:
                     if not location:
                         raise FetchError(url, f"HTTP {status} redirect without a Location")
                     return _Redirect(status, urldefrag(urljoin(url, location)).url)
+                max_age = parse_max_age(response.headers.get("cache-control"))
                 if status == 304:
-                    return NotModified(url)
+                    return NotModified(url, max_age=max_age)
                 if 200 <= status < 300:
                     body = self._read_body(url, response)
                     return Fetched(
@@ -462,6 +464,7 @@ class Fetcher:
                         Validators(
                             response.headers.get("etag"), response.headers.get("last-modified")
                         ),
+                        max_age=max_age,
                     )
                 raise self._status_failure(url, response)
         except _Refused as exc:
@@ -524,6 +527,21 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def parse_max_age(value: str | None) -> float | None:
+    """Seconds a response stays fresh from its Cache-Control header (`max-age=N`), or
+    None: no such directive, or `no-store` / `no-cache` (fetch as often as scheduled)."""
+    if not value:
+        return None
+    max_age = None
+    for directive in value.lower().split(","):
+        name, _, argument = directive.strip().partition("=")
+        if name in ("no-store", "no-cache"):
+            return None
+        if name == "max-age" and argument.strip().strip('"').isdigit():
+            max_age = float(argument.strip().strip('"'))
+    return max_age
 
 
 def fetch_url(

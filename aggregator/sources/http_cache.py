@@ -10,6 +10,7 @@ once.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
@@ -106,11 +107,15 @@ class UrlStates:
     def set(self, url: str, state: UrlState) -> None:
         self._changed[url] = state
 
-    def save(self, *, prune: bool = True) -> None:
-        """Write the changed states; with `prune`, forget URLs this run did not touch
-        (sources removed from the config, pages past the end), so the store stays small."""
+    def save(self, *, prune: bool = True, only: Collection[str] | None = None) -> None:
+        """Write the changed states (with `only`, of those URLs alone: a fetch worker
+        drops what it fetched for a source whose lease it lost); with `prune`, forget
+        URLs this run did not touch (sources removed from the config, pages past the
+        end), so the store stays small."""
         pairs: list[tuple[str, bytes]] = []
         for url, state in self._changed.items():
+            if only is not None and url not in only:
+                continue
             pairs.append((f"meta {url}", _encode_meta(state)))
             before = self._loaded.get(url)
             if state.result is not None and (before is None or before.result is not state.result):
@@ -120,7 +125,7 @@ class UrlStates:
                 touched = self._loaded.keys() | self._changed.keys()
                 stale = [
                     key
-                    for key in self._store.items(NAMESPACE)
+                    for key in self._store.keys(NAMESPACE)
                     if key.partition(" ")[2] not in touched
                 ]
                 self._store.delete_many(NAMESPACE, stale)

@@ -34,12 +34,13 @@ from aggregator.sources.http import (
     Deadline,
     Fetcher,
     FetchError,
+    HTTPStatusFailure,
     NotModified,
     Sleep,
     utc_now,
 )
 from aggregator.sources.http_cache import UrlState, UrlStates
-from aggregator.sources.results import FetchStats, RemoteCollection
+from aggregator.sources.results import FetchStats, RemoteCollection, SourceOutcome
 from aggregator.state import StateStore, open_store
 from aggregator.wording import plural
 
@@ -77,10 +78,30 @@ def collect_remote(
     store is read but not written. `defaults` are the build's record defaults
     (RecordDefaults.from_config); without them they are made from the config.
     """
+    if not any(source.url is not None for source in config.sources):
+        return RemoteCollection()
+    states = UrlStates(store)
+    remote = fetch_remote(config, states, progress, defaults=defaults, now=now, sleep=sleep)
+    if persist:
+        states.save()
+    return remote
+
+
+def fetch_remote(
+    config: Config,
+    states: UrlStates,
+    progress: Progress | None = None,
+    *,
+    defaults: RecordDefaults | None = None,
+    now: Clock = utc_now,
+    sleep: Sleep = time.sleep,
+) -> RemoteCollection:
+    """Fetch every `url` source of `config`, reading and setting their pages' states in
+    `states` (saving them is the caller's: a build saves all of them, a fetch worker
+    only those of the sources it still holds)."""
     sources = [source for source in config.sources if source.url is not None]
     if not sources:
         return RemoteCollection()
-    states = UrlStates(store)
     runs = [_SourceRun(source, _stored_pages(states, source)) for source in sources]
     progress = progress or SilentProgress()
     progress.start(len(runs))
@@ -108,10 +129,64 @@ def collect_remote(
         counts.update(run.counts)
         for url, state in run.updated.items():
             states.set(url, state)
-    if persist:
-        states.save()
     stats = FetchStats(len(sources), counts["pages"], counts["changed"], counts["not_modified"],
                        counts["failing"], counts["parsed"], requests)  # fmt: skip
+    positions = {id(source): index for index, source in enumerate(config.sources)}
+    owners = tuple(positions[id(s)] for s, results in zip(sources, per_source, strict=True)
+                   for _ in results)  # fmt: skip
+    return RemoteCollection(tuple(r for results in per_source for r in results), stats, owners,
+                            tuple(run.outcome() for run in runs))  # fmt: skip
+
+
+def stored_remote(config: Config, store: StateStore | None) -> RemoteCollection:
+    """Every `url` source's records as the fetch workers stored them, fetching nothing
+    (`[state] url`: the builder reads, the workers fetch). The same results as a fetch
+    that found the same states: a failing page is reported as it was found failing,
+    with the last good records kept, and the cap of `[limits] max_items_per_source`."""
+    sources = [source for source in config.sources if source.url is not None]
+    if not sources:
+        return RemoteCollection()
+    states = None if store is None else UrlStates(store)
+    limit = config.limits.max_items_per_source
+    counts: Counter[str] = Counter()
+    per_source: list[list[DocumentResult]] = []
+    for source in sources:
+        assert source.url is not None
+        stored = {} if states is None else _stored_pages(states, source)
+        first = stored.get(source.url, UrlState())
+        if first.result is None and first.failure is None:
+            counts["unfetched"] += 1
+            note = Problem(source.name, None, None, "not fetched yet: no fetch worker has "
+                           "stored it", "nothing published from it until 'aggregator fetch' "
+                           "has fetched it", "warning")  # fmt: skip
+            per_source.append([DocumentResult(problems=(note,))])
+            continue
+        pages: list[_Page] = []
+        failed_at: int | None = None
+        for number, (url, state) in enumerate(stored.items(), 1):
+            origin = source.name if number == 1 else f"{url} (page {number} of {source.name})"
+            if state.failure is not None and failed_at is None:
+                failed_at = len(pages)
+                since = state.failing_since
+                reason = state.failure + (f" (failing since {_when(since)})" if since else "")
+                kept = state.result or DocumentResult()
+                pages.append(_Page(kept, state.next_page if state.result else None,
+                                   Problem(origin, None, None, reason, ""),
+                                   state.succeeded_at))  # fmt: skip
+            elif state.result is None:
+                break
+            else:
+                notes = _Collector._moved_notes(origin, state.moved_to) if failed_at is None else ()
+                pages.append(_Page(_with_problems(state.result, notes), state.next_page))
+        counts["pages"] += len(pages)
+        results = [page.result for page in pages]
+        if failed_at is not None:
+            counts["failing"] += 1
+            report = _Collector._failure_report(pages, failed_at)
+            results[failed_at] = _with_problems(results[failed_at], (report,))
+        per_source.append(_capped(source.url, results, limit))
+    stats = FetchStats(len(sources), counts["pages"], failing=counts["failing"], stored=True,
+                       unfetched=counts["unfetched"])  # fmt: skip
     positions = {id(source): index for index, source in enumerate(config.sources)}
     owners = tuple(positions[id(s)] for s, results in zip(sources, per_source, strict=True)
                    for _ in results)  # fmt: skip
@@ -146,9 +221,17 @@ class _SourceRun:
     stored: dict[str, UrlState]  # its pages' states as stored, read beforehand
     updated: dict[str, UrlState] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    failure: str | None = None  # why its failing page failed
+    retry_after: float | None = None  # what a failing server asked for
+    max_age: float | None = None  # the first page's Cache-Control max-age
 
     def state(self, url: str) -> UrlState:
         return self.updated.get(url) or self.stored.get(url) or UrlState()
+
+    def outcome(self) -> SourceOutcome:
+        assert self.source.url is not None
+        return SourceOutcome(self.source.url, bool(self.counts["failing"]), self.failure,
+                             self.retry_after, self.max_age, tuple(self.updated))  # fmt: skip
 
 
 def _stored_pages(states: UrlStates, source: SourceConfig) -> dict[str, UrlState]:
@@ -213,18 +296,7 @@ class _Collector:
         return self._capped(source.url, results)
 
     def _capped(self, origin: str, results: list[DocumentResult]) -> list[DocumentResult]:
-        """At most `[limits] max_items_per_source` records from all pages of a source."""
-        limit, taken, capped = self._defaults_all.limits.max_items_per_source, 0, []
-        for result in results:
-            records, left_out = take_items(result.records, limit, taken)
-            taken += len(records)
-            if left_out:
-                reason = f"{left_out:,} more records, over the limit of {limit:,} for one source"
-                note = Problem(origin, None, None, f"{reason} ([limits] max_items_per_source)",
-                               "left out", "warning")  # fmt: skip
-                result = replace(result, records=tuple(records), problems=(*result.problems, note))
-            capped.append(result)
-        return capped
+        return _capped(origin, results, self._defaults_all.limits.max_items_per_source)
 
     @staticmethod
     def _failure_report(pages: list[_Page], failed_at: int) -> Problem:
@@ -251,7 +323,11 @@ class _Collector:
         try:
             response = self._fetcher.fetch(target, state.validators, source.timeout, deadline)
         except FetchError as exc:
+            if isinstance(exc, HTTPStatusFailure) and exc.retry_after is not None:
+                run.retry_after = exc.retry_after
             return self._failed(run, url, origin, exc.reason, forget_move=True)
+        if number == 1:
+            run.max_age = response.max_age
         moved_to = response.moved_to or state.moved_to
         notes = self._moved_notes(origin, moved_to)
         if isinstance(response, NotModified):
@@ -295,6 +371,7 @@ class _Collector:
         state = run.state(url)
         since = state.failing_since or self._now()
         failed = replace(state, failing_since=since, failure=reason)
+        run.failure = run.failure or reason
         if forget_move:
             failed = replace(failed, moved_to=None)  # try the configured URL next time
         run.updated[url] = failed
@@ -320,6 +397,21 @@ class _Collector:
         reason = f"moved permanently to {moved_to}"
         action = "fetched from there; update the config"
         return (Problem(origin, None, None, reason, action, "warning"),)
+
+
+def _capped(origin: str, results: list[DocumentResult], limit: int) -> list[DocumentResult]:
+    """At most `[limits] max_items_per_source` records from all pages of a source."""
+    taken, capped = 0, []
+    for result in results:
+        records, left_out = take_items(result.records, limit, taken)
+        taken += len(records)
+        if left_out:
+            reason = f"{left_out:,} more records, over the limit of {limit:,} for one source"
+            note = Problem(origin, None, None, f"{reason} ([limits] max_items_per_source)",
+                           "left out", "warning")  # fmt: skip
+            result = replace(result, records=tuple(records), problems=(*result.problems, note))
+        capped.append(result)
+    return capped
 
 
 def _with_problems(result: DocumentResult, problems: tuple[Problem, ...]) -> DocumentResult:

@@ -21,8 +21,14 @@ class FetchStats:
     failing: int = 0  # sources with a page that failed
     bodies_parsed: int = 0  # response bodies handed to a parser
     requests: int = 0  # HTTP requests, retries and redirects included
+    stored: bool = False  # read as fetch workers stored them, not fetched ([state] url)
+    unfetched: int = 0  # (stored) sources no worker has fetched yet
 
     def summary(self) -> str:
+        if self.stored:
+            waiting = f", {self.unfetched} not fetched yet" if self.unfetched else ""
+            return (f"{plural(self.sources, 'remote source')} as the fetch workers stored "
+                    f"them: {plural(self.failing, 'source')} failing{waiting}")  # fmt: skip
         return (
             f"{plural(self.sources, 'remote source')}: {plural(self.changed, 'page')} changed, "
             f"{self.not_modified} not modified, {plural(self.failing, 'source')} failing; "
@@ -31,7 +37,20 @@ class FetchStats:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceOutcome:
+    """How fetching one remote source went, for its schedule (aggregator fetch)."""
+
+    url: str  # the source's configured URL
+    failed: bool  # a page failed (its last good records were kept)
+    reason: str | None = None  # why, for the schedule's record
+    retry_after: float | None = None  # what the failing server asked for, in seconds
+    max_age: float | None = None  # Cache-Control max-age of the first page
+    pages: tuple[str, ...] = ()  # page URLs whose stored state this fetch changed
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteCollection:
     results: tuple[DocumentResult, ...] = ()
     stats: FetchStats = field(default_factory=FetchStats)
     sources: tuple[int, ...] = ()  # each result's source: its index in config.sources
+    outcomes: tuple[SourceOutcome, ...] = ()  # one per remote source fetched, in order
