@@ -56,7 +56,7 @@ def rows(url: str):
 def make_due(url: str) -> None:
     """Every source due now (instead of waiting out its schedule)."""
     with PostgresStore.open(url) as store:
-        store.execute("UPDATE aggregator_sources SET next_due = now()")
+        SourceQueue(store).due_now()
 
 
 def delays(url: str) -> dict[str, float]:
@@ -269,14 +269,21 @@ def test_a_long_running_worker_stops_after_its_batch_on_sigterm(
     worker = subprocess.Popen([sys.executable, "-m", "aggregator", "fetch", "--config",
                                str(config)], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while sum(r.fetches for r in rows(postgres_url).values()) < 3:
-        assert time.monotonic() < deadline and worker.poll() is None, worker.stderr
-        time.sleep(0.05)
+
+    def wait_for(fetches: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while sum(r.fetches for r in rows(postgres_url).values()) < fetches:
+            assert time.monotonic() < deadline and worker.poll() is None, "not fetched in time"
+            time.sleep(0.05)
+
+    wait_for(3, 30)
+    make_due(postgres_url)  # the idle worker is woken (NOTIFY), not left asleep
+    wait_for(6, 3)
     os.kill(worker.pid, signal.SIGTERM)
     out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
-    assert out.startswith("fetched 3 sources in ")
+    assert out.startswith("fetched 6 sources in ")
+    assert farm.requests == dict.fromkeys(range(3), 2)
 
 
 @pytest.mark.parametrize("url", ["mysql://db/news", "news.example.org/db", "postgresql+x://h/d"])

@@ -32,9 +32,17 @@ from aggregator.sources.results import RemoteCollection, SourceOutcome
 from aggregator.sources.schedule import next_delay, source_interval
 from aggregator.state import open_store
 from aggregator.state.postgres import PostgresStore
-from aggregator.state.queue import Claim, Registered, Registration, Release, SourceQueue
+from aggregator.state.queue import (
+    DUE_CHANNEL,
+    Claim,
+    Registered,
+    Registration,
+    Release,
+    SourceQueue,
+)
 
-IDLE_WAIT = 10.0  # seconds a long-running worker sleeps at most between looks for work
+IDLE_WAIT = 30.0  # seconds a long-running worker sleeps at most between looks for work
+STOP_CHECK = 0.5  # seconds between looks at the stop flag while idle
 LEASE_SHARE = 0.8  # a batch must be done within this share of its lease
 
 
@@ -139,6 +147,8 @@ class FetchWorker:
         started = time.monotonic()
         stop = stop or threading.Event()
         report = WorkerReport()
+        if not once:
+            self._store.listen(DUE_CHANNEL)  # before registering: no notice is missed
         self.register()
         done: list[str] = []
         urls = list(self._sources)
@@ -150,9 +160,18 @@ class FetchWorker:
             if once:
                 break
             wait = self._queue.seconds_until_due(urls)
-            stop.wait(IDLE_WAIT if wait is None else min(max(wait, 0.05), IDLE_WAIT))
+            self._idle(IDLE_WAIT if wait is None else min(max(wait, 0.01), IDLE_WAIT), stop)
         report.seconds = time.monotonic() - started
         return report
+
+    def _idle(self, seconds: float, stop: threading.Event) -> None:
+        """Sleep until the next source is due, a notice says sources became due, or
+        `stop` is set (looked at every STOP_CHECK seconds)."""
+        end = time.monotonic() + seconds
+        while not stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0 or self._store.wait_for_notice(min(left, STOP_CHECK)):
+                return
 
     def run_batch(self, report: WorkerReport, exclude: list[str] | tuple[str, ...] = ()
                   ) -> list[str]:  # fmt: skip

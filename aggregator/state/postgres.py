@@ -133,6 +133,18 @@ class PostgresStore(StateStore):
             cursor = self._db.execute(query, params)
             return cursor.fetchall() if cursor.description is not None else []
 
+    def listen(self, channel: str) -> None:
+        """Be told of `NOTIFY channel` (see wait_for_notice)."""
+        self.execute(f"LISTEN {channel}")
+
+    def wait_for_notice(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a notice on a channel listened to; True if
+        one came (or had come since the last wait)."""
+        with self._errors():
+            for _notice in self._db.notifies(timeout=timeout, stop_after=1):
+                return True
+        return False
+
     def close(self) -> None:
         self._db.close()
 

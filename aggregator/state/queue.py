@@ -21,6 +21,7 @@ from datetime import datetime
 from aggregator.state.postgres import PostgresStore
 
 REGISTER_LOCK = 0x61676772_00000003  # one registration at a time (workers starting together)
+DUE_CHANNEL = "aggregator_due"  # NOTIFY: sources became due sooner than scheduled
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,20 @@ class SourceQueue:
                 )
             if retired:
                 store.execute("DELETE FROM aggregator_sources WHERE url = ANY(%s)", (retired,))
+            if added or changed or moved:
+                store.execute(f"NOTIFY {DUE_CHANNEL}")  # idle workers: new work (at commit)
         return Registered(len(added), len(changed), len(retired))
+
+    def due_now(self, urls: Sequence[str] | None = None) -> int:
+        """Make sources (all, or `urls`) due now and wake idle workers; how many."""
+        with self._store.transaction():
+            where = "" if urls is None else " WHERE url = ANY(%s)"
+            rows = self._store.execute(
+                f"UPDATE aggregator_sources SET next_due = now(){where} RETURNING url",
+                None if urls is None else (list(urls),),
+            )
+            self._store.execute(f"NOTIFY {DUE_CHANNEL}")
+        return len(rows)
 
     def claim(
         self,
