@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 from aggregator import __version__
@@ -27,7 +28,7 @@ from aggregator.errors import ConfigError, Problem
 from aggregator.progress import Progress
 from aggregator.records import RecordDefaults
 from aggregator.sources.http_cache import UrlStates
-from aggregator.sources.remote import fetch_remote
+from aggregator.sources.remote import FetchSession, fetch_remote
 from aggregator.sources.results import RemoteCollection, SourceOutcome
 from aggregator.sources.schedule import next_delay, source_interval
 from aggregator.state import open_store
@@ -114,6 +115,9 @@ class FetchWorker:
             if source.url is not None:
                 self._sources.setdefault(source.url, source)
         self._defaults = RecordDefaults.from_config(config)
+        self._closing = ExitStack()
+        # One HTTP client and thread pool for every batch (a client costs ~50 ms to make).
+        self._session = self._closing.enter_context(FetchSession.open(self._config))
 
     @classmethod
     def open(cls, config: Config, owner: str, **options: object) -> FetchWorker:
@@ -130,6 +134,7 @@ class FetchWorker:
         return cls(config, store, owner, **options)  # type: ignore[arg-type]
 
     def close(self) -> None:
+        self._closing.close()
         self._store.close()
 
     def __enter__(self) -> FetchWorker:
@@ -184,7 +189,8 @@ class FetchWorker:
         by_url = {claim.url: claim for claim in claims}
         batch = replace(self._config, sources=tuple(self._sources[url] for url in by_url))
         states = UrlStates(self._store)
-        remote = fetch_remote(batch, states, self._progress, defaults=self._defaults)
+        remote = fetch_remote(batch, states, self._progress, defaults=self._defaults,
+                              session=self._session)  # fmt: skip
         releases = [self._release(by_url[outcome.url], outcome) for outcome in remote.outcomes]
         with self._store.transaction():
             held = self._queue.release(self._owner, claims[0].token, releases)
