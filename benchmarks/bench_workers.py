@@ -81,11 +81,14 @@ def _serve(sources: int, latency: float, port_out: Connection) -> None:
             self._send(*bodies[n])
 
         def _send(self, body: bytes, kind: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:
+                self.close_connection = True  # the killed worker's connections
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -242,6 +245,10 @@ def kill_round(admin: str, base: str, args: argparse.Namespace) -> dict[str, obj
             SourceQueue(fleet.store).due_now()
             while fleet.stored(2) < args.sources // 4:
                 time.sleep(0.002)
+            while not fleet.store.execute("SELECT count(*) FROM aggregator_sources"
+                                          " WHERE lease_owner = 'w0'")[0][0]:  # fmt: skip
+                time.sleep(0.001)
+            time.sleep(args.latency / 2)  # its requests are in flight
             fleet.processes[0].send_signal(signal.SIGKILL)
             killed = time.perf_counter()
             held = fleet.store.execute(
