@@ -169,6 +169,12 @@ path = "{RECORDS_DIR}"
 # build_deadline = {fetch.build_deadline}  # seconds for fetching every source
 # allow_private_addresses = {_toml_bool(fetch.allow_private_addresses)}  # also loopback, private
 # user_agent = {_toml(fetch.user_agent)}
+# interval = {fetch.interval}  # fetch workers: seconds between fetches of a source
+# lease_seconds = {fetch.lease_seconds}  # a worker's claim on a source lasts this long
+# max_backoff = {fetch.max_backoff}  # longest wait after failures, Retry-After, max-age
+
+# Many machines: fetch workers and the builder share their state in PostgreSQL
+#   ([state] url = "postgresql://news@db.example.org/news"; see the README, Deployment).
 
 # Records are untrusted: what a file may hold.
 # [limits]
