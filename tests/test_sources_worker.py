@@ -292,3 +292,24 @@ def test_a_state_url_must_be_postgresql(tmp_path: Path, url: str) -> None:
     result = aggregator("check", "--config", str(config))
     assert result.returncode == 2
     assert "state.url: expected a postgresql://user@host/database URL" in result.stderr
+
+
+def test_check_topics_explain_and_dry_run_read_the_stored_records(
+    server: HTTPServer, tmp_path: Path, postgres_url: str
+) -> None:
+    farm = SourceFarm(server, 3)
+    config = site(tmp_path, farm, postgres_url)
+    assert aggregator("fetch", "--once", "--config", str(config)).returncode == 0
+    topics = aggregator("topics", "--config", str(config), "--json")
+    assert topics.returncode == 0, topics.stderr
+    assert '"name": "Topic 2"' in topics.stdout
+    dry = aggregator("build", "--dry-run", "--config", str(config))
+    assert dry.returncode == 0, dry.stderr
+    assert "would add topics/topic-1/ (Topic 1)" in dry.stdout
+    checked = aggregator("check", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("3 records from 3 files: 0 rejected")
+    explained = aggregator("explain", "--config", str(config), "--topic", "AI")
+    assert explained.returncode == 0, explained.stderr
+    assert "Story number 1" in explained.stdout
+    assert farm.requests == dict.fromkeys(range(3), 1)  # none of them fetched anything
