@@ -36,6 +36,7 @@ from aggregator.config import Config, FilterConfig, SourceConfig, locate
 from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.incremental import Redo, decide
+from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
@@ -46,11 +47,11 @@ from aggregator.publish import (
     write_if_changed,
 )
 from aggregator.rank import FeedPlan, Topic, plan_feeds
-from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.sources.folder import scan_record_files
 from aggregator.sources.results import FetchStats, RemoteCollection
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
+from aggregator.validate import RecordDefaults, load_record_file
 from aggregator.wording import plural
 
 if TYPE_CHECKING:

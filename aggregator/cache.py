@@ -29,8 +29,7 @@ from typing import Any
 
 from aggregator.config import Config, SiteConfig
 from aggregator.errors import Problem
-from aggregator.rank import FeedPlan
-from aggregator.records import (
+from aggregator.model import (
     R_ORIGIN,
     DocumentResult,
     Record,
@@ -38,6 +37,7 @@ from aggregator.records import (
     record_from_values,
     record_values,
 )
+from aggregator.rank import FeedPlan
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
 

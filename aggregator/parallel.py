@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from aggregator.cache import cacheable, encode_result
 from aggregator.errors import AggregatorError
-from aggregator.records import DocumentResult
+from aggregator.model import DocumentResult
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
 from aggregator.errors import Problem
-from aggregator.records import DocumentResult, Image, Provider, Record, Related
+from aggregator.model import DocumentResult, Image, Provider, Record, Related
 from aggregator.sources.http import NO_VALIDATORS, Validators
 from aggregator.state import StateStore
 
