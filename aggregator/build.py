@@ -18,19 +18,6 @@ from typing import TYPE_CHECKING
 
 from aggregator import webhooks
 from aggregator.archive import FeedChange, Histories
-from aggregator.cache import (
-    FeedCache,
-    ParseCache,
-    ReadOnlyParseCache,
-    Snapshot,
-    decode_result,
-    feed_inputs,
-    file_stamp,
-    file_stamps,
-    program_fingerprint,
-    settings_digest,
-    templates_digest,
-)
 from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig, locate
 from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
@@ -49,7 +36,12 @@ from aggregator.publish import (
 from aggregator.rank import FeedPlan, Topic, plan_feeds
 from aggregator.sources.folder import scan_record_files
 from aggregator.sources.results import FetchStats, RemoteCollection
-from aggregator.state import StateStore
+from aggregator.state import StateStore, memory_store, open_read_only, open_store
+from aggregator.state.codec import Undecodable, decode_result
+from aggregator.state.feed_cache import FeedCache, feed_inputs
+from aggregator.state.fingerprint import program_fingerprint, templates_digest
+from aggregator.state.parse_cache import ParseCache, ReadOnlyParseCache, file_stamp
+from aggregator.state.snapshot import Snapshot, file_stamps, settings_digest
 from aggregator.topics import topic_key
 from aggregator.validate import RecordDefaults, load_record_file
 from aggregator.wording import plural
@@ -379,7 +371,7 @@ def read_record_files(
             try:
                 results[position] = decode_result(hit, path)
                 continue
-            except (ValueError, TypeError, EOFError, IndexError):
+            except Undecodable:
                 pass  # a damaged entry: parse the file again
         misses.append((position, stamp))
     fresh: list[tuple[str, bytes, bytes]] = []
@@ -609,9 +601,9 @@ def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
     with ExitStack() as stack:
         store = None
         if any(source.url for source in config.sources) and not config.build.state_path.exists():
-            store = stack.enter_context(StateStore.open(Path(":memory:")))
+            store = stack.enter_context(memory_store())
         cache = None
-        saved = StateStore.open_read_only(config.build.state_path)
+        saved = open_read_only(config)
         if saved is not None:
             stack.enter_context(saved)
             try:
@@ -920,23 +912,14 @@ def _source_identity(source: SourceConfig) -> SourceConfig:
 def _open_state(config: Config, notes: list[Problem]) -> Iterator[StateStore]:
     """The state store; a corrupt one is rebuilt with a warning, an unusable place is a
     config error."""
-    path = config.build.state_path
 
     def warn(message: str) -> None:
-        notes.append(Problem(str(path), None, None, message.removeprefix(f"{path}: "),
+        where = config.build.state_path
+        notes.append(Problem(str(where), None, None, message.removeprefix(f"{where}: "),
                              "starting with an empty cache", "warning"))  # fmt: skip
 
-    try:
-        store = StateStore.open(path, warn)
-    except (OSError, sqlite3.Error) as exc:
-        raise unusable_state(config, exc) from None
-    with store:
+    with open_store(config, warn) as store:
         yield store
-
-
-def unusable_state(config: Config, exc: Exception) -> ConfigError:
-    reason = f"expected a usable state file; {config.build.state_path}: {exc}"
-    return ConfigError(str(config.path), "build.state_path", reason)
 
 
 @contextmanager

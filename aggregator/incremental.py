@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from aggregator.cache import Snapshot
+from aggregator.state.snapshot import Snapshot
 
 
 class Redo(enum.Enum):

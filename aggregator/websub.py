@@ -10,7 +10,6 @@ a failure is one warning line.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from urllib.parse import urljoin
 import httpx
 
 from aggregator.config import Config
-from aggregator.errors import Problem
-from aggregator.state import StateStore
+from aggregator.errors import ConfigError, Problem
+from aggregator.state import StateStore, open_store
 from aggregator.wording import plural
 
 NAMESPACE = "websub"
@@ -106,10 +105,9 @@ def announce_build(
     urls = changed_feed_urls(config.site.base_url, output, written)
     store: StateStore | None
     try:
-        store = StateStore.open(config.build.state_path, warn)
-    except (OSError, sqlite3.Error) as exc:
-        warn(f"{config.build.state_path}: warning: state store unusable ({exc}); "
-             "failed WebSub announcements will not be retried")  # fmt: skip
+        store = open_store(config, warn)
+    except ConfigError as exc:
+        warn(f"{exc}; warning: failed WebSub announcements will not be retried")
         store = None
     try:
         result = announce(

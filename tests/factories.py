@@ -28,9 +28,10 @@ import lxml.html
 import yaml
 
 from aggregator.build import BuildReport, build
-from aggregator.cache import Snapshot, file_stamp
 from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig, load_config
 from aggregator.model import Record
+from aggregator.state.parse_cache import file_stamp
+from aggregator.state.snapshot import Snapshot
 from aggregator.validate import RecordDefaults, record_from_mapping
 
 # --- paths --------------------------------------------------------------------------------

@@ -11,12 +11,13 @@ import feedparser
 import pytest
 
 from aggregator.build import build
-from aggregator.cache import FILE_KEY, PARSE, decode_result, encode_result, file_stamp
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, _start_method, parse_files
 from aggregator.sources.folder import iter_record_files, scan_record_files
-from aggregator.state import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, StateStore
+from aggregator.state.codec import decode_result, encode_result
+from aggregator.state.parse_cache import FILE_KEY, PARSE, file_stamp
+from aggregator.state.sqlite import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, SqliteStore
 from aggregator.validate import RecordDefaults, load_record_file
 
 from .factories import CORPUS, ROOT, full_build_elsewhere, tree_bytes, write_config
@@ -134,7 +135,7 @@ def test_deleted_file_drops_out_of_the_cache_and_the_feeds(site) -> None:
     assert (report.documents, report.parsed, report.records) == (19, 0, 19)
     links = [e.link for e in feedparser.parse(config.site.output_dir / "rss.xml").entries]
     assert "https://news4.example.com/story/4" not in links
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         keys = [key for key in store.items(PARSE) if key.startswith(FILE_KEY)]
     assert len(keys) == 19
     assert not any(key.endswith("record-0004.md") for key in keys)
@@ -242,7 +243,7 @@ def test_damaged_cache_entry_is_parsed_again(site) -> None:
     stat = path.stat()
     key = FILE_KEY + str(path)
     (records / "record-0006.md").touch()  # some file changed: the records must be read
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         store.put(PARSE, key, file_stamp(stat.st_size, stat.st_mtime_ns) + b"\x00garbage")
     report = build(config)
     assert (report.parsed, report.records, report.rendered) == (2, 20, 0)
@@ -410,7 +411,7 @@ def test_a_rerun_over_the_same_inputs_decodes_nothing_but_reports_the_same(site,
     records, config = site
     (records / "broken.md").write_text("---\ntitle: Broken\nwebUrl: nope\n---\n")
     first = build(config)
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         store.delete_many(PARSE, list(store.items(PARSE)))  # a rerun that decoded would reparse
     again = build(config)
     assert (again.parsed, again.rendered, again.written) == (0, 0, 0)
@@ -427,7 +428,7 @@ def test_a_rerun_over_the_same_inputs_decodes_nothing_but_reports_the_same(site,
 
 def drop_parse_cache(config) -> None:
     """Forget every parsed file: a build that still reads the old files shows it in `parsed`."""
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         store.delete_many(PARSE, list(store.items(PARSE)))
 
 
@@ -533,7 +534,7 @@ def test_a_state_file_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path
     db.commit()
     db.close()
     warnings: list[str] = []
-    with StateStore.open(path, warnings.append) as store:
+    with SqliteStore.open(path, warnings.append) as store:
         assert store.items(PARSE) == {}
         store.put(PARSE, "file:/y.md", b"\x01")
     assert warnings == []
@@ -542,13 +543,13 @@ def test_a_state_file_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
-    with StateStore.open(path) as store:
+    with SqliteStore.open(path) as store:
         assert store.items(PARSE) == {"file:/y.md": b"\x01"}
 
 
 def test_a_new_state_file_has_large_pages_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    with StateStore.open(path) as store:
+    with SqliteStore.open(path) as store:
         store.put(PARSE, "file:/x.md", b"\x00" * 2000)
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE

@@ -154,9 +154,10 @@ def test_state_store_survives_kills(tmp_path: Path) -> None:
     writer = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from aggregator.state import StateStore\n"
-        "store = StateStore.open(Path(sys.argv[1]))\n"
+        "from aggregator.state.sqlite import SqliteStore\n"
+        "store = SqliteStore.open(Path(sys.argv[1]))\n"
         "batch = int(sys.argv[2])\n"
+        "print('ready', flush=True)\n"
         "while True:\n"
         "    with store.transaction():\n"
         "        for key in range(50):\n"
@@ -167,8 +168,10 @@ def test_state_store_survives_kills(tmp_path: Path) -> None:
     rng = random.Random(7)
     batch = 0
     for _attempt in range(KILLS):
-        process = subprocess.Popen([sys.executable, "-c", writer, str(db), str(batch)])
-        time.sleep(rng.uniform(0.02, 0.25))
+        process = subprocess.Popen([sys.executable, "-c", writer, str(db), str(batch)],
+                                   stdout=subprocess.PIPE)  # fmt: skip
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.0, 0.2))  # killed at a random point of its writes
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         connection = sqlite3.connect(db)

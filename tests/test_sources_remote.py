@@ -20,7 +20,7 @@ from aggregator.config import load_config
 from aggregator.errors import ConfigError
 from aggregator.progress import SilentProgress, TerminalProgress, progress_for
 from aggregator.sources.remote import collect_remote, page_url
-from aggregator.state import StateStore
+from aggregator.state.sqlite import SqliteStore
 
 from .conftest import HeldResponse, conditional, running_server
 from .factories import (
@@ -320,7 +320,7 @@ def test_failing_since_is_remembered_across_runs(server: HTTPServer, tmp_path: P
         write_config(tmp_path, extra=url_source(server.url_for("/s.json")) + FAST_FETCH)
     )
     day = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
-    with StateStore.open(tmp_path / "state.db") as store:
+    with SqliteStore.open(tmp_path / "state.db") as store:
 
         def run(moment: datetime) -> list[str]:
             collection = collect_remote(config, store, now=lambda: moment)

@@ -10,7 +10,7 @@ from lxml import etree
 from pytest_httpserver import HTTPServer
 
 from aggregator.cli import main
-from aggregator.state import StateStore
+from aggregator.state.sqlite import SqliteStore
 
 from .conftest import running_server
 from .factories import BASE_URL, build_site, write_config
@@ -58,7 +58,7 @@ def snapshot(output: Path) -> dict[str, bytes]:
 
 
 def pending(config_dir: Path) -> set[str]:
-    with StateStore.open(config_dir / ".aggregator" / "state.db") as store:
+    with SqliteStore.open(config_dir / ".aggregator" / "state.db") as store:
         return set(store.items("websub"))
 
 

@@ -16,7 +16,6 @@ page seen before.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,7 +24,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urljoin
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import ConfigError, Problem
+from aggregator.errors import Problem
 from aggregator.limits import take_items
 from aggregator.model import DocumentResult
 from aggregator.parse.feeds import UnparseableBody, parse_body
@@ -41,7 +40,7 @@ from aggregator.sources.http import (
 )
 from aggregator.sources.http_cache import UrlState, UrlStates
 from aggregator.sources.results import FetchStats, RemoteCollection
-from aggregator.state import StateStore
+from aggregator.state import StateStore, open_store
 from aggregator.validate import RecordDefaults, SourceDefaults, records_from_source
 from aggregator.wording import plural
 
@@ -128,12 +127,7 @@ def collect_remote_sources(
         return RemoteCollection()
     warnings: list[str] = []
     path = config.build.state_path
-    try:
-        store = StateStore.open(path, warn=warnings.append)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(str(config.path), "build.state_path",
-                          f"expected a usable state file; {path}: {exc}") from None  # fmt: skip
-    with store:
+    with open_store(config, warnings.append) as store:
         remote = collect_remote(config, store, progress, persist=persist, defaults=defaults)
     notes = tuple(
         Problem(str(path), None, None, w.removeprefix(f"{path}: "), "cache reset", "warning")
