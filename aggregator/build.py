@@ -24,6 +24,7 @@ from aggregator.delta import apply_changes
 from aggregator.errors import ConfigError, ConfigErrors, Problem, WriteFailed
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.incremental import Decision, Redo, decide
+from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
 from aggregator.publish import (
@@ -34,7 +35,6 @@ from aggregator.publish import (
     write_if_changed,
 )
 from aggregator.rank import FeedPlan, StoryKey, Topic, plan_keys, story_key
-from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
 from aggregator.sources.folder import scan_record_files
 from aggregator.sources.results import FetchStats, RemoteCollection
 from aggregator.state import StateStore, memory_store, open_read_only, open_store
@@ -45,6 +45,7 @@ from aggregator.state.parse_cache import PARSE, ParseCache, ReadOnlyParseCache, 
 from aggregator.state.snapshot import Snapshot, file_stamps, settings_digest
 from aggregator.state.stories import StoryTable
 from aggregator.topics import topic_key
+from aggregator.validate import RecordDefaults, load_record_file
 from aggregator.wording import plural
 
 if TYPE_CHECKING:

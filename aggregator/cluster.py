@@ -37,7 +37,7 @@ from itertools import islice, pairwise
 
 from aggregator.config import ClusteringConfig
 from aggregator.merge import group_by_link, merge_group, preference, union_topics, unique_related
-from aggregator.records import Record, Related
+from aggregator.model import Record, Related
 
 _WORD = re.compile(r"\d+|[^\W\d_]+")  # digits and letters apart: "38M" -> "38", "M"
 _SMALL = (

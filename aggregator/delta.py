@@ -28,9 +28,9 @@ from aggregator.config import Config
 from aggregator.errors import Problem
 from aggregator.filters import FeedRules, Rule, compile_rules, first_match
 from aggregator.incremental import Decision
+from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files
 from aggregator.rank import FeedPlan, Topic, plan_keys, story_key
-from aggregator.records import DocumentResult, Record
 from aggregator.state.codec import Undecodable, decode_result
 from aggregator.state.parse_cache import PARSE, STAMP_SIZE, file_stamp
 from aggregator.state.store import StateStore

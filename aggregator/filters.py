@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aggregator.config import FeedFilterConfig, FilterConfig
+from aggregator.model import Record
 from aggregator.patterns import compile_pattern
-from aggregator.records import Record
 from aggregator.topics import topic_key
 
 

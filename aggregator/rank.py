@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from aggregator.cluster import outlets
 from aggregator.config import FeedsConfig, RankingConfig
 from aggregator.filters import FeedRules
-from aggregator.records import Record
+from aggregator.model import Record
 from aggregator.topics import assign_slugs, display_names, topic_key
 
 
