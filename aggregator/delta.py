@@ -379,6 +379,8 @@ def _members(table: StoryTable, leader: int, window: float) -> list[int]:
     """The positions of the cluster that begins at `leader`: all lie within the window
     after it (a story joins only a cluster whose first story is that close)."""
     guid, start = table.guids[leader], table.times[leader]
+    if guid not in table.clusters():
+        return [leader]  # most stories are alone: no window to walk
     members = [leader]
     position = leader + 1
     while position < len(table.guids) and table.times[position] - start <= window:
