@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from aggregator.errors import AggregatorError
-from aggregator.records import DocumentResult
+from aggregator.model import DocumentResult
 from aggregator.state.codec import encode_result
 from aggregator.state.parse_cache import cacheable
 

@@ -14,14 +14,13 @@ from aggregator.build import build
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, _start_method, parse_files
-from aggregator.records import RecordDefaults, load_record_file
 from aggregator.sources.folder import iter_record_files, scan_record_files
 from aggregator.state.codec import decode_result, encode_result
 from aggregator.state.parse_cache import FILE_KEY, PARSE, file_stamp
 from aggregator.state.sqlite import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, SqliteStore
+from aggregator.validate import RecordDefaults, load_record_file
 
-from .conftest import CORPUS, ROOT
-from .factories import full_build_elsewhere, tree_bytes
+from .factories import CORPUS, ROOT, full_build_elsewhere, tree_bytes, write_config
 
 TOPICS = ("AI", "Robots", "Space", "Climate", "Security")
 
@@ -69,10 +68,10 @@ def output_files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, write_config):
+def site(tmp_path: Path):
     records = tmp_path / "records"
     write_records(records, 20)
-    return records, load_config(write_config(records))
+    return records, load_config(write_config(tmp_path, [records]))
 
 
 def test_second_build_reads_no_file_and_renders_no_feed(site) -> None:
@@ -173,10 +172,10 @@ def test_full_reads_and_renders_everything(site, capsys) -> None:
     assert build(config).parsed == 0  # --full refreshed the cache
 
 
-def test_site_setting_change_renders_every_feed(site, write_config) -> None:
+def test_site_setting_change_renders_every_feed(site, tmp_path: Path) -> None:
     records, config = site
     build(config)
-    changed = load_config(write_config(records, "[feeds]\nmax_items = 49\n"))
+    changed = load_config(write_config(tmp_path, [records], "[feeds]\nmax_items = 49\n"))
     assert build(changed).rendered == 0  # no feed has more than 49 items: same bytes
     retitled_path = config.path
     retitled_path.write_text(retitled_path.read_text().replace("Test News", "Other News"))
@@ -251,11 +250,11 @@ def test_damaged_cache_entry_is_parsed_again(site) -> None:
     assert build(config).parsed == 0
 
 
-def test_unusable_state_location_is_a_config_error(tmp_path: Path, write_config, capsys):
+def test_unusable_state_location_is_a_config_error(tmp_path: Path, capsys):
     records = tmp_path / "records"
     write_records(records, 3)
     (tmp_path / "blocker").write_text("a file where the state folder should be")
-    config_path = write_config(records, '[build]\nstate_path = "blocker/state.db"\n')
+    config_path = write_config(tmp_path, [records], '[build]\nstate_path = "blocker/state.db"\n')
     assert main(["build", "--config", str(config_path)]) == 2
     captured = capsys.readouterr()
     assert "build.state_path: expected a usable state file" in captured.err
@@ -269,13 +268,13 @@ def test_check_writes_no_state(site) -> None:
     assert not config.build.state_path.exists()
 
 
-def test_process_pool_output_is_identical_to_one_process(tmp_path: Path, write_config) -> None:
+def test_process_pool_output_is_identical_to_one_process(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_records(records, 450)  # enough for two workers
     (records / "bad.md").write_text("---\ntitle: [unclosed\n---\n")
     reports, outputs = [], []
     for workers in (1, 2):
-        config = load_config(write_config(records, f"[build]\nworkers = {workers}\n"))
+        config = load_config(write_config(tmp_path, [records], f"[build]\nworkers = {workers}\n"))
         output = tmp_path / f"out-{workers}"
         reports.append(build(config, output, full=True))
         outputs.append(output_files(output))
@@ -290,9 +289,7 @@ def test_process_pool_output_is_identical_to_one_process(tmp_path: Path, write_c
         assert list(parse_files(load, paths, pool)) == list(parse_files(load, paths, serial))
 
 
-def test_a_build_on_another_thread_uses_fresh_worker_processes(
-    tmp_path: Path, write_config
-) -> None:
+def test_a_build_on_another_thread_uses_fresh_worker_processes(tmp_path: Path) -> None:
     """`serve --build-every` builds on a thread: its workers are spawned, not forked (a
     lock held by another thread at the moment of forking could hang them); the output is
     the same as from one process."""
@@ -302,7 +299,7 @@ def test_a_build_on_another_thread_uses_fresh_worker_processes(
     write_records(records, 450)
     outputs = {}
     for workers in (1, 2):
-        config = load_config(write_config(records, f"[build]\nworkers = {workers}\n"))
+        config = load_config(write_config(tmp_path, [records], f"[build]\nworkers = {workers}\n"))
         output = tmp_path / f"out-{workers}"
         with ThreadPoolExecutor(1) as thread:
             report = thread.submit(build, config, output, full=True).result()
@@ -353,10 +350,7 @@ def test_scan_finds_what_iter_record_files_finds(tmp_path: Path) -> None:
 
 def test_cache_is_shared_by_builds_started_from_other_folders(tmp_path: Path, monkeypatch):
     write_records(tmp_path / "records", 5)
-    (tmp_path / "config.toml").write_text(
-        '[site]\ntitle = "T"\nbase_url = "https://t.example.org/"\n\n'
-        '[[sources]]\npath = "records"\n'
-    )
+    write_config(tmp_path, ["records"])
     monkeypatch.chdir(tmp_path)
     assert build(load_config(Path("config.toml"))).parsed == 5
     (tmp_path / "elsewhere").mkdir()
@@ -372,12 +366,12 @@ def test_check_command_runs_without_output_option(site, capsys) -> None:
 
 
 def test_a_state_path_that_is_a_folder_is_a_config_error_and_left_alone(
-    tmp_path: Path, write_config, capsys
+    tmp_path: Path, capsys
 ) -> None:
     records = tmp_path / "records"
     write_records(records, 2)
     (tmp_path / "state-folder" / "keep").mkdir(parents=True)
-    config_path = write_config(records, '[build]\nstate_path = "state-folder"\n')
+    config_path = write_config(tmp_path, [records], '[build]\nstate_path = "state-folder"\n')
     assert main(["build", "--config", str(config_path)]) == 2
     assert "build.state_path: expected a usable state file" in capsys.readouterr().err
     assert (tmp_path / "state-folder" / "keep").is_dir()
@@ -457,10 +451,10 @@ def test_added_files_give_the_feeds_a_full_build_would(site, tmp_path: Path) -> 
     assert [str(p) for p in full.problems] == [str(p) for p in report.problems]
 
 
-def test_many_rounds_of_additions_match_a_full_build(tmp_path: Path, write_config) -> None:
+def test_many_rounds_of_additions_match_a_full_build(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_records(records, 30)
-    config = load_config(write_config(records, "[feeds]\nmax_items = 4\n"))
+    config = load_config(write_config(tmp_path, [records], "[feeds]\nmax_items = 4\n"))
     build(config)
     for round_ in range(4):
         for n in range(3):

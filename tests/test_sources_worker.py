@@ -21,8 +21,8 @@ from aggregator.sources.worker import FetchWorker
 from aggregator.state.postgres import BUILD_LOCK, PostgresStore, advisory_lock
 from aggregator.state.queue import SourceQueue
 
-from .conftest import ROOT, SourceFarm
-from .factories import write_config_toml
+from .conftest import SourceFarm
+from .factories import ROOT, write_config
 
 FETCH = """
 [fetch]
@@ -39,8 +39,8 @@ max_backoff = 86400
 def site(tmp_path: Path, farm: SourceFarm, url: str, *, concurrency: int = 2,
          lease: float = 300, extra: str = "") -> Path:  # fmt: skip
     fetch = FETCH.format(concurrency=concurrency, lease=lease)
-    return write_config_toml(tmp_path, f'{farm.sources_toml()}{fetch}\n[state]\nurl = "{url}"\n'
-                             f"{extra}")  # fmt: skip
+    return write_config(tmp_path, (), f'{farm.sources_toml()}{fetch}\n[state]\nurl = "{url}"\n'
+                        f"{extra}")  # fmt: skip
 
 
 def aggregator(*args: str, **options) -> subprocess.CompletedProcess[str]:
@@ -250,7 +250,7 @@ def test_two_builders_never_interleave_on_the_database_lock(
 
 def test_fetch_without_postgresql_state_says_what_to_set(tmp_path: Path, server) -> None:
     farm = SourceFarm(server, 1)
-    config = write_config_toml(tmp_path, farm.sources_toml())
+    config = write_config(tmp_path, (), farm.sources_toml())
     result = aggregator("fetch", "--once", "--config", str(config))
     assert result.returncode == 2
     assert result.stderr.strip() == (
@@ -288,7 +288,7 @@ def test_a_long_running_worker_stops_after_its_batch_on_sigterm(
 
 @pytest.mark.parametrize("url", ["mysql://db/news", "news.example.org/db", "postgresql+x://h/d"])
 def test_a_state_url_must_be_postgresql(tmp_path: Path, url: str) -> None:
-    config = write_config_toml(tmp_path, f'[[sources]]\npath = "r"\n[state]\nurl = "{url}"\n')
+    config = write_config(tmp_path, ["r"], f'[state]\nurl = "{url}"\n')
     result = aggregator("check", "--config", str(config))
     assert result.returncode == 2
     assert "state.url: expected a postgresql://user@host/database URL" in result.stderr

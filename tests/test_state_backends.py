@@ -17,9 +17,18 @@ from aggregator.errors import ConfigError
 from aggregator.state import open_store
 from aggregator.state.migrations import POSTGRES_STEPS, SQLITE_STEPS, SchemaTooNew, pending
 
-from .conftest import EXAMPLES, ROOT, StateBackend
-from .factories import fields, tree_bytes, write_config_toml, write_record
-from .remote_helpers import conditional, record, rss_feed, seed_page
+from .conftest import StateBackend, conditional
+from .factories import (
+    EXAMPLES,
+    ROOT,
+    fields,
+    rss_feed,
+    seed_page,
+    tree_bytes,
+    url_source,
+    write_config,
+    write_record,
+)
 
 FETCH = """
 [fetch]
@@ -39,17 +48,17 @@ def aggregator(*args: str) -> subprocess.CompletedProcess[str]:
 
 def serve_remote_sources(server: HTTPServer) -> str:
     """Two remote sources: a paged JSON API (2 pages) and an RSS feed; their tables."""
-    first = [record(n, host="api.example.com") for n in range(1, 6)]
-    second = [record(n, host="api.example.com") for n in range(6, 9)]
-    items = [record(n, host="feed.example.net", topic="Robots") for n in range(20, 26)]
+    first = [fields(n) for n in range(1, 6)]
+    second = [fields(n) for n in range(6, 9)]
+    items = [fields(n, topics=["Robots"]) for n in range(20, 26)]
     for path, body, kind in (
         ("/api/index.json", seed_page(first, 1, 2), "application/json"),
         ("/api/page/2/index.json", seed_page(second, 2, None), "application/json"),
         ("/feed.xml", rss_feed(items), "application/rss+xml"),
     ):
         server.expect_request(path).respond_with_handler(conditional(body, kind))
-    return (f'\n[[sources]]\nurl = "{server.url_for("/api/index.json")}"\n'
-            f'\n[[sources]]\nurl = "{server.url_for("/feed.xml")}"\ntopics = ["Feeds"]\n')
+    return (url_source(server.url_for("/api/index.json"))
+            + url_source(server.url_for("/feed.xml"), topics=["Feeds"]))  # fmt: skip
 
 
 def test_the_same_build_gives_the_same_bytes_on_sqlite_and_postgresql(
@@ -57,12 +66,12 @@ def test_the_same_build_gives_the_same_bytes_on_sqlite_and_postgresql(
 ) -> None:
     records = tmp_path / "records"
     shutil.copytree(EXAMPLES, records)
-    tables = f'\n[[sources]]\npath = "{records}"\n' + serve_remote_sources(server) + FETCH
+    tables = serve_remote_sources(server) + FETCH
     for name in ("sqlite", "postgres"):
         (tmp_path / name).mkdir()
-    sqlite_site = write_config_toml(tmp_path / "sqlite", tables)
-    postgres_site = write_config_toml(tmp_path / "postgres",
-                                      tables + f'\n[state]\nurl = "{postgres_url}"\n')  # fmt: skip
+    sqlite_site = write_config(tmp_path / "sqlite", [records], tables)
+    postgres_site = write_config(tmp_path / "postgres", [records],
+                                 tables + f'\n[state]\nurl = "{postgres_url}"\n')  # fmt: skip
 
     def build_both() -> None:
         on_sqlite = aggregator("build", "--config", str(sqlite_site))
@@ -114,8 +123,8 @@ def test_a_store_of_a_newer_schema_is_refused_and_left_untouched(
     with state_backend.open() as store:
         store.put("archive", "feed", b"history")
     _set_version(state_backend, 99)
-    config = write_config_toml(tmp_path, f'\n[[sources]]\npath = "records"\n{state_backend.toml}'
-                               f'\n[build]\nstate_path = "{state_backend.path}"\n')  # fmt: skip
+    config = write_config(tmp_path, ["records"], f'{state_backend.toml}'
+                          f'\n[build]\nstate_path = "{state_backend.path}"\n')  # fmt: skip
     write_record(tmp_path / "records", "a.md", fields(1))
     before = state_backend.path.read_bytes() if state_backend.url is None else None
     with pytest.raises(ConfigError) as raised:

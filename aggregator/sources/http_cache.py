@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from aggregator.records import DocumentResult
+from aggregator.model import DocumentResult
 from aggregator.sources.http import NO_VALIDATORS, Validators
 from aggregator.state import StateStore
 from aggregator.state.codec import Undecodable, pack, result_from_values, result_values, unpack

@@ -26,7 +26,6 @@ from aggregator import __version__
 from aggregator.config import Config, FilterConfig, SourceConfig
 from aggregator.errors import ConfigError, Problem
 from aggregator.progress import Progress
-from aggregator.records import RecordDefaults
 from aggregator.sources.http_cache import UrlStates
 from aggregator.sources.remote import FetchSession, fetch_remote
 from aggregator.sources.results import RemoteCollection, SourceOutcome
@@ -41,6 +40,7 @@ from aggregator.state.queue import (
     Release,
     SourceQueue,
 )
+from aggregator.validate import RecordDefaults
 
 IDLE_WAIT = 30.0  # seconds a long-running worker sleeps at most between looks for work
 STOP_CHECK = 0.5  # seconds between looks at the stop flag while idle

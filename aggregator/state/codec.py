@@ -19,7 +19,7 @@ from dataclasses import fields
 from typing import Any
 
 from aggregator.errors import Problem
-from aggregator.records import (
+from aggregator.model import (
     R_ORIGIN,
     DocumentResult,
     Record,

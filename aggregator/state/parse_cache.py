@@ -11,7 +11,7 @@ import hashlib
 import struct
 from collections.abc import Iterable
 
-from aggregator.records import DocumentResult
+from aggregator.model import DocumentResult
 from aggregator.state.codec import Undecodable, decode_result
 from aggregator.state.store import StateStore
 

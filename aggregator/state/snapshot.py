@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aggregator.config import Config
 from aggregator.errors import Problem
-from aggregator.records import field_values
+from aggregator.model import field_values
 from aggregator.state.codec import Undecodable, pack, unpack
 from aggregator.state.parse_cache import file_stamp
 from aggregator.state.store import StateStore
