@@ -41,7 +41,7 @@ from aggregator.state import StateStore, memory_store, open_read_only, open_stor
 from aggregator.state.codec import Undecodable, decode_result
 from aggregator.state.feed_cache import FeedCache, feed_inputs
 from aggregator.state.fingerprint import program_fingerprint, templates_digest
-from aggregator.state.parse_cache import PARSE, ParseCache, ReadOnlyParseCache, file_stamp
+from aggregator.state.parse_cache import PARSE, ParseCache, ReadOnlyParseCache
 from aggregator.state.snapshot import Snapshot, file_stamps, settings_digest
 from aggregator.state.stories import StoryTable
 from aggregator.topics import topic_key
@@ -104,7 +104,7 @@ class BuildReport:
 
 def _source_files(
     source: SourceConfig, index: int, config: Config, found: FoundFiles
-) -> list[tuple[str, os.stat_result | None]]:
+) -> list[tuple[str, bytes | None]]:
     assert source.path is not None
     if not source.path.is_dir():
         key = f"sources[{index + 1}].path"  # counted from 1, as people count
@@ -121,8 +121,8 @@ def _source_files(
         reason = f"cannot read this folder: {reason}"
         action = "kept the records its files gave at the last build"
         found.skipped.append(Problem(str(path), None, None, reason, action))
-        absolute = ParseCache.key(os.path.abspath(path))
-        found.unreadable.append((absolute.rstrip(os.sep) + os.sep, str(source.path), index))
+        folder = ParseCache.key(os.path.abspath(source.path)) + str(path)[len(str(source.path)) :]
+        found.unreadable.append((folder.rstrip(os.sep) + os.sep, str(source.path), index))
 
     return scan_record_files(source.path, on_skip, on_error)
 
@@ -142,7 +142,7 @@ class SourceSpan:
 class FoundFiles:
     """The record files of every `path` source, with their stats and parse-cache keys."""
 
-    files: list[tuple[str, os.stat_result | None]]
+    files: list[tuple[str, bytes | None]]
     keys: list[str]
     skipped: list[Problem]  # links not followed (warnings), folders not readable (errors)
     sources: list[int] = field(default_factory=list)  # each file's index in config.sources
@@ -163,7 +163,8 @@ def find_files(config: Config) -> FoundFiles:
         except ConfigError as error:
             missing.append(error)  # every missing folder in one run, not one per run
             continue
-        # Cache keys are absolute paths, whatever folder the build is started from.
+        # Cache keys name the folder by its absolute path, whatever folder the build is
+        # started from (ParseCache.key), and the file by its path inside it.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
         if source.include or source.exclude:
             cut = len(root) + 1
@@ -370,7 +371,7 @@ SAVE_BATCH = 1_000  # cache entries written per statement batch (bounds memory)
 
 
 def read_record_files(
-    files: Sequence[tuple[str, os.stat_result | None]],
+    files: Sequence[tuple[str, bytes | None]],
     keys: Sequence[str],
     load: Loader,
     cache: ParseCache | None,
@@ -382,8 +383,7 @@ def read_record_files(
     With `finish=False` the caller finishes the cache (after `_hold_sources`)."""
     results: list[DocumentResult | None] = [None] * len(files)
     misses: list[tuple[int, bytes | None]] = []
-    for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
-        stamp = None if stat is None else file_stamp(stat.st_size, stat.st_mtime_ns)
+    for position, ((path, stamp), key) in enumerate(zip(files, keys, strict=True)):
         hit = None if cache is None else cache.lookup(key, stamp)
         if hit is not None:
             try:
