@@ -10,7 +10,8 @@ each source exactly once more, and each source was stored exactly once more.
 
 The kill round: 4 workers; once a quarter of a round is stored, one worker is
 SIGKILLed; the others take its leased sources when the lease runs out. Checked: every
-source is still stored exactly once that round, within one lease time of the kill.
+source is still stored exactly once that round, within one lease time of the kill (and
+the 2 s a last fetch may take).
 
 PostgreSQL: a temporary server (initdb + pg_ctl, as the tests start it) unless --url
 names one where databases may be created.
@@ -296,7 +297,8 @@ def main() -> int:
     ok = ok and within and bool(kill["stored_once"]) and kill["missed"] == 0
     print(f"kill round: 4 workers, one SIGKILLed holding {kill['held']} leased sources; "
           f"every source stored {kill['after_kill']:.2f} s after the kill (lease "
-          f"{args.lease:g} s: {'within' if within else 'NOT within'} one lease time), "
+          f"{args.lease:g} s: {'within' if within else 'NOT within'} one lease time and a "
+          "fetch), "
           f"{'each exactly once' if kill['stored_once'] else 'NOT each once'}; "
           f"{kill['twice']} requested twice (the killed worker's fetches in flight), "
           f"{kill['missed']} never fetched")  # fmt: skip
