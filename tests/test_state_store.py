@@ -139,3 +139,17 @@ def test_a_server_that_is_not_there_is_one_clear_error() -> None:
     assert "s3cret" not in message
     assert message.startswith(f"postgresql://news:***@127.0.0.1:{port}/news: ")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://news:s3cret@[bad/news",  # libpq quotes an unparseable URL back
+    "postgresql://news:s3cret@127.0.0.1:notaport/news",
+    "postgresql://news@127.0.0.1:1/news?password=s3cret&sslmode=nope",
+])  # fmt: skip
+def test_no_message_shows_the_password(url: str) -> None:
+    from aggregator.state.postgres import PostgresStore
+
+    with pytest.raises(StateUnavailable) as raised:
+        PostgresStore.open(url)
+    assert "s3cret" not in str(raised.value)
+    assert "\n" not in str(raised.value)

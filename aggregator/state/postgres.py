@@ -13,6 +13,7 @@ database without its password (`redact`).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ def redact(url: str) -> str:
         query = parse_qsl(parts.query, keep_blank_values=True)
         if any(name == "password" for name, _ in query):
             shown = [(name, "***" if name == "password" else value) for name, value in query]
-            return urlunsplit(parts._replace(netloc=netloc, query=urlencode(shown, safe="/")))
+            return urlunsplit(parts._replace(netloc=netloc, query=urlencode(shown, safe="/*")))
         return urlunsplit(parts._replace(netloc=netloc))
     except ValueError:
         return "the [state] url"
@@ -59,10 +60,21 @@ def _driver() -> Any:
     return psycopg
 
 
-def _reason(exc: Exception) -> str:
-    """One line from a driver error (libpq's messages run over several)."""
+def _reason(exc: Exception, url: str = "") -> str:
+    """One line from a driver error (libpq's messages run over several), without the
+    password libpq may quote back from a URL it could not parse."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if url:
+        text = text.replace(url, redact(url))
+        for groups in _PASSWORDS.findall(url):
+            for secret in groups:
+                if secret:
+                    text = text.replace(secret, "***")
     return text[:300]
+
+
+# A password in a URL, however malformed the rest: "//user:SECRET@" or "password=SECRET".
+_PASSWORDS = re.compile(r"//[^/:@]*:([^@]*)@|[?&]password=([^&]*)")
 
 
 def connect(url: str, *, read_only: bool = False) -> Any:
@@ -75,7 +87,7 @@ def connect(url: str, *, read_only: bool = False) -> Any:
             application_name="aggregator", options=options,
         )  # fmt: skip
     except psycopg.Error as exc:
-        raise StateUnavailable(redact(url), _reason(exc)) from None
+        raise StateUnavailable(redact(url), _reason(exc, url)) from None
 
 
 class PostgresStore(StateStore):
@@ -125,7 +137,7 @@ class PostgresStore(StateStore):
         try:
             yield
         except self._psycopg.Error as exc:
-            raise StateUnavailable(self.location, _reason(exc)) from None
+            raise StateUnavailable(self.location, _reason(exc, self.url)) from None
 
     def execute(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Run one statement; its rows (none for a statement that returns none)."""
@@ -276,7 +288,7 @@ def advisory_lock(
                     time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
                     held = db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
         except psycopg.Error as exc:
-            raise StateUnavailable(location, _reason(exc)) from None
+            raise StateUnavailable(location, _reason(exc, url)) from None
         yield held
     finally:
         db.close()  # frees the lock
