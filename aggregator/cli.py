@@ -16,7 +16,13 @@ from pathlib import Path
 from aggregator import __version__
 from aggregator.build import BuildReport, build
 from aggregator.config import Config, load_config
-from aggregator.errors import AggregatorError, ConfigError, StateUnavailable, WriteFailed
+from aggregator.errors import (
+    AggregatorError,
+    ConfigError,
+    Problem,
+    StateUnavailable,
+    WriteFailed,
+)
 from aggregator.lock import (
     BuildLocked,
     build_lock,
@@ -314,10 +320,9 @@ def _fetch(args: argparse.Namespace) -> int:
         # systemd and `kill` stop a worker with SIGTERM: it ends after its batch.
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
 
-    def report(problem: object) -> None:
-        line = str(problem)
-        if getattr(problem, "severity", "error") == "error" or not args.quiet:
-            print(line, file=sys.stderr, flush=True)
+    def report(problem: Problem) -> None:
+        if problem.severity == "error" or not args.quiet:
+            print(problem, file=sys.stderr, flush=True)
 
     with FetchWorker.open(config, args.worker_id or default_worker_id(), report=report) as worker:
         result = worker.run(once=args.once, stop=stop)
@@ -558,8 +563,9 @@ COMMANDS: tuple[Command, ...] = (
         name="check",
         summary="validate the config and every record; write nothing",
         description="Read and validate the config and every source (remote ones are "
-        "fetched) and list every bad record or file, one line each. Nothing is written: "
-        "neither feeds nor the state file.",
+        "fetched; with [state] url, read as the fetch workers stored them) and list every "
+        "bad record or file, one line each. Nothing is written: neither feeds nor the "
+        "state.",
         examples=("aggregator check", "aggregator check -q || echo 'records need fixing'"),
         exit_codes=(EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INTERRUPTED),
         options=_check_options,
