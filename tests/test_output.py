@@ -1,4 +1,4 @@
-"""publish: atomic writes, unchanged files left alone, stale temp files cleaned up."""
+"""output: atomic writes, unchanged files left alone, stale temp files cleaned up."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from aggregator.build import build
 from aggregator.config import load_config
-from aggregator.publish import TEMP_SUFFIX, remove_stale_temp_files, write_if_changed
+from aggregator.output.folder import TEMP_SUFFIX, remove_stale_temp_files, write_if_changed
 
 from .factories import OLD_NS, age, fields, write_config, write_record
 
