@@ -31,6 +31,7 @@ from aggregator.errors import ConfigError, ConfigErrors, Problem
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.incremental import Redo, decide
 from aggregator.output import publish
+from aggregator.output.changes import Uploads, local_changes
 from aggregator.output.folder import remove_stale_temp_files
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
@@ -73,6 +74,10 @@ class BuildReport:
     seconds: float = 0.0
     written_paths: tuple[Path, ...] = field(default=())
     removed_paths: tuple[Path, ...] = ()  # files of topics that are gone, deleted
+    # What changed where the site is published (relative paths): the files written and
+    # removed, or with [site] output_url the objects put and deleted (output/changes.py).
+    changed_paths: tuple[str, ...] = ()
+    uploads: Uploads | None = None  # what object storage was given, with output_url
     parsed: int = 0  # files read and parsed; the rest came from the parse cache
     rendered: int = 0  # output files rendered; the rest were current already
     fetch: FetchStats = field(default_factory=FetchStats)
@@ -394,11 +399,17 @@ def build(
 
     A build remembers parsed files and rendered feeds in the state store and reuses
     them while they are current; `full=True` ignores what it remembers. `progress`
-    shows fetching; by default a bar on stderr when it is a terminal.
+    shows fetching; by default a bar on stderr when it is a terminal. With
+    `[site] output_url` the output folder is then copied to object storage.
     """
     started = clock()
     output = output_dir or config.site.output_dir
     key = "site.output_dir" if output_dir is None else "--output"
+    bucket = None
+    if write and config.storage is not None:
+        from aggregator.output.storage import Bucket  # s3fs loads only for a bucket
+
+        bucket = Bucket.open(config)  # bad settings stop the build before it writes
     with _collector_paused():  # the records die inside, before collection resumes
         try:
             report = _run(config, output, write=write, full=full, progress=progress,
@@ -407,6 +418,12 @@ def build(
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
             raise ConfigError(str(config.path), key, reason) from None
+    changed = local_changes(output, report.written_paths, report.removed_paths)
+    report = replace(report, changed_paths=changed)
+    if bucket is not None:
+        with _open_state(config, []) as store:
+            uploads = bucket.sync(output, store, full=full)
+        report = replace(report, uploads=uploads, changed_paths=uploads.changed)
     return replace(report, seconds=clock() - started)
 
 

@@ -53,6 +53,16 @@ class WriteFailed(AggregatorError):
         super().__init__(f"{path}: {reason}")
 
 
+class UploadFailed(WriteFailed):
+    """An object could not be put in (or deleted from) object storage: the build stopped
+    there. `path` is the object's URL; what was not confirmed is sent again next build.
+    `changed`: the relative paths that did change in the bucket before it stopped."""
+
+    def __init__(self, path: str, reason: str, changed: tuple[str, ...] = ()) -> None:
+        super().__init__(path, reason)
+        self.changed = changed
+
+
 class RecordError(AggregatorError):
     """One record (or one whole file) could not be used."""
 

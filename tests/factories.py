@@ -190,3 +190,9 @@ def newsboat_reload(newsboat: str, url: str, home: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def s3_site(endpoint: str, url: str = "s3://news/site", extra: str = "") -> str:
+    """`[site]` lines that publish to the bucket at `url` on the S3 server at `endpoint`."""
+    return (f'output_url = "{url}"\n'
+            f'output_options = {{ endpoint_url = "{endpoint}" }}\n{extra}')  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,95 @@ def test_build_cleans_temp_files_left_by_a_killed_run(tmp_path: Path) -> None:
     assert not left.exists()
     assert report.written == 0
     assert {p.stat().st_mtime_ns for p in out.rglob("*.xml")} == {OLD_NS}
+
+
+def test_changed_paths_lists_what_a_local_build_wrote_and_removed(
+    tmp_path: Path, capsys
+) -> None:
+    from aggregator.cli import main
+
+    records = tmp_path / "records"
+    write_record(records, "a.md", fields(1, topics=["AI"]))
+    gone = write_record(records, "b.md", fields(2, topics=["Gardening"]))
+    config = write_config(tmp_path, ["records"])
+    listed = tmp_path / "changed.txt"
+    assert main(["build", "-q", "--config", str(config), "--changed-paths", str(listed)]) == 0
+    out = tmp_path / "out"
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    lines = listed.read_text(encoding="utf-8").splitlines()
+    # The base URL is https://feeds.example.org/news/: CDN paths start with /news/.
+    assert sorted(line for line in lines if not line.endswith("/")) == [
+        f"/news/{name}" for name in files
+    ]
+    assert sorted(line for line in lines if line.endswith("/")) == [
+        "/news/", "/news/topics/ai/", "/news/topics/gardening/"
+    ]  # fmt: skip
+
+    assert main(["build", "-q", "--config", str(config), "--changed-paths", str(listed)]) == 0
+    assert listed.read_bytes() == b"", "nothing changed: an empty list"
+
+    gone.unlink()
+    assert main(["build", "-q", "--config", str(config), "--changed-paths", str(listed)]) == 0
+    lines = listed.read_text(encoding="utf-8").splitlines()
+    assert "/news/topics/gardening/rss.xml" in lines, "a removed file is listed"
+    assert "/news/index.opml" in lines
+    assert capsys.readouterr().err == ""
+
+
+def test_an_unwritable_changed_paths_file_is_exit_5(tmp_path: Path, capsys) -> None:
+    from aggregator.cli import main
+
+    write_record(tmp_path / "records", "a.md", fields(1))
+    config = write_config(tmp_path, ["records"])
+    target = tmp_path / "missing" / "deeper"
+    (tmp_path / "missing").write_text("a file where a folder should be", encoding="utf-8")
+    assert main(["build", "-q", "--config", str(config), "--changed-paths", str(target)]) == 5
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("aggregator: write failed: ")
+    assert line.endswith("the list of changed paths was not written")
+
+
+def test_a_local_build_loads_no_object_storage_library(tmp_path: Path) -> None:
+    write_record(tmp_path / "records", "a.md", fields(1))
+    config = write_config(tmp_path, ["records"])
+    for _ in range(2):  # a cold build, then a no-change rebuild
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "aggregator", "build", "-q",
+             "--config", str(config)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+        assert "aggregator.build" in imported, "importtime lists the modules"
+        libraries = ("s3fs", "fsspec", "botocore", "aiobotocore", "aiohttp")
+        assert not {name for name in imported if name.split(".")[0] in libraries}
+        assert "aggregator.output.storage" not in imported
+
+
+def test_link_order_names_are_the_renderers_names() -> None:
+    from aggregator.output import plan
+    from aggregator.render.feeds import ARCHIVE_FOLDER, STYLESHEET_NAME
+    from aggregator.render.html import PAGE_NAME
+    from aggregator.render.opml import OPML_NAME
+
+    assert (plan.STYLESHEET_NAME, plan.ARCHIVE_FOLDER, plan.PAGE_NAME, plan.OPML_NAME) == (
+        STYLESHEET_NAME, ARCHIVE_FOLDER, PAGE_NAME, OPML_NAME
+    )  # fmt: skip
+    files = ["index.opml", "index.html", "topics/ai/index.html", "topics/ai/rss.xml",
+             "topics/ai/archive/atom-2.xml", "feed.xsl", "feed.json"]  # fmt: skip
+    assert sorted(files, key=lambda name: (plan.link_order(name), name)) == [
+        "feed.xsl", "topics/ai/archive/atom-2.xml", "feed.json", "topics/ai/rss.xml",
+        "topics/ai/index.html", "index.html", "index.opml",
+    ]  # fmt: skip
+
+
+def test_objects_are_stored_with_the_types_a_host_serves() -> None:
+    from aggregator.output.storage import content_type
+
+    assert content_type("topics/ai/rss.xml") == "application/rss+xml; charset=utf-8"
+    assert content_type("topics/ai/archive/rss-3.xml") == "application/rss+xml; charset=utf-8"
+    assert content_type("archive/atom-1.xml") == "application/atom+xml; charset=utf-8"
+    assert content_type("feed.json") == "application/feed+json; charset=utf-8"
+    assert content_type("index.html") == "text/html; charset=utf-8"
+    assert content_type("index.opml") == "text/x-opml; charset=utf-8"
+    assert content_type("feed.xsl") == "application/xml; charset=utf-8"

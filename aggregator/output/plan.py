@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from aggregator.render.feeds import FeedSummary
     from aggregator.render.site import RenderJob
 
+# The renderers' file names (render.feeds, render.html, render.opml; a test keeps them
+# equal), here so that ordering files does not load the renderers.
+STYLESHEET_NAME = "feed.xsl"
+ARCHIVE_FOLDER = "archive"
+PAGE_NAME = "index.html"
+OPML_NAME = "index.opml"
+
 
 @dataclass(frozen=True, slots=True)
 class Rendering:
@@ -89,3 +96,22 @@ def plan_rendering(
         rendered=sum(3 * job.feeds + job.page for job in jobs) + len(shared) * site_list,
         total=4 * len(plans) + len(shared),
     )
+
+
+def link_order(relative: str) -> int:
+    """Where a file comes in the order files are published in, so that nothing links to a
+    file not yet there: the stylesheet (feeds point at it), archive documents (feeds link
+    to them), the feeds, the topic pages, the front page, the OPML list. `publish` writes
+    in this order; object storage uploads in it, and deletes in reverse."""
+    folders, _, name = relative.rpartition("/")
+    if relative == STYLESHEET_NAME:
+        return 0
+    if folders.rpartition("/")[2] == ARCHIVE_FOLDER:
+        return 1
+    if relative == OPML_NAME:
+        return 5
+    if relative == PAGE_NAME:
+        return 4
+    if name == PAGE_NAME:
+        return 3
+    return 2  # the feeds, and any other file
