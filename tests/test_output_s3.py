@@ -272,5 +272,5 @@ def test_options_s3fs_does_not_take_are_config_errors(
                                f'output_url = "s3://news"\noutput_options = {options}')  # fmt: skip
     assert build(config) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("aggregator: config error: ") and expected in line
+    assert line.startswith(f"aggregator: config error: {config}:7: site.") and expected in line
     assert not (tmp_path / "out").exists(), "nothing written"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.cache import FEEDS
-from aggregator.config import Config, StorageConfig
+from aggregator.config import Config, StorageConfig, locate
 from aggregator.errors import ConfigError, UploadFailed
 from aggregator.output.changes import Uploads
 from aggregator.output.plan import ARCHIVE_FOLDER, link_order
@@ -96,12 +96,15 @@ class Bucket:
         does not take, so that a build with them writes nothing."""
         storage = config.storage
         assert storage is not None
-        where = str(config.path)
+
+        def error(key: str, expected: str) -> ConfigError:
+            return ConfigError(str(config.path), key, expected, line=locate(config.path, key))
+
         try:
             import s3fs
         except ImportError as exc:
-            raise ConfigError(where, "site.output_url", f"needs s3fs ({exc}): "
-                              "pip install 'aggregator[s3]'") from None  # fmt: skip
+            raise error("site.output_url",
+                        f"needs s3fs ({exc}): pip install 'aggregator[s3]'") from None
         options = dict(storage.options)
         accepted = [name for name, parameter in
                     inspect.signature(s3fs.S3FileSystem.__init__).parameters.items()
@@ -113,18 +116,17 @@ class Bucket:
 
                 close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}?" if close else "see docs/configuration.md"
-                raise ConfigError(where, f"site.output_options.{name}",
-                                  f"not an s3fs setting; {hint}")  # fmt: skip
+                raise error(f"site.output_options.{name}", f"not an s3fs setting; {hint}")
         client = options.get("config_kwargs", {})
         if not isinstance(client, dict):
-            raise ConfigError(where, "site.output_options.config_kwargs",
-                              "expected a table of botocore Config settings")  # fmt: skip
+            raise error("site.output_options.config_kwargs",
+                        "expected a table of botocore Config settings")
         options["config_kwargs"] = {**DEFAULT_CLIENT_CONFIG, **client}
         try:
             filesystem = s3fs.S3FileSystem(**options, skip_instance_cache=True,
                                            use_listings_cache=False)  # fmt: skip
         except (TypeError, ValueError) as exc:
-            raise ConfigError(where, "site.output_options", f"s3fs refused it: {exc}") from None
+            raise error("site.output_options", f"s3fs refused it: {exc}") from None
         filesystem.retries = 1  # botocore retries (above); s3fs's own loop would multiply them
         return cls(storage, filesystem)
 
