@@ -19,8 +19,8 @@ import marshal
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from aggregator.model import Record, record_from_values, record_values
 from aggregator.rank import FeedPlan
-from aggregator.records import Record, record_from_values, record_values
 from aggregator.state import StateStore
 from aggregator.topics import topic_key
 

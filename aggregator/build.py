@@ -13,33 +13,29 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from aggregator.cache import (
-    FeedCache,
-    ParseCache,
-    ReadOnlyParseCache,
-    Snapshot,
-    decode_result,
-    file_stamp,
-    file_stamps,
-    program_fingerprint,
-    settings_digest,
-    templates_digest,
-)
 from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig, locate
+from aggregator.delta import apply_changes
 from aggregator.errors import ConfigError, ConfigErrors, Problem
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
-from aggregator.incremental import Redo, decide
+from aggregator.incremental import Decision, Redo, decide
+from aggregator.model import DocumentResult, Record
 from aggregator.output import publish
 from aggregator.output.changes import Uploads, local_changes
 from aggregator.output.folder import remove_stale_temp_files
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
-from aggregator.rank import FeedPlan, Topic, plan_feeds
-from aggregator.records import DocumentResult, Record, RecordDefaults, load_record_file
+from aggregator.rank import FeedPlan, StoryKey, Topic, plan_keys, story_key
 from aggregator.sources.folder import scan_record_files
 from aggregator.sources.results import FetchStats, RemoteCollection
-from aggregator.state import StateStore
+from aggregator.state import StateStore, memory_store, open_read_only, open_store
+from aggregator.state.codec import Undecodable, decode_result
+from aggregator.state.feed_cache import FeedCache
+from aggregator.state.fingerprint import program_fingerprint, templates_digest
+from aggregator.state.parse_cache import PARSE, ParseCache, ReadOnlyParseCache, file_stamp
+from aggregator.state.snapshot import Snapshot, file_stamps, settings_digest
+from aggregator.state.stories import StoryTable
+from aggregator.validate import RecordDefaults, load_record_file
 from aggregator.wording import plural
 
 
@@ -82,6 +78,7 @@ class BuildReport:
     rendered: int = 0  # output files rendered; the rest were current already
     fetch: FetchStats = field(default_factory=FetchStats)
     filtered: int = 0  # records a source's filters left out, and files its globs exclude
+    redo: str = "full"  # what the build redid: "nothing", "changes" or "full" (incremental.Redo)
 
     def summary(self) -> str:
         remote = f"; {self.fetch.summary()}" if self.fetch.sources else ""
@@ -366,7 +363,7 @@ def read_record_files(
             try:
                 results[position] = decode_result(hit, path)
                 continue
-            except (ValueError, TypeError, EOFError, IndexError):
+            except Undecodable:
                 pass  # a damaged entry: parse the file again
         misses.append((position, stamp))
     fresh: list[tuple[str, bytes, bytes]] = []
@@ -453,20 +450,38 @@ def _run(
         )
         decision = decide(snapshot, stamps, settings, unstamped=unstamped,
                           remote=any(source.url for source in config.sources), full=full,
-                          output_intact=intact)  # fmt: skip
+                          output_intact=intact, held=bool(found.unreadable),
+                          stories=store is not None and StoryTable.remembered(store))  # fmt: skip
         if decision.redo is Redo.NOTHING:
             assert store is not None and snapshot is not None
-            report = _rerun(snapshot, output, found)
-        else:
-            # Any change takes the full path (the parse cache keeps it cheap): a new
-            # record may join a story already in a feed, or let in one left out before.
+            return replace(_rerun(snapshot, output, found).report, redo=Redo.NOTHING.value,
+                           problems=(*notes, *snapshot.problems, *found.skipped))  # fmt: skip
+        report = None
+        if decision.redo is Redo.CHANGES:
+            assert store is not None and snapshot is not None
+            report = _build_changes(config, output, store, found, decision, snapshot, program,
+                                    pool, accept_shrink)  # fmt: skip
+        if report is None:
+            if store is not None and snapshot is not None:
+                # What the state remembers is about to change: a build killed half-way
+                # must leave the next one nothing to compare with but a full build.
+                with store.transaction():
+                    Snapshot.forget(store)
+                    StoryTable.forget(store)
+            # The parse cache keeps a full build cheap for the files that did not change.
             report = _build_all(config, output, store, found, context, program, pool,
                                 full=full, progress=progress, write=write,
                                 accept_shrink=accept_shrink)  # fmt: skip
             if store is not None and report.snapshot is not None and decision.remember:
-                replace(report.snapshot, settings=settings, stamps=stamps).save(store)
+                with store.transaction():
+                    if report.table is not None:
+                        report.table.save(store, everything=True)
+                    replace(report.snapshot, settings=settings, stamps=stamps).save(store)
             elif store is not None:
                 Snapshot.forget(store)
+        else:
+            with store.transaction():  # type: ignore[union-attr]
+                replace(report.snapshot, settings=settings, stamps=stamps).save(store)  # type: ignore[arg-type,union-attr]
     return replace(report.report, problems=(*notes, *report.report.problems))
 
 
@@ -474,6 +489,7 @@ def _run(
 class _Outcome:
     report: BuildReport
     snapshot: Snapshot | None = None  # what the next build may start from
+    table: StoryTable | None = None  # the stories, for the next build to apply changes to
 
 
 def _rerun(snapshot: Snapshot, output: Path, found: FoundFiles) -> _Outcome:
@@ -483,6 +499,78 @@ def _rerun(snapshot: Snapshot, output: Path, found: FoundFiles) -> _Outcome:
     problems = (*snapshot.problems, *found.skipped)
     rejected = sum(1 for p in problems if p.severity == "error")
     return _Outcome(BuildReport(**snapshot.counts, rejected=rejected, written=0, problems=problems))
+
+
+def _build_changes(
+    config: Config,
+    output: Path,
+    store: StateStore,
+    found: FoundFiles,
+    decision: Decision,
+    snapshot: Snapshot,
+    program: bytes,
+    pool: WorkerPool,
+    accept_shrink: bool,
+) -> _Outcome | None:
+    """Redo.CHANGES: the changed files applied to the last build's stories
+    (aggregator.delta). None when that cannot be done exactly (the state does not fit,
+    or a source shrank past the guard): the caller then builds in full."""
+    import aggregator.render.site  # noqa: F401  (this path renders)
+
+    table = StoryTable.load(store)
+    if table is None:
+        return None
+    counts = {key: int(value or 0) for key, value in store.items(SOURCES).items()}
+    load = partial(load_record_file, defaults=RecordDefaults.from_config(config))
+    try:
+        delta = apply_changes(config, table, store, found, decision, load, pool,
+                              snapshot.problems, snapshot.counts, counts)  # fmt: skip
+    except (Undecodable, KeyError, IndexError, ValueError):
+        return None  # the state does not hold what it should: a full build redoes it
+    limit = config.build.max_shrink
+    for span in found.spans:
+        before, now = counts.get(span.prefix, 0), delta.source_counts.get(span.prefix, 0)
+        if not accept_shrink and before >= SHRINK_FLOOR and now < before * (1 - limit):
+            return None  # the full path holds the source and says why
+    names = {key: topic.name for key, topic in delta.topics.items()}
+    refused: list[Problem] = []
+    feed_cache = FeedCache(store, output)
+    published = publish(
+        config, delta.plans, names, output, feed_cache, program, refused, pool, store
+    )
+    with store.transaction():
+        store.put_many(PARSE, [(c.key, c.stamp + c.encoded) for c in delta.changes
+                               if c.new is not None and c.encoded is not None
+                               and c.stamp is not None])  # fmt: skip
+        uncached = [c.key for c in delta.changes
+                    if c.new is None or c.encoded is None or c.stamp is None]  # fmt: skip
+        store.delete_many(PARSE, uncached)
+        table.save(store)
+        store.put_many(SOURCES, [(prefix, str(count).encode())
+                                 for prefix, count in delta.source_counts.items()
+                                 if counts.get(prefix) != count])  # fmt: skip
+    problems = (*delta.problems, *found.skipped)
+    report = BuildReport(
+        documents=len(found.files),
+        records=delta.records,
+        rejected=sum(1 for p in problems if p.severity == "error") + len(refused),
+        unpublished=delta.unpublished,
+        duplicates=delta.records - delta.stories,
+        items=delta.stories,
+        feeds=2 * len(delta.plans),
+        files=published.files,
+        written=len(published.written),
+        problems=(*problems, *refused),
+        written_paths=tuple(published.written),
+        removed_paths=tuple(published.removed),
+        parsed=delta.parsed,
+        rendered=published.rendered,
+        filtered=delta.filtered + found.excluded[0],
+        redo=Redo.CHANGES.value,
+    )
+    kept = Snapshot(b"", {}, {name: getattr(report, name) for name in Snapshot.COUNTS},
+                    delta.problems)  # fmt: skip
+    return _Outcome(report, kept, table)
 
 
 def _build_all(
@@ -547,7 +635,27 @@ def _build_all(
         counts={name: getattr(report, name) for name in Snapshot.COUNTS},
         problems=tuple(p for p in collection.problems if p not in skipped),
     )
-    return _Outcome(report, snapshot)
+    return _Outcome(report, snapshot, story_table(curated, collection, found))
+
+
+def story_table(curated: Curation, collection: Collection, found: FoundFiles) -> StoryTable | None:
+    """What the next build needs to apply changed files to this one's stories (see
+    aggregator.delta); None when a record does not come from a file found (held)."""
+    key_of = {path: key for (path, _), key in zip(found.files, found.keys, strict=True)}
+    files: dict[str, set[str]] = {}
+    for record in collection.records:
+        key = key_of.get(record.origin)
+        if key is None:
+            return None
+        files.setdefault(record.guid, set()).add(key)
+    table = StoryTable(filtered=len(collection.filtered))
+    for record, leader in curated.clustering.by_link:
+        table.times.append(record.published.timestamp())
+        table.guids.append(record.guid)
+        table.files.append(tuple(sorted(files[record.guid])))
+        table.leaders.append(leader)
+    table.keys = {key.guid: key for key in curated.keys}
+    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,6 +666,7 @@ class Curation:
     plans: list[FeedPlan]
     topics: dict[str, Topic]
     rules: FeedRules
+    keys: tuple[StoryKey, ...] = ()  # every story's, in the order of clustering.stories
 
     @property
     def names(self) -> dict[str, str]:
@@ -568,10 +677,12 @@ def curate(config: Config, collection: Collection) -> Curation:
     """Merge copies into stories, then rank and choose each feed's items."""
     clustering = cluster(collection.records, config.clustering)
     rules = FeedRules.of(config.filters)
-    plans, topics = plan_feeds(
-        clustering.stories, config.ranking, config.feeds.max_items, rules, config.feeds
-    )
-    return Curation(clustering, plans, topics, rules)
+    keys = tuple(story_key(story, config.ranking, rules) for story in clustering.stories)
+    key_plans, topics = plan_keys(keys, config.ranking, config.feeds.max_items, rules,
+                                  config.feeds)  # fmt: skip
+    by_guid = {story.guid: story for story in clustering.stories}
+    plans = [FeedPlan(p.topic, tuple(by_guid[g] for g in p.guids), p.total) for p in key_plans]
+    return Curation(clustering, plans, topics, rules, keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,9 +723,9 @@ def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
     with ExitStack() as stack:
         store = None
         if any(source.url for source in config.sources) and not config.build.state_path.exists():
-            store = stack.enter_context(StateStore.open(Path(":memory:")))
+            store = stack.enter_context(memory_store())
         cache = None
-        saved = StateStore.open_read_only(config.build.state_path)
+        saved = open_read_only(config)
         if saved is not None:
             stack.enter_context(saved)
             try:
@@ -658,23 +769,14 @@ def _source_identity(source: SourceConfig) -> SourceConfig:
 def _open_state(config: Config, notes: list[Problem]) -> Iterator[StateStore]:
     """The state store; a corrupt one is rebuilt with a warning, an unusable place is a
     config error."""
-    path = config.build.state_path
 
     def warn(message: str) -> None:
-        notes.append(Problem(str(path), None, None, message.removeprefix(f"{path}: "),
+        where = config.build.state_path
+        notes.append(Problem(str(where), None, None, message.removeprefix(f"{where}: "),
                              "starting with an empty cache", "warning"))  # fmt: skip
 
-    try:
-        store = StateStore.open(path, warn)
-    except (OSError, sqlite3.Error) as exc:
-        raise unusable_state(config, exc) from None
-    with store:
+    with open_store(config, warn) as store:
         yield store
-
-
-def unusable_state(config: Config, exc: Exception) -> ConfigError:
-    reason = f"expected a usable state file; {config.build.state_path}: {exc}"
-    return ConfigError(str(config.path), "build.state_path", reason)
 
 
 @contextmanager

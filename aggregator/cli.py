@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator import __version__
-from aggregator.build import BuildReport, build, unusable_state
+from aggregator.build import BuildReport, build
 from aggregator.config import Config, load_config
 from aggregator.errors import AggregatorError, ConfigError, UploadFailed, WriteFailed
 from aggregator.lock import BuildLocked, build_lock, lock_path
 from aggregator.parallel import WorkerDied
+from aggregator.state import unusable_state
 from aggregator.wording import plural
 
 EXIT_OK = 0

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from itertools import islice, pairwise
 
 from aggregator.config import ClusteringConfig
 from aggregator.merge import group_by_link, merge_group, preference, union_topics, unique_related
-from aggregator.records import Record, Related
+from aggregator.model import Record, Related
 
 _WORD = re.compile(r"\d+|[^\W\d_]+")  # digits and letters apart: "38M" -> "38", "M"
 _SMALL = (
@@ -161,45 +161,98 @@ class Clustering:
     stories: list[Record]  # one record per story
     members: dict[str, tuple[Record, ...]]  # story guid -> its records, for merged stories
     duplicates: int  # records merged into another: same link, or a copy of the story
+    # Each same-link record (what clustering compares) with its story's guid, in time
+    # order: what an incremental build starts from (aggregator.delta).
+    by_link: tuple[tuple[Record, str], ...] = ()
+
+
+def link_record(group: list[Record]) -> Record:
+    """One record for the records of one link."""
+    return group[0] if len(group) == 1 else merge_group(group)
+
+
+def story_record(group: list[Record]) -> Record:
+    """One record for a cluster's same-link records, in time order."""
+    return group[0] if len(group) == 1 else merge_cluster(group)
+
+
+def clustering_inputs(record: Record) -> tuple[object, ...]:
+    """What clustering reads of a same-link record: when these are unchanged, so is
+    every story's membership."""
+    return (record.published, record.title, content_words(record), record.provider_key)
 
 
 def cluster(records: Iterable[Record], config: ClusteringConfig) -> Clustering:
     """Merge same-link records, then cluster copies of one story (see the module)."""
     same_link = group_by_link(records)
-    by_link = [g[0] if len(g) == 1 else merge_group(g) for g in same_link.values()]
+    by_link = [link_record(g) for g in same_link.values()]
     members = {guid: tuple(group) for guid, group in same_link.items() if len(group) > 1}
-    if not config.enabled or len(by_link) < 2:
-        return Clustering(by_link, members, sum(len(g) - 1 for g in members.values()))
     ordered = sorted(by_link, key=lambda r: (r.published, r.guid))
+    if not config.enabled or len(by_link) < 2:
+        return Clustering(by_link, members, sum(len(g) - 1 for g in members.values()),
+                          tuple((record, record.guid) for record in ordered))  # fmt: skip
     groups = _group(ordered, config)
     stories = []
+    leader_of: dict[str, str] = {}
     for group in groups:
-        if len(group) == 1:
-            stories.append(group[0])
-            continue
-        story = merge_cluster(group)
+        story = story_record(group)
         stories.append(story)
-        members[story.guid] = tuple(r for copy in group for r in same_link[copy.guid])
+        for copy in group:
+            leader_of[copy.guid] = story.guid
+        if len(group) > 1:
+            members[story.guid] = tuple(r for copy in group for r in same_link[copy.guid])
     duplicates = sum(len(group) - 1 for group in members.values())
-    return Clustering(stories, members, duplicates)
+    by_story = tuple((record, leader_of[record.guid]) for record in ordered)
+    return Clustering(stories, members, duplicates, by_story)
 
 
 def _group(ordered: list[Record], config: ClusteringConfig) -> list[list[Record]]:
     """Leader clustering in time order over a sliding window (see the module)."""
+    leaders = [-1] * len(ordered)
+    assign_leaders(ordered, config, leaders)
+    groups: dict[int, list[Record]] = {}
+    for position, leader in enumerate(leaders):
+        groups.setdefault(leader, []).append(ordered[position])
+    return list(groups.values())  # by leader position: the order the clusters began
+
+
+def assign_leaders(
+    ordered: list[Record],
+    config: ClusteringConfig,
+    leaders: list[int],
+    *,
+    start: int = 0,
+    last_changed: int | None = None,
+    changed_at: float = float("-inf"),
+    more: Callable[[], bool] | None = None,
+) -> int:
+    """Give each story of `ordered` (in time order) its cluster's first story, as a
+    position in `leaders`; returns where it stopped.
+
+    Stories before `start` keep the leaders given (an incremental build passes a
+    window's worth of unchanged stories before its first change). From `start` on,
+    `leaders` holds what the last build decided (-1 for stories new or changed); the
+    work stops once past `last_changed` a whole window of stories has come out as
+    before, because what a story decides depends only on the stories of the window
+    before it: the rest would come out as before too. `changed_at` is the time of the
+    last story removed (which is in no list but was in the last build's windows).
+    `more`, when given, appends the next stories to `ordered` and `leaders` and says
+    whether it found any.
+    """
     window, cutoff = config.window_hours * 3600, config.title_similarity
     from rapidfuzz import fuzz
 
     ratio = fuzz.ratio
     texts: list[str] = []  # each story's sorted words: all that most comparisons need
     signatures: dict[int, Signature] = {}  # the few stories that pass the similarity
-    times = [record.published.timestamp() for record in ordered]
-    cluster_of: list[int] = []
-    first_time: list[float] = []  # each cluster's first story's time
-    members_of: list[list[int]] = []  # each cluster's stories, by position
+    times: list[float] = []
+    members_of: dict[int, list[int]] = {}  # leader position -> its stories, by position
     # hash of a word pair -> positions of the stories using it, in time order: read from
     # the end back to the window's start, so nothing needs pruning. Hashes and arrays
     # keep it small (a collision only adds a candidate, which the similarity rejects).
     index: dict[int, array[int]] = {}
+    final = len(ordered) - 1 if last_changed is None else last_changed
+    mismatch = changed_at  # the time of the last story that came out otherwise
 
     def sig(position: int) -> Signature:
         found = signatures.get(position)
@@ -207,48 +260,57 @@ def _group(ordered: list[Record], config: ClusteringConfig) -> list[list[Record]
             found = signatures[position] = signature(ordered[position])
         return found
 
-    for position, record in enumerate(ordered):
-        now, words = times[position], content_words(record)
+    position = 0
+    while position < len(ordered) or (more is not None and more()):
+        record = ordered[position]
+        now, words = record.published.timestamp(), content_words(record)
         text = " ".join(sorted(words))
+        if position >= start and position > final and now - window > mismatch:
+            return position  # a window as before past the last change: settled
         texts.append(text)
+        times.append(now)
         pairs = (
             set(map(hash, map(" ".join, pairwise(words))))
             if len(words) > 1
             else {hash(word) for word in words}
         )
-        scores: dict[int, float] = {}  # cluster -> its best match with this story
+        deciding = position >= start
+        scores: dict[int, float] = {}  # leader -> its cluster's best match with this story
         for pair in pairs:
             posting = index.get(pair)
             if posting is None:
                 index[pair] = array("l", (position,))
                 continue
-            for earlier in islice(reversed(posting), MAX_CANDIDATES_PER_PAIR):
-                if now - times[earlier] > window:
-                    break
-                group = cluster_of[earlier]
-                if now - first_time[group] > window or not text:
-                    continue
-                score = ratio(text, texts[earlier], score_cutoff=cutoff)
-                if score > scores.get(group, 0.0) and _may_be_one(
-                    record, sig(position), ordered[earlier], sig(earlier)
-                ):
-                    scores[group] = score
+            if deciding and text:
+                for earlier in islice(reversed(posting), MAX_CANDIDATES_PER_PAIR):
+                    if now - times[earlier] > window:
+                        break
+                    group = leaders[earlier]
+                    if now - times[group] > window:
+                        continue
+                    score = ratio(text, texts[earlier], score_cutoff=cutoff)
+                    if score > scores.get(group, 0.0) and _may_be_one(
+                        record, sig(position), ordered[earlier], sig(earlier)
+                    ):
+                        scores[group] = score
             posting.append(position)
-        best = -1
-        # The best match first; a cluster any of whose stories is the same template filled
-        # otherwise is not joined (matching one copy must not chain in another story).
-        for group in sorted(scores, key=lambda g: (-scores[g], g)):
-            if not any(templated_apart(sig(position), sig(m), record.title, ordered[m].title)
-                       for m in members_of[group]):  # fmt: skip
-                best = group
-                break
-        if best < 0:
-            best = len(members_of)
-            members_of.append([])
-            first_time.append(now)
-        members_of[best].append(position)
-        cluster_of.append(best)
-    return [[ordered[m] for m in group] for group in members_of]
+        if deciding:
+            best = -1
+            # The best match first; a cluster any of whose stories is the same template
+            # filled otherwise is not joined (one copy must not chain in another story).
+            for group in sorted(scores, key=lambda g: (-scores[g], g)):
+                if not any(templated_apart(sig(position), sig(m), record.title, ordered[m].title)
+                           for m in members_of[group]):  # fmt: skip
+                    best = group
+                    break
+            if best < 0:
+                best = position
+            if leaders[position] != best:
+                mismatch = now
+                leaders[position] = best
+        members_of.setdefault(leaders[position], []).append(position)
+        position += 1
+    return position
 
 
 def merge_cluster(group: list[Record]) -> Record:

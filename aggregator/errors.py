@@ -63,6 +63,16 @@ class UploadFailed(WriteFailed):
         self.changed = changed
 
 
+class StateUnavailable(AggregatorError):
+    """The state store cannot be opened or used (a folder in its place, a server that
+    does not answer); `location` is its file or URL (without a password)."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"{location}: {reason}")
+
+
 class RecordError(AggregatorError):
     """One record (or one whole file) could not be used."""
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aggregator.config import FeedFilterConfig, FilterConfig
+from aggregator.model import Record
 from aggregator.patterns import compile_pattern
-from aggregator.records import Record
 from aggregator.topics import topic_key
 
 
@@ -102,6 +102,29 @@ class FeedRules:
                 by_topic.setdefault(topic_key(name), []).extend(rules)
         return cls(tuple(everywhere), tuple(all_topics),
                    tuple((key, tuple(rules)) for key, rules in by_topic.items()))  # fmt: skip
+
+    @property
+    def indices(self) -> dict[int, int]:
+        """id(rule) -> its number, for every rule once, in the order they are listed."""
+        numbered: dict[int, int] = {}
+        for rule in (*self.everywhere, *self.all_topics,
+                     *(r for _, rules in self.by_topic for r in rules)):  # fmt: skip
+            numbered.setdefault(id(rule), len(numbered))
+        return numbered
+
+    def failed_by(self, record: Record) -> tuple[int, ...]:
+        """The numbers (`indices`) of the rules that leave `record` out."""
+        if not (self.everywhere or self.all_topics or self.by_topic):
+            return ()
+        numbered = self.indices
+        rules = {id(rule): rule for rule in (*self.everywhere, *self.all_topics,
+                 *(r for _, rules in self.by_topic for r in rules))}  # fmt: skip
+        return tuple(sorted(numbered[i] for i, rule in rules.items() if rule.test(record)))
+
+    def indices_for(self, key: str | None, slug: str | None) -> frozenset[int]:
+        """The numbers of the rules that apply to one feed (see `for_feed`)."""
+        numbered = self.indices
+        return frozenset(numbered[id(rule)] for rule in self.for_feed(key, slug))
 
     def for_feed(self, key: str | None, slug: str | None) -> tuple[Rule, ...]:
         """The rules of the all-topics feed (key None) or of one topic's feed."""

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from aggregator.cache import Snapshot
+from aggregator.state.snapshot import Snapshot
+
+CHANGES_FLOOR = 100  # changed files always applied one by one
+CHANGES_SHARE = 0.05  # more changed files than this share of all: the full path
 
 
 class Redo(enum.Enum):
     """What a build has to do again."""
 
     NOTHING = "nothing"  # the last build again: its counts and problems, no file read
+    CHANGES = "changes"  # the changed files applied to the last build's stories
     FULL = "full"  # the whole pipeline; unchanged files still come from the parse cache
 
 
@@ -42,6 +46,11 @@ class Decision:
     remote: bool = False  # remote sources: a server may have changed, so never NOTHING
     forced: bool = False  # --full
     output_touched: bool = False  # a file the last build wrote is gone or differs
+    held: bool = False  # a folder could not be read: its last records are held
+
+    @property
+    def changed_files(self) -> int:
+        return len(self.added) + len(self.edited) + len(self.deleted) + len(self.renamed)
 
     @property
     def files_changed(self) -> bool:
@@ -63,12 +72,19 @@ def decide(
     remote: bool = False,
     full: bool = False,
     output_intact: bool = False,
+    held: bool = False,
+    stories: bool = False,
 ) -> Decision:
     """The Decision for a build that finds `stamps` (parse-cache key -> file stamp) and
     `settings` (settings_digest) where the last build left `remembered`.
 
     `unstamped` are files found without a stat (not in `stamps`); `output_intact` says
-    every file the last build wrote is on disk with the bytes it wrote.
+    every file the last build wrote is on disk with the bytes it wrote; `held`, that a
+    folder could not be read; `stories`, that the last build left its story table.
+
+    Redo.CHANGES when only record files changed, and few of them (at most
+    CHANGES_SHARE of the files, or CHANGES_FLOOR): applying many changes one by one
+    costs more than the full path, which reads every other file from the parse cache.
     """
     unknown = tuple(unstamped)
     if remembered is None:
@@ -99,6 +115,7 @@ def decide(
         remote=remote,
         forced=full,
         output_touched=not output_intact,
+        held=held,
     )
     same = not (
         decision.files_changed
@@ -109,6 +126,10 @@ def decide(
     )
     if same:
         return Decision(Redo.NOTHING, True)
+    few = decision.changed_files <= max(CHANGES_FLOOR, int(len(stamps) * CHANGES_SHARE))
+    if (stories and few and not (decision.settings_changed or remote or full or held or unknown)
+            and decision.files_changed):  # fmt: skip
+        return replace(decision, redo=Redo.CHANGES)
     return decision
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from aggregator.records import Record, Related
+from aggregator.model import Record, Related
 
 
 def group_by_link(records: Iterable[Record]) -> dict[str, list[Record]]:

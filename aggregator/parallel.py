@@ -26,9 +26,10 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import TypeVar
 
-from aggregator.cache import cacheable, encode_result
 from aggregator.errors import AggregatorError
-from aggregator.records import DocumentResult
+from aggregator.model import DocumentResult
+from aggregator.state.codec import encode_result
+from aggregator.state.parse_cache import cacheable
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")

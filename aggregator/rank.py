@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 
 from aggregator.cluster import outlets
 from aggregator.config import FeedsConfig, RankingConfig
-from aggregator.filters import FeedRules, first_match
-from aggregator.records import Record
+from aggregator.filters import FeedRules
+from aggregator.model import Record
 from aggregator.topics import assign_slugs, display_names, topic_key
 
 
@@ -164,47 +164,96 @@ def select(ranked: Sequence[Record], max_items: int, ranking: RankingConfig) -> 
 
 def topics_of(records: Sequence[Record]) -> dict[str, Topic]:
     """Every topic key with its display name and slug."""
-    names = display_names(topic for record in records for topic in record.topics)
-    slugs = assign_slugs(names)
-    return {key: Topic(key, names[key], slugs[key]) for key in sorted(names)}
+    return _topics_from(topic for record in records for topic in record.topics)
+
+
+def _topics_from(names: Iterable[str]) -> dict[str, Topic]:
+    shown = display_names(names)
+    slugs = assign_slugs(shown)
+    return {key: Topic(key, shown[key], slugs[key]) for key in sorted(shown)}
+
+
+@dataclass(frozen=True, slots=True)
+class StoryKey:
+    """What choosing feeds needs of one story, made once per story: an incremental
+    build keeps these for the stories no change touched and plans every feed from
+    them, without the stories themselves (aggregator.delta)."""
+
+    score: float
+    published: float  # seconds since the epoch
+    guid: str
+    provider_key: str
+    topics: tuple[str, ...]
+    filtered_by: tuple[int, ...] = ()  # the [[filters]] rules (FeedRules.indices) it fails
+
+
+def story_key(record: Record, ranking: RankingConfig, rules: FeedRules | None = None) -> StoryKey:
+    failed = () if rules is None else rules.failed_by(record)
+    return StoryKey(score(record, ranking), record.published.timestamp(), record.guid,
+                    record.provider_key, record.topics, failed)  # fmt: skip
+
+
+def ranked_keys(keys: Iterable[StoryKey]) -> list[tuple[float, StoryKey]]:
+    """(score, story), best first; ties: newer first, then by guid (as `scored`)."""
+    ordered = sorted(keys, key=lambda k: (-k.score, -k.published, k.guid))
+    return [(key.score, key) for key in ordered]
+
+
+def key_candidates(
+    keys: Iterable[StoryKey], rules: FeedRules | None = None
+) -> tuple[dict[str, Topic], list[tuple[Topic | None, list[tuple[float, StoryKey]]]]]:
+    """Every topic, and each feed's stories in rank order after the feed's filters: the
+    all-topics feed first, then one feed per topic in slug order."""
+    ranked = ranked_keys(keys)
+    topics = _topics_from(topic for _, key in ranked for topic in key.topics)
+    members: dict[str, list[tuple[float, StoryKey]]] = {key: [] for key in topics}
+    for entry in ranked:
+        for name in entry[1].topics:
+            members[topic_key(name)].append(entry)
+    feeds: list[tuple[Topic | None, list[tuple[float, StoryKey]]]] = [(None, ranked)]
+    feeds.extend((topic, members[topic.key]) for topic in sorted(topics.values(),
+                                                                 key=lambda t: t.slug))  # fmt: skip
+    if rules is None or not rules.indices:
+        return topics, feeds
+    filtered = []
+    for topic, entries in feeds:
+        applied = rules.indices_for(None if topic is None else topic.key,
+                                    None if topic is None else topic.slug)  # fmt: skip
+        if applied:
+            entries = [e for e in entries if applied.isdisjoint(e[1].filtered_by)]
+        filtered.append((topic, entries))
+    return topics, filtered
 
 
 def feed_candidates(
     records: Sequence[Record], ranking: RankingConfig, rules: FeedRules | None = None
 ) -> tuple[dict[str, Topic], list[tuple[Topic | None, list[tuple[float, Record]]]]]:
-    """Every topic, and each feed's stories in rank order after the feed's filters: the
-    all-topics feed first, then one feed per topic in slug order."""
-    ranked = scored(records, ranking)
-    topics = topics_of([record for _, record in ranked])
-    members: dict[str, list[tuple[float, Record]]] = {key: [] for key in topics}
-    for entry in ranked:
-        for name in entry[1].topics:
-            members[topic_key(name)].append(entry)
-    feeds: list[tuple[Topic | None, list[tuple[float, Record]]]] = [(None, ranked)]
-    feeds.extend((topic, members[topic.key]) for topic in sorted(topics.values(),
-                                                                 key=lambda t: t.slug))  # fmt: skip
-    if rules is None:
-        return topics, feeds
-    filtered = []
-    for topic, entries in feeds:
-        applied = rules.for_feed(None if topic is None else topic.key,
-                                 None if topic is None else topic.slug)  # fmt: skip
-        if applied:
-            entries = [entry for entry in entries if first_match(applied, entry[1]) is None]
-        filtered.append((topic, entries))
-    return topics, filtered
+    """`key_candidates` with the stories themselves (what `aggregator explain` shows)."""
+    by_guid = {record.guid: record for record in records}
+    topics, feeds = key_candidates([story_key(r, ranking, rules) for r in records], rules)
+    return topics, [(topic, [(value, by_guid[key.guid]) for value, key in entries])
+                    for topic, entries in feeds]  # fmt: skip
 
 
-def plan_feeds(
-    records: Sequence[Record],
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """One feed's choice, by guid: what FeedPlan holds before the stories are looked up."""
+
+    topic: Topic | None
+    guids: tuple[str, ...]
+    total: int
+
+
+def plan_keys(
+    keys: Iterable[StoryKey],
     ranking: RankingConfig,
     max_items: int,
     rules: FeedRules | None = None,
     feeds: FeedsConfig | None = None,
-) -> tuple[list[FeedPlan], dict[str, Topic]]:
+) -> tuple[list[KeyPlan], dict[str, Topic]]:
     """The all-topics feed first, then one feed per topic in slug order; `feeds` gives
     topics their own settings ([feeds.topics]: max_items, title, description, hidden)."""
-    topics, candidates = feed_candidates(records, ranking, rules)
+    topics, candidates = key_candidates(keys, rules)
     plans = []
     for topic, entries in candidates:
         limit = max_items
@@ -216,6 +265,20 @@ def plan_feeds(
             if own is not None:
                 topic = replace(topic, title=own.title, description=own.description)
                 topics[topic.key] = topic
-        chosen = tuple(choice.record for choice in choose(entries, limit, ranking))
-        plans.append(FeedPlan(topic, chosen, len(entries)))
+        chosen = tuple(choice.record.guid for choice in choose(entries, limit, ranking))
+        plans.append(KeyPlan(topic, chosen, len(entries)))
     return plans, topics
+
+
+def plan_feeds(
+    records: Sequence[Record],
+    ranking: RankingConfig,
+    max_items: int,
+    rules: FeedRules | None = None,
+    feeds: FeedsConfig | None = None,
+) -> tuple[list[FeedPlan], dict[str, Topic]]:
+    """`plan_keys` for these stories, with the chosen stories looked up."""
+    by_guid = {record.guid: record for record in records}
+    keys = [story_key(record, ranking, rules) for record in records]
+    plans, topics = plan_keys(keys, ranking, max_items, rules, feeds)
+    return [FeedPlan(p.topic, tuple(by_guid[g] for g in p.guids), p.total) for p in plans], topics

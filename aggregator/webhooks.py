@@ -10,15 +10,14 @@ as WebSub pings are retried. A webhook never fails a build: a failure is one war
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from aggregator.archive import FeedChange
 from aggregator.config import Config
-from aggregator.errors import Problem
-from aggregator.state import StateStore
+from aggregator.errors import ConfigError, Problem
+from aggregator.state import StateStore, open_store
 
 if TYPE_CHECKING:
     import httpx  # imported when delivering: every build queues, few deliver
@@ -109,10 +108,9 @@ def deliver_build(config: Config, warn: Callable[[str], None]) -> Delivery | Non
     if not config.webhooks:
         return None
     try:
-        store = StateStore.open(config.build.state_path, warn)
-    except (OSError, sqlite3.Error) as exc:
-        warn(f"{config.build.state_path}: warning: state store unusable ({exc}); "
-             "webhooks not delivered")  # fmt: skip
+        store = open_store(config, warn)
+    except ConfigError as exc:
+        warn(f"{exc}; warning: webhooks not delivered")
         return None
     with store:
         urls = [hook.url for hook in config.webhooks]

@@ -10,16 +10,15 @@ a failure is one warning line.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
 
 from aggregator.config import Config
-from aggregator.errors import Problem
+from aggregator.errors import ConfigError, Problem
 from aggregator.output.changes import public_urls
-from aggregator.state import StateStore
+from aggregator.state import StateStore, open_store
 from aggregator.wording import plural
 
 NAMESPACE = "websub"
@@ -98,10 +97,9 @@ def announce_build(
     urls = changed_feed_urls(config.site.base_url, changed)
     store: StateStore | None
     try:
-        store = StateStore.open(config.build.state_path, warn)
-    except (OSError, sqlite3.Error) as exc:
-        warn(f"{config.build.state_path}: warning: state store unusable ({exc}); "
-             "failed WebSub announcements will not be retried")  # fmt: skip
+        store = open_store(config, warn)
+    except ConfigError as exc:
+        warn(f"{exc}; warning: failed WebSub announcements will not be retried")
         store = None
     try:
         result = announce(

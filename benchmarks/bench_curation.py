@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from aggregator.build import Collection, Curation, collect, curate  # noqa: E402
 from aggregator.config import Config, load_config, parse_config  # noqa: E402
-from aggregator.records import Record  # noqa: E402
+from aggregator.model import Record  # noqa: E402
 from aggregator.topics import topic_key  # noqa: E402
 
 # Same-story groups named in ../shared/corpus/README.md ("Duplicate stories", "clusters").

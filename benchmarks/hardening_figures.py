@@ -27,20 +27,14 @@ sys.path.insert(0, str(ROOT))
 
 from aggregator.limits import LimitExceeded  # noqa: E402
 from aggregator.parse.documents import load_yaml  # noqa: E402
-from tests.hardening_helpers import (  # noqa: E402
+from tests.factories import (  # noqa: E402
+    CORPUS,
     classify_after_kill,
-    read_tree,
+    tree_bytes,
     write_config,
     write_record_set,
 )
 from tests.test_hardening_limits import alias_chain, billion_laughs, merge_key_bomb  # noqa: E402
-
-# Beside the repository (CI, main), or beside the folder of worktrees.
-CORPUS = next(
-    (p for p in (ROOT.parent / "shared" / "corpus", ROOT.parent.parent / "shared" / "corpus")
-     if p.is_dir()),
-    ROOT.parent / "shared" / "corpus",
-)  # fmt: skip
 
 
 def best_of(function, runs: int = 200) -> float:
@@ -111,17 +105,17 @@ def kill_figures(kills: int, records: int) -> None:
         tmp = Path(folder)
         source = tmp / "records"
         write_record_set(source, records, records // 6)
-        config = write_config(tmp, source)
+        config = write_config(tmp, [source])
         command = [sys.executable, "-m", "aggregator", "build", "--config", str(config), "-q"]
         subprocess.run(command, check=True)
-        old = read_tree(tmp / "out")
+        old = tree_bytes(tmp / "out")
         for path in source.iterdir():
             path.unlink()
         write_record_set(source, records, records // 6, suffix=" (updated)")
         started = time.monotonic()
         subprocess.run([*command, "--output", str(tmp / "new")], check=True)
         duration = time.monotonic() - started
-        new = read_tree(tmp / "new")
+        new = tree_bytes(tmp / "new")
         rng = random.Random()
         phases: dict[str, int] = {"before": 0, "during": 0, "after": 0}
         broken_total = temps_total = 0
@@ -139,7 +133,7 @@ def kill_figures(kills: int, records: int) -> None:
             broken_total += len(broken)
             temps_total += len(temps)
         subprocess.run(command, check=True)
-        recovered = read_tree(tmp / "out") == new
+        recovered = tree_bytes(tmp / "out") == new
         print(f"kill test: {len(new)} feed files, full build {duration:.2f} s, {kills} SIGKILLs at "
               f"uniform random moments: {phases}; broken or partial feeds: {broken_total}; "
               f"temp files left: {temps_total} (removed by the next run); "
@@ -156,13 +150,12 @@ def topics_figure() -> None:
     from aggregator.rank import FeedPlan
     from aggregator.render.feeds import render_feeds
     from tests.factories import BASE_URL, fields, make_record, write_record
-    from tests.factories import write_config as write_site_config
 
     topics = [f"Topic {n}" for n in range(5_000)]
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         write_record(tmp / "records", "many.md", fields(1, topics=topics))
-        config = load_config(write_site_config(tmp, ["records"]))
+        config = load_config(write_config(tmp, ["records"]))
         started = time.perf_counter()
         report = build(config)
         seconds = time.perf_counter() - started
@@ -180,8 +173,7 @@ def drip_figure(good: int = 20) -> None:
     """A build of `good` sources and one that drips its headers a byte each 0.5 s."""
     from aggregator.cli import main as cli_main
     from tests.conftest import drip_server, running_server
-    from tests.remote_helpers import record, seed_page, url_source
-    from tests.remote_helpers import write_config as write_remote_config
+    from tests.factories import fields, seed_page, url_source
 
     settings = ("[fetch]\nallow_private_addresses = true\nrequest_deadline = 2\n"
                 "source_deadline = 5\nbuild_deadline = 60\n")  # fmt: skip
@@ -191,11 +183,11 @@ def drip_figure(good: int = 20) -> None:
         for n in range(good):
             path = f"/good/{n}.json"
             server.expect_request(path).respond_with_data(
-                seed_page([record(n * 10 + i, host=f"h{n}.example.com") for i in range(5)],
+                seed_page([fields(n * 10 + i) for i in range(5)],
                           1, None), content_type="application/json")  # fmt: skip
             sources += url_source(server.url_for(path))
         sources += url_source(drip.url())
-        config = write_remote_config(Path(folder), sources, settings)
+        config = write_config(Path(folder), extra=sources + settings)
         started = time.perf_counter()
         code = cli_main(["build", "--config", str(config), "-q"])
         seconds = time.perf_counter() - started
@@ -211,12 +203,11 @@ def enospc_figure() -> None:
 
     from aggregator.cli import main as cli_main
     from tests.factories import failing_writes, fields, missing_feed_links, write_record
-    from tests.factories import write_config as write_site_config
 
     def rebuild(site: Path) -> Path:
         for n, topic in enumerate(["A", "B"], 1):
             write_record(site / "records", f"{n}.md", fields(n, topics=[topic, "All"]))
-        config = write_site_config(site, ["records"])
+        config = write_config(site, ["records"])
         cli_main(["build", "--config", str(config), "-q"])
         write_record(site / "records", "3.md", fields(3, topics=["C", "All"]))
         return config

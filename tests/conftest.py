@@ -1,9 +1,13 @@
+"""Fixtures and servers: real HTTP servers on 127.0.0.1 and the preview server.
+Everything else the tests share is in factories.py."""
+
 from __future__ import annotations
 
+import hashlib
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,30 +17,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from . import factories
+from aggregator.serve import PreviewServer
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "records"
-# The shared corpus sits beside the repository (CI: a copy of shared/ beside the clone);
-# a git worktree nested deeper finds it in the nearest ancestor that has one.
-CORPUS = next(
-    (
-        folder / "shared" / "corpus"
-        for folder in ROOT.parents
-        if (folder / "shared" / "corpus").is_dir()
-    ),
-    ROOT.parent / "shared" / "corpus",
-)
-
-
-@pytest.fixture
-def write_config(tmp_path: Path):
-    """Write a config.toml in tmp_path whose single source is `records_dir`."""
-
-    def write(records_dir: Path, extra: str = "") -> Path:
-        return factories.write_config(tmp_path, [str(records_dir)], extra)
-
-    return write
+from .factories import EXAMPLES
 
 
 @contextmanager
@@ -76,6 +59,27 @@ class HeldResponse:
         deadline = time.monotonic() + 10
         while len(self.server.log) < requests and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+def conditional(
+    body: bytes, content_type: str, served: list[str] | None = None
+) -> Callable[[Request], Response]:
+    """A handler answering like a static web server: ETag, Last-Modified and 304."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+    modified = "Mon, 04 Mar 2024 10:00:00 GMT"
+
+    def handle(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == etag:
+            status, data = 304, b""
+        else:
+            status, data = 200, body
+        if served is not None:
+            served.append(f"{status} {request.path}")
+        return Response(
+            data, status, {"ETag": etag, "Last-Modified": modified, "Content-Type": content_type}
+        )
+
+    return handle
 
 
 @pytest.fixture
@@ -157,6 +161,20 @@ def drip_server(interval: float = 0.05, *, headers_fast: bool = False) -> Iterat
         yield server
     finally:
         server.close()
+
+
+@contextmanager
+def preview(root: Path, *, live_reload: bool = False) -> Iterator[PreviewServer]:
+    server = PreviewServer(root, 0, live_reload=live_reload)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.shutdown_streams()
+        server.server_close()
+        thread.join()
 
 
 class S3Server:

@@ -11,16 +11,16 @@ import feedparser
 import pytest
 
 from aggregator.build import build
-from aggregator.cache import FILE_KEY, PARSE, decode_result, encode_result, file_stamp
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, _start_method, parse_files
-from aggregator.records import RecordDefaults, load_record_file
 from aggregator.sources.folder import iter_record_files, scan_record_files
-from aggregator.state import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, StateStore
+from aggregator.state.codec import decode_result, encode_result
+from aggregator.state.parse_cache import FILE_KEY, PARSE, file_stamp
+from aggregator.state.sqlite import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, SqliteStore
+from aggregator.validate import RecordDefaults, load_record_file
 
-from .conftest import CORPUS, ROOT
-from .factories import full_build_elsewhere, tree_bytes
+from .factories import CORPUS, ROOT, full_build_elsewhere, tree_bytes, write_config
 
 TOPICS = ("AI", "Robots", "Space", "Climate", "Security")
 
@@ -68,10 +68,10 @@ def output_files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, write_config):
+def site(tmp_path: Path):
     records = tmp_path / "records"
     write_records(records, 20)
-    return records, load_config(write_config(records))
+    return records, load_config(write_config(tmp_path, [records]))
 
 
 def test_second_build_reads_no_file_and_renders_no_feed(site) -> None:
@@ -135,7 +135,7 @@ def test_deleted_file_drops_out_of_the_cache_and_the_feeds(site) -> None:
     assert (report.documents, report.parsed, report.records) == (19, 0, 19)
     links = [e.link for e in feedparser.parse(config.site.output_dir / "rss.xml").entries]
     assert "https://news4.example.com/story/4" not in links
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         keys = [key for key in store.items(PARSE) if key.startswith(FILE_KEY)]
     assert len(keys) == 19
     assert not any(key.endswith("record-0004.md") for key in keys)
@@ -172,10 +172,10 @@ def test_full_reads_and_renders_everything(site, capsys) -> None:
     assert build(config).parsed == 0  # --full refreshed the cache
 
 
-def test_site_setting_change_renders_every_feed(site, write_config) -> None:
+def test_site_setting_change_renders_every_feed(site, tmp_path: Path) -> None:
     records, config = site
     build(config)
-    changed = load_config(write_config(records, "[feeds]\nmax_items = 49\n"))
+    changed = load_config(write_config(tmp_path, [records], "[feeds]\nmax_items = 49\n"))
     assert build(changed).rendered == 0  # no feed has more than 49 items: same bytes
     retitled_path = config.path
     retitled_path.write_text(retitled_path.read_text().replace("Test News", "Other News"))
@@ -243,18 +243,18 @@ def test_damaged_cache_entry_is_parsed_again(site) -> None:
     stat = path.stat()
     key = FILE_KEY + str(path)
     (records / "record-0006.md").touch()  # some file changed: the records must be read
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         store.put(PARSE, key, file_stamp(stat.st_size, stat.st_mtime_ns) + b"\x00garbage")
     report = build(config)
     assert (report.parsed, report.records, report.rendered) == (2, 20, 0)
     assert build(config).parsed == 0
 
 
-def test_unusable_state_location_is_a_config_error(tmp_path: Path, write_config, capsys):
+def test_unusable_state_location_is_a_config_error(tmp_path: Path, capsys):
     records = tmp_path / "records"
     write_records(records, 3)
     (tmp_path / "blocker").write_text("a file where the state folder should be")
-    config_path = write_config(records, '[build]\nstate_path = "blocker/state.db"\n')
+    config_path = write_config(tmp_path, [records], '[build]\nstate_path = "blocker/state.db"\n')
     assert main(["build", "--config", str(config_path)]) == 2
     captured = capsys.readouterr()
     assert "build.state_path: expected a usable state file" in captured.err
@@ -268,13 +268,13 @@ def test_check_writes_no_state(site) -> None:
     assert not config.build.state_path.exists()
 
 
-def test_process_pool_output_is_identical_to_one_process(tmp_path: Path, write_config) -> None:
+def test_process_pool_output_is_identical_to_one_process(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_records(records, 450)  # enough for two workers
     (records / "bad.md").write_text("---\ntitle: [unclosed\n---\n")
     reports, outputs = [], []
     for workers in (1, 2):
-        config = load_config(write_config(records, f"[build]\nworkers = {workers}\n"))
+        config = load_config(write_config(tmp_path, [records], f"[build]\nworkers = {workers}\n"))
         output = tmp_path / f"out-{workers}"
         reports.append(build(config, output, full=True))
         outputs.append(output_files(output))
@@ -289,9 +289,7 @@ def test_process_pool_output_is_identical_to_one_process(tmp_path: Path, write_c
         assert list(parse_files(load, paths, pool)) == list(parse_files(load, paths, serial))
 
 
-def test_a_build_on_another_thread_uses_fresh_worker_processes(
-    tmp_path: Path, write_config
-) -> None:
+def test_a_build_on_another_thread_uses_fresh_worker_processes(tmp_path: Path) -> None:
     """`serve --build-every` builds on a thread: its workers are spawned, not forked (a
     lock held by another thread at the moment of forking could hang them); the output is
     the same as from one process."""
@@ -301,7 +299,7 @@ def test_a_build_on_another_thread_uses_fresh_worker_processes(
     write_records(records, 450)
     outputs = {}
     for workers in (1, 2):
-        config = load_config(write_config(records, f"[build]\nworkers = {workers}\n"))
+        config = load_config(write_config(tmp_path, [records], f"[build]\nworkers = {workers}\n"))
         output = tmp_path / f"out-{workers}"
         with ThreadPoolExecutor(1) as thread:
             report = thread.submit(build, config, output, full=True).result()
@@ -352,10 +350,7 @@ def test_scan_finds_what_iter_record_files_finds(tmp_path: Path) -> None:
 
 def test_cache_is_shared_by_builds_started_from_other_folders(tmp_path: Path, monkeypatch):
     write_records(tmp_path / "records", 5)
-    (tmp_path / "config.toml").write_text(
-        '[site]\ntitle = "T"\nbase_url = "https://t.example.org/"\n\n'
-        '[[sources]]\npath = "records"\n'
-    )
+    write_config(tmp_path, ["records"])
     monkeypatch.chdir(tmp_path)
     assert build(load_config(Path("config.toml"))).parsed == 5
     (tmp_path / "elsewhere").mkdir()
@@ -371,12 +366,12 @@ def test_check_command_runs_without_output_option(site, capsys) -> None:
 
 
 def test_a_state_path_that_is_a_folder_is_a_config_error_and_left_alone(
-    tmp_path: Path, write_config, capsys
+    tmp_path: Path, capsys
 ) -> None:
     records = tmp_path / "records"
     write_records(records, 2)
     (tmp_path / "state-folder" / "keep").mkdir(parents=True)
-    config_path = write_config(records, '[build]\nstate_path = "state-folder"\n')
+    config_path = write_config(tmp_path, [records], '[build]\nstate_path = "state-folder"\n')
     assert main(["build", "--config", str(config_path)]) == 2
     assert "build.state_path: expected a usable state file" in capsys.readouterr().err
     assert (tmp_path / "state-folder" / "keep").is_dir()
@@ -416,7 +411,7 @@ def test_a_rerun_over_the_same_inputs_decodes_nothing_but_reports_the_same(site,
     records, config = site
     (records / "broken.md").write_text("---\ntitle: Broken\nwebUrl: nope\n---\n")
     first = build(config)
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         store.delete_many(PARSE, list(store.items(PARSE)))  # a rerun that decoded would reparse
     again = build(config)
     assert (again.parsed, again.rendered, again.written) == (0, 0, 0)
@@ -433,7 +428,7 @@ def test_a_rerun_over_the_same_inputs_decodes_nothing_but_reports_the_same(site,
 
 def drop_parse_cache(config) -> None:
     """Forget every parsed file: a build that still reads the old files shows it in `parsed`."""
-    with StateStore.open(config.build.state_path) as store:
+    with SqliteStore.open(config.build.state_path) as store:
         store.delete_many(PARSE, list(store.items(PARSE)))
 
 
@@ -456,10 +451,10 @@ def test_added_files_give_the_feeds_a_full_build_would(site, tmp_path: Path) -> 
     assert [str(p) for p in full.problems] == [str(p) for p in report.problems]
 
 
-def test_many_rounds_of_additions_match_a_full_build(tmp_path: Path, write_config) -> None:
+def test_many_rounds_of_additions_match_a_full_build(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_records(records, 30)
-    config = load_config(write_config(records, "[feeds]\nmax_items = 4\n"))
+    config = load_config(write_config(tmp_path, [records], "[feeds]\nmax_items = 4\n"))
     build(config)
     for round_ in range(4):
         for n in range(3):
@@ -539,7 +534,7 @@ def test_a_state_file_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path
     db.commit()
     db.close()
     warnings: list[str] = []
-    with StateStore.open(path, warnings.append) as store:
+    with SqliteStore.open(path, warnings.append) as store:
         assert store.items(PARSE) == {}
         store.put(PARSE, "file:/y.md", b"\x01")
     assert warnings == []
@@ -548,13 +543,13 @@ def test_a_state_file_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
-    with StateStore.open(path) as store:
+    with SqliteStore.open(path) as store:
         assert store.items(PARSE) == {"file:/y.md": b"\x01"}
 
 
 def test_a_new_state_file_has_large_pages_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    with StateStore.open(path) as store:
+    with SqliteStore.open(path) as store:
         store.put(PARSE, "file:/x.md", b"\x00" * 2000)
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE

@@ -11,8 +11,16 @@ from lxml import etree
 
 from aggregator.cli import main
 
-from .conftest import ROOT
-from .factories import age, feed_paths, fields, snapshot, tree_bytes, write_config, write_record
+from .factories import (
+    ROOT,
+    age,
+    feed_paths,
+    fields,
+    snapshot,
+    tree_bytes,
+    write_config,
+    write_record,
+)
 
 
 def test_build_of_bundled_examples_reports_the_malformed_record(tmp_path: Path, capsys) -> None:

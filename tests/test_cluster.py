@@ -16,8 +16,7 @@ from aggregator.build import build
 from aggregator.cluster import cluster
 from aggregator.config import ClusteringConfig, load_config
 
-from .conftest import CORPUS
-from .factories import fields, make_record, tree_bytes, write_config, write_record
+from .factories import CORPUS, fields, make_record, tree_bytes, write_config, write_record
 
 CONFIG = ClusteringConfig()
 FRONT = re.compile(r"\A\ufeff?---\r?\n(.*?)^---\r?$", re.DOTALL | re.MULTILINE)

@@ -19,17 +19,17 @@ from lxml import etree
 
 from aggregator.build import BuildReport, build, collect, curate
 from aggregator.config import DEFAULT_TRACKING_PARAMS, load_config
-from aggregator.records import Record
+from aggregator.model import Record
 from aggregator.topics import topic_key
 from aggregator.urls import canonical_url, normalise_url
 
-from .conftest import CORPUS
-from .factories import age, feed_paths, snapshot
+from .factories import CORPUS, age, feed_paths, snapshot, write_config
 
 SOURCE = CORPUS / "everyday-ai"
 pytestmark = pytest.mark.skipif(not SOURCE.is_dir(), reason=f"corpus not found at {SOURCE}")
 
 TITLE = "AI Every Day"
+SITE_URL = "https://news.example.org/ai/"
 FRONT = re.compile(r"\A\ufeff?---\r?\n(.*?)^---\r?$", re.DOTALL | re.MULTILINE)
 
 
@@ -77,13 +77,8 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     folder = tmp_path_factory.mktemp("corpus")
-    path = folder / "config.toml"
-    path.write_text(
-        f'[site]\ntitle = "{TITLE}"\nbase_url = "https://news.example.org/ai/"\n'
-        f'output_dir = "public"\n\n[[sources]]\npath = "{SOURCE}"\n\n'
-        "[feeds]\nmax_items = 100000\n\n[ranking]\nmax_per_provider = 100000\n",
-        encoding="utf-8",
-    )
+    extra = "\n[feeds]\nmax_items = 100000\n\n[ranking]\nmax_per_provider = 100000\n"
+    path = write_config(folder, [SOURCE], extra, title=TITLE, base_url=SITE_URL, output="public")
     config = load_config(path)
     return Built(build(config), folder / "public", config)
 
@@ -171,13 +166,8 @@ FOLDERS = ("everyday-ai", "everyday-cc-powerapps", "everyday-powerapps-api")
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory: pytest.TempPathFactory) -> Built:
     folder = tmp_path_factory.mktemp("curated")
-    sources = "".join(f'\n[[sources]]\npath = "{CORPUS / name}"\n' for name in FOLDERS)
-    path = folder / "config.toml"
-    path.write_text(
-        f'[site]\ntitle = "{TITLE}"\nbase_url = "https://news.example.org/ai/"\n'
-        f'output_dir = "public"\n{sources}',
-        encoding="utf-8",
-    )
+    sources = [CORPUS / name for name in FOLDERS]
+    path = write_config(folder, sources, title=TITLE, base_url=SITE_URL, output="public")
     config = load_config(path)
     return Built(build(config), folder / "public", config)
 

@@ -12,8 +12,7 @@ from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.explain import Explainer
 
-from .conftest import CORPUS
-from .factories import fields, write_config_toml, write_record
+from .factories import CORPUS, fields, write_config, write_record
 
 WIRE = {"name": "Wire", "domain": "wire.example"}
 
@@ -40,9 +39,9 @@ def write_site(tmp_path: Path, extra: str = "") -> Path:
     write_record(records, "hidden.md", fields(12, title="Draft", published=False))
     write_record(records, "advert.md", fields(13, title="Sponsored: buy now"))
     (records / "broken.md").write_text("---\ntitle: Broken\nwebUrl: nope\n---\n", "utf-8")
-    return write_config_toml(
+    return write_config(
         tmp_path,
-        '[[sources]]\npath = "records"\ndrop.title = ["sponsored"]\n'
+        extra='[[sources]]\npath = "records"\ndrop.title = ["sponsored"]\n'
         f"[feeds]\nmax_items = 5\n{extra}",
     )
 
@@ -133,7 +132,7 @@ def test_a_cap_and_a_feed_filter_are_named(tmp_path: Path, capsys) -> None:
 def test_explain_answers_for_every_file_and_link_of_the_corpus(tmp_path: Path) -> None:
     folders = ("everyday-ai", "everyday-cc-powerapps", "everyday-powerapps-api")
     sources = "".join(f'\n[[sources]]\npath = "{CORPUS / name}"\n' for name in folders)
-    config = load_config(write_config_toml(tmp_path, sources))
+    config = load_config(write_config(tmp_path, extra=sources))
     explainer = Explainer(config)
     fates = {}
     files = (p for name in folders for p in (CORPUS / name).rglob("*.md") if p.name != "README.md")

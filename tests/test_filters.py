@@ -13,7 +13,7 @@ from aggregator.config import FilterConfig, load_config
 from aggregator.errors import ConfigError
 from aggregator.filters import compile_rules, first_match, path_allowed
 
-from .factories import fields, make_record, write_config_toml, write_record
+from .factories import fields, make_record, write_config, write_record
 
 
 def rules(**config) -> tuple:
@@ -77,7 +77,7 @@ def write_site(tmp_path: Path, tables: str) -> Path:
                                                   heat=10))  # fmt: skip
     write_record(records / "_learning", "course.md", fields(4, title="Course: AI for everyone",
                                                         topics=["AI"]))  # fmt: skip
-    return write_config_toml(tmp_path, tables)
+    return write_config(tmp_path, extra=tables)
 
 
 def feed_titles(output: Path, folder: str = "") -> list[str]:
@@ -133,7 +133,7 @@ min_quality = 60
     ],
 )
 def test_bad_filter_settings_are_config_errors(tmp_path: Path, table: str, key: str) -> None:
-    path = write_config_toml(tmp_path, f'[[sources]]\npath = "records"\n{table}\n')
+    path = write_config(tmp_path, extra=f'[[sources]]\npath = "records"\n{table}\n')
     (tmp_path / "records").mkdir()
     with pytest.raises(ConfigError) as caught:
         load_config(path)
@@ -141,8 +141,8 @@ def test_bad_filter_settings_are_config_errors(tmp_path: Path, table: str, key: 
 
 
 def test_remote_only_and_path_only_settings_are_checked(tmp_path: Path) -> None:
-    path = write_config_toml(
-        tmp_path, '[[sources]]\nurl = "https://feeds.example/x.json"\nexclude = ["a/**"]\n'
+    path = write_config(
+        tmp_path, extra='[[sources]]\nurl = "https://feeds.example/x.json"\nexclude = ["a/**"]\n'
     )
     with pytest.raises(ConfigError, match="only for 'path' sources"):
         load_config(path)

@@ -17,31 +17,26 @@ from werkzeug import Response
 from aggregator.cli import main
 from aggregator.config import FetchConfig, SiteConfig
 from aggregator.rank import FeedPlan
-from aggregator.records import RecordDefaults, records_from_text
 from aggregator.render.feeds import render_feeds
 from aggregator.sources.http import RefusedAddress, fetch_url
+from aggregator.validate import RecordDefaults, records_from_text
 
-from .conftest import drip_server
+from .conftest import drip_server, running_server
 from .factories import (
     BASE_URL,
     DEFAULTS,
+    FAST_FETCH,
     failing_writes,
+    feed_entries,
     fields,
     make_record,
     missing_feed_links,
+    rss_feed,
+    seed_page,
+    url_source,
     write_config,
     write_record,
 )
-from .remote_helpers import (
-    FAST_FETCH,
-    feed_entries,
-    record,
-    rss_feed,
-    running_server,
-    seed_page,
-    url_source,
-)
-from .remote_helpers import write_config as write_remote_config
 
 # --- 1. topics per record ---------------------------------------------------------------
 
@@ -103,10 +98,10 @@ def test_a_slow_drip_source_fails_by_its_deadline_and_the_rest_is_published(
 ) -> None:
     with running_server() as server, drip_server(headers_fast=headers_fast) as drip:
         server.expect_request("/good.json").respond_with_data(
-            seed_page([record(1), record(2)], 1, None), content_type="application/json"
+            seed_page([fields(1), fields(2)], 1, None), content_type="application/json"
         )
         sources = url_source(server.url_for("/good.json")) + url_source(drip.url())
-        config = write_remote_config(tmp_path, sources, DEADLINES)
+        config = write_config(tmp_path, extra=sources + DEADLINES)
         started = time.perf_counter()
         code = main(["build", "--config", str(config)])
         elapsed = time.perf_counter() - started
@@ -127,7 +122,7 @@ def test_the_source_and_build_deadlines_bound_retries_and_queued_sources(
     settings = settings.replace("build_deadline = 3.0", "build_deadline = 1.5")
     with drip_server() as drip:
         sources = "".join(url_source(drip.url(f"/{n}.json")) for n in range(6))
-        config = write_remote_config(tmp_path, sources, settings)
+        config = write_config(tmp_path, extra=sources + settings)
         started = time.perf_counter()
         assert main(["build", "--config", str(config)]) == 1
         elapsed = time.perf_counter() - started
@@ -139,8 +134,8 @@ def test_the_source_and_build_deadlines_bound_retries_and_queued_sources(
 
 
 def test_deadline_settings_are_checked(tmp_path: Path, capsys) -> None:
-    config = write_remote_config(tmp_path, url_source("https://x.example/"),
-                                 "[fetch]\nsource_deadline = 0\n")  # fmt: skip
+    extra = url_source("https://x.example/") + "[fetch]\nsource_deadline = 0\n"
+    config = write_config(tmp_path, extra=extra)
     assert main(["check", "--config", str(config)]) == 2
     assert "fetch.source_deadline: expected a number greater than 0" in capsys.readouterr().err
 
@@ -159,7 +154,7 @@ def test_deadline_settings_are_checked(tmp_path: Path, capsys) -> None:
 def test_a_broken_or_emptied_feed_keeps_the_last_good_copy(
     tmp_path: Path, capsys, broken: bytes
 ) -> None:
-    good = rss_feed([record(1), record(2)])
+    good = rss_feed([fields(1), fields(2)])
     with running_server() as server:
         server.expect_ordered_request("/feed.xml").respond_with_data(
             good, content_type="application/rss+xml"
@@ -167,7 +162,7 @@ def test_a_broken_or_emptied_feed_keeps_the_last_good_copy(
         server.expect_ordered_request("/feed.xml").respond_with_data(
             broken, content_type="application/rss+xml"
         )
-        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.xml")))
+        config = write_config(tmp_path, extra=url_source(server.url_for("/feed.xml")) + FAST_FETCH)
         assert main(["build", "--config", str(config), "-q"]) == 0
         capsys.readouterr()
         assert main(["build", "--config", str(config)]) == 1
@@ -179,24 +174,24 @@ def test_a_broken_or_emptied_feed_keeps_the_last_good_copy(
 
 
 def test_a_truncated_feed_names_the_xml_error(tmp_path: Path, capsys) -> None:
-    broken = rss_feed([record(1), record(2)])[:-30]
+    broken = rss_feed([fields(1), fields(2)])[:-30]
     with running_server() as server:
         server.expect_request("/feed.xml").respond_with_data(
             broken, content_type="application/rss+xml"
         )
-        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.xml")))
+        config = write_config(tmp_path, extra=url_source(server.url_for("/feed.xml")) + FAST_FETCH)
         assert main(["build", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "not well-formed XML (line" in err and "a truncated or broken feed" in err
 
 
 def test_html_entities_in_a_feed_are_still_tolerated(tmp_path: Path) -> None:
-    body = rss_feed([record(1, title="Caf&eacute;&nbsp;news")])
+    body = rss_feed([fields(1, title="Caf&eacute;&nbsp;news")])
     with running_server() as server:
         server.expect_request("/feed.xml").respond_with_data(
             body, content_type="application/rss+xml"
         )
-        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.xml")))
+        config = write_config(tmp_path, extra=url_source(server.url_for("/feed.xml")) + FAST_FETCH)
         assert main(["build", "--config", str(config), "-q"]) == 0
     assert "Café" in (tmp_path / "out" / "rss.xml").read_text(encoding="utf-8")
 
@@ -253,10 +248,10 @@ def test_a_redirect_to_a_metadata_address_is_refused_and_named(tmp_path: Path) -
 def test_a_build_refuses_a_private_source_with_one_line(tmp_path: Path, capsys) -> None:
     with running_server() as server:
         server.expect_request("/feed.json").respond_with_data(
-            seed_page([record(1)], 1, None), content_type="application/json"
+            seed_page([fields(1)], 1, None), content_type="application/json"
         )
         extra = FAST_FETCH.replace("allow_private_addresses = true", "")
-        config = write_remote_config(tmp_path, url_source(server.url_for("/feed.json")), extra)
+        config = write_config(tmp_path, extra=url_source(server.url_for("/feed.json")) + extra)
         assert main(["build", "--config", str(config)]) == 1
         assert server.log == []  # not even connected to
     err = capsys.readouterr().err
@@ -460,7 +455,7 @@ def test_windows_reserved_names_never_become_slugs() -> None:
 
 
 def test_a_file_with_cr_only_line_breaks_is_read(tmp_path: Path) -> None:
-    from aggregator.records import load_record_file
+    from aggregator.validate import load_record_file
 
     from .factories import markdown
 
@@ -472,7 +467,7 @@ def test_a_file_with_cr_only_line_breaks_is_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
 def test_a_utf16_file_is_named_as_such(tmp_path: Path, encoding: str) -> None:
-    from aggregator.records import load_record_file
+    from aggregator.validate import load_record_file
 
     from .factories import markdown
 

@@ -29,18 +29,18 @@ from hypothesis import strategies as st
 from aggregator.config import LimitsConfig, RankingConfig, SiteConfig
 from aggregator.errors import RecordError
 from aggregator.markup import XML_FORBIDDEN
+from aggregator.model import Record
 from aggregator.rank import plan_feeds
-from aggregator.records import (
-    Record,
+from aggregator.render.feeds import render_feeds
+from aggregator.validate import (
     RecordDefaults,
     Unpublished,
     load_record_file,
     record_from_mapping,
     records_from_text,
 )
-from aggregator.render.feeds import render_feeds
 
-from .hardening_helpers import feed_problems, html_problems, is_safe_url
+from .factories import feed_problems, html_problems, is_safe_url
 
 settings.register_profile(
     "ci",

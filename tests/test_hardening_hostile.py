@@ -9,7 +9,7 @@ from pathlib import Path
 
 import feedparser
 
-from .hardening_helpers import all_feed_problems, feed_files, record_json, write_config
+from .factories import all_feed_problems, fields, write_config, xml_files
 
 GOOD_TITLES = {
     "good-1.md": "Plain good story",
@@ -51,7 +51,9 @@ def write_hostile_folder(folder: Path, outside: Path) -> None:
         "utf-8",
     )
     for n, name in enumerate(["good-emoji.json", "good-rtl.json", "good-cjk.json"], start=2):
-        w[name].write_text(record_json(n, title=GOOD_TITLES[name], topics=["AI", "Мир"]), "utf-8")
+        w[name].write_text(
+            json.dumps(fields(n, title=GOOD_TITLES[name], topics=["AI", "Мир"])), "utf-8"
+        )
     w["markup.md"].write_text(front_matter(
         "title: \"<script>alert('t')</script><b>Sneaky</b> &lt;i&gt;title&lt;/i&gt;\"\n"
         + base.format(n=5, d=2)
@@ -75,7 +77,9 @@ def write_hostile_folder(folder: Path, outside: Path) -> None:
         + "images: ['javascript:alert(1)', 'data:image/png;base64,AAAA', '/relative.png']\n"
         + "related: [{title: x, webUrl: 'javascript:alert(2)'}]\n"), "utf-8")  # fmt: skip
     w["idn.json"].write_text(
-        record_json(9, title=GOOD_TITLES["idn.json"], webUrl="https://bücher.example/straße/ä?q=ü"),
+        json.dumps(
+            fields(9, title=GOOD_TITLES["idn.json"], webUrl="https://bücher.example/straße/ä?q=ü")
+        ),
         "utf-8",
     )
     w["bad-link.md"].write_text(
@@ -112,7 +116,9 @@ def write_hostile_folder(folder: Path, outside: Path) -> None:
     w["bad-date.yaml"].write_text(
         "title: Bad date\nwebUrl: https://date.example/\npublishedDateTime: 2026-02-30\n", "utf-8"
     )
-    w["no-title.json"].write_text(record_json(10, title="<script>only markup</script>"), "utf-8")
+    w["no-title.json"].write_text(
+        json.dumps(fields(10, title="<script>only markup</script>")), "utf-8"
+    )
     (outside / "secret.md").write_text(front_matter(
         "title: SECRET from outside\nwebUrl: https://secret.example/\n"
         "publishedDateTime: 2026-03-09\n"), "utf-8")  # fmt: skip
@@ -126,7 +132,7 @@ def test_hostile_records_build_safely(tmp_path: Path) -> None:
     outside.mkdir()
     records = tmp_path / "records"
     write_hostile_folder(records, outside)
-    config = write_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     result = subprocess.run(
         [sys.executable, "-m", "aggregator", "build", "--config", str(config)],
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
@@ -145,7 +151,7 @@ def test_hostile_records_build_safely(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     assert all_feed_problems(out) == {}
-    everything = b"".join(path.read_bytes() for path in feed_files(out))
+    everything = b"".join(path.read_bytes() for path in xml_files(out))
     for bad in (b"SECRET", b"root:x:0", b"lol", b"alert(", b"javascript", b"data:image"):
         assert bad not in everything
     parsed = feedparser.parse((out / "rss.xml").read_bytes())

@@ -23,10 +23,10 @@ from filelock import FileLock, Timeout
 from aggregator.lock import lock_path
 from aggregator.output import WRITE_THREADS
 
-from .hardening_helpers import (
+from .factories import (
     all_feed_problems,
     classify_after_kill,
-    read_tree,
+    tree_bytes,
     write_config,
     write_record_set,
 )
@@ -52,13 +52,13 @@ def old_and_new(tmp_path: Path) -> tuple[Path, dict[str, bytes], dict[str, bytes
     and the bytes the new build must produce (built once, elsewhere)."""
     records = tmp_path / "records"
     write_record_set(records, RECORDS, TOPICS)
-    config = write_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     assert run_build(config).returncode == 0
-    old = read_tree(tmp_path / "out")
+    old = tree_bytes(tmp_path / "out")
     shutil.rmtree(records)
     write_record_set(records, RECORDS, TOPICS, suffix=" (updated)")
     assert run_build(config, "--output", str(tmp_path / "expected")).returncode == 0
-    new = read_tree(tmp_path / "expected")
+    new = tree_bytes(tmp_path / "expected")
     assert set(old) == set(new)
     assert all(old[name] != new[name] for name in old if name.endswith("rss.xml"))
     return config, old, new
@@ -66,7 +66,7 @@ def old_and_new(tmp_path: Path) -> tuple[Path, dict[str, bytes], dict[str, bytes
 
 def restore(output: Path, files: dict[str, bytes]) -> None:
     """Make `output` hold exactly `files` (rewriting only what differs)."""
-    current = read_tree(output) if output.exists() else {}
+    current = tree_bytes(output) if output.exists() else {}
     for name in set(current) - set(files):
         (output / name).unlink()
     for name, data in files.items():
@@ -102,7 +102,7 @@ def test_builds_killed_at_random_moments_never_leave_a_partial_feed(
         if attempt % 10 == 9 or (temps and not cleaned_up):  # the next run finishes the job
             result = run_build(config)
             assert result.returncode == 0, result.stderr
-            assert read_tree(output) == new  # every feed new, no temp file left
+            assert tree_bytes(output) == new  # every feed new, no temp file left
             cleaned_up = cleaned_up or bool(temps)
     print(f"\nbuild {duration:.2f} s; kill phases: {', '.join(phases)}")
     assert wait_until_gone(config) == []  # no worker outlives its killed build
@@ -133,7 +133,7 @@ def wait_until_gone(config: Path, seconds: float = 10.0) -> list[int]:
 def test_workers_of_a_killed_build_exit(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_record_set(records, 3000, TOPICS)  # parsing takes long enough to be caught at it
-    config = write_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     process = subprocess.Popen(
         build_command(config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -154,9 +154,10 @@ def test_state_store_survives_kills(tmp_path: Path) -> None:
     writer = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from aggregator.state import StateStore\n"
-        "store = StateStore.open(Path(sys.argv[1]))\n"
+        "from aggregator.state.sqlite import SqliteStore\n"
+        "store = SqliteStore.open(Path(sys.argv[1]))\n"
         "batch = int(sys.argv[2])\n"
+        "print('ready', flush=True)\n"
         "while True:\n"
         "    with store.transaction():\n"
         "        for key in range(50):\n"
@@ -167,8 +168,10 @@ def test_state_store_survives_kills(tmp_path: Path) -> None:
     rng = random.Random(7)
     batch = 0
     for _attempt in range(KILLS):
-        process = subprocess.Popen([sys.executable, "-c", writer, str(db), str(batch)])
-        time.sleep(rng.uniform(0.02, 0.25))
+        process = subprocess.Popen([sys.executable, "-c", writer, str(db), str(batch)],
+                                   stdout=subprocess.PIPE)  # fmt: skip
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.0, 0.2))  # killed at a random point of its writes
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         connection = sqlite3.connect(db)
@@ -186,20 +189,20 @@ def test_state_store_survives_kills(tmp_path: Path) -> None:
 def test_a_build_waits_for_the_lock_then_exits_3_touching_nothing(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_record_set(records, 5, 2)
-    config = write_config(tmp_path, records, "\n[build]\nlock_timeout = 0.5\n")
+    config = write_config(tmp_path, [records], "\n[build]\nlock_timeout = 0.5\n")
     output = tmp_path / "out"
     output.mkdir()
     (output / "rss.xml").write_bytes(b"<rss>previous</rss>")
     stale = output / ".atom.xml.x1y2.aggregator-tmp"  # the other build's file in flight
     stale.write_bytes(b"half-written")
-    before = read_tree(output)
+    before = tree_bytes(output)
     lock = FileLock(str(lock_path(tmp_path / ".aggregator" / "state.db")))
     with lock.acquire(timeout=0):  # another build is running
         result = run_build(config)
         assert result.returncode == 3
         assert "another build is running" in result.stderr
         assert "waited 0.5 s ([build] lock_timeout), nothing was done" in result.stderr
-        assert read_tree(output) == before
+        assert tree_bytes(output) == before
     result = run_build(config)
     assert result.returncode == 0, result.stderr
     assert not stale.exists()
@@ -209,9 +212,9 @@ def test_a_build_waits_for_the_lock_then_exits_3_touching_nothing(tmp_path: Path
 def test_two_builds_started_together_never_interleave(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_record_set(records, 400, 40)
-    config = write_config(tmp_path, records, "\n[build]\nlock_timeout = 300\n")
+    config = write_config(tmp_path, [records], "\n[build]\nlock_timeout = 300\n")
     assert run_build(config, "--output", str(tmp_path / "expected")).returncode == 0
-    expected = read_tree(tmp_path / "expected")
+    expected = tree_bytes(tmp_path / "expected")
     command = [*build_command(config)[:-1], "-v"]  # -v: one "wrote PATH" line per file
     first, second = (
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -219,7 +222,7 @@ def test_two_builds_started_together_never_interleave(tmp_path: Path) -> None:
     )
     outputs = [process.communicate(timeout=300) for process in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs
-    assert read_tree(tmp_path / "out") == expected
+    assert tree_bytes(tmp_path / "out") == expected
     # Serialised by the lock: one build wrote every file, the other found nothing to change.
     writers = sorted(out.count("\nwrote ") + out.startswith("wrote ") for out, _ in outputs)
     assert writers == [0, len(expected)]
@@ -228,7 +231,7 @@ def test_two_builds_started_together_never_interleave(tmp_path: Path) -> None:
 def test_second_build_exits_3_while_the_first_is_running(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_record_set(records, 3 * RECORDS, 2 * TOPICS)  # a first build of a few seconds
-    slow = write_config(tmp_path, records, "\n[build]\nlock_timeout = 300\n")
+    slow = write_config(tmp_path, [records], "\n[build]\nlock_timeout = 300\n")
     hasty = tmp_path / "hasty.toml"
     hasty.write_text(slow.read_text().replace("lock_timeout = 300", "lock_timeout = 0"))
     first = subprocess.Popen(build_command(slow), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -271,7 +274,7 @@ def test_kill_helpers_detect_a_partial_feed(tmp_path: Path) -> None:
 def test_ctrl_c_stops_the_build_and_its_workers_with_one_line(tmp_path: Path) -> None:
     records = tmp_path / "records"
     write_record_set(records, 3000, TOPICS)
-    config = write_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     process = subprocess.Popen(
         build_command(config), stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -294,7 +297,7 @@ def test_a_worker_killed_mid_build_fails_the_build_cleanly(tmp_path: Path) -> No
     and the next run makes the whole site."""
     records = tmp_path / "records"
     write_record_set(records, 3000, TOPICS)
-    config = write_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     process = subprocess.Popen(build_command(config), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while len(workers := [p for p in build_processes(config) if p != process.pid]) < 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,14 +12,14 @@ from aggregator.config import LimitsConfig
 from aggregator.errors import RecordError
 from aggregator.limits import LimitExceeded, nesting_depth, read_capped, take_items
 from aggregator.parse.documents import load_json, load_yaml
-from aggregator.records import (
+from aggregator.validate import (
     RecordDefaults,
     load_record_file,
     read_record_bytes,
     records_from_text,
 )
 
-from .hardening_helpers import record_json
+from .factories import fields
 
 DEFAULTS = RecordDefaults(50.0, 50.0, ())
 GOOD = "title: t\nwebUrl: https://example.com/\npublishedDateTime: 2026-01-01\n"
@@ -141,7 +142,7 @@ def test_file_size_is_checked_before_reading(tmp_path: Path) -> None:
 
 def test_file_size_limit_is_configurable(tmp_path: Path) -> None:
     path = tmp_path / "one.json"
-    path.write_text(record_json(1), encoding="utf-8")
+    path.write_text(json.dumps(fields(1)), encoding="utf-8")
     size = path.stat().st_size
     fits = RecordDefaults(50.0, 50.0, (), limits=LimitsConfig(max_file_bytes=size))
     assert len(load_record_file(str(path), fits).records) == 1
@@ -164,7 +165,7 @@ def test_binary_file_is_one_clear_problem(tmp_path: Path) -> None:
 
 
 def test_items_per_document_are_capped_with_a_warning() -> None:
-    text = "[" + ",".join(record_json(i) for i in range(12)) + "]"
+    text = "[" + ",".join(json.dumps(fields(i)) for i in range(12)) + "]"
     defaults = RecordDefaults(50.0, 50.0, (), limits=LimitsConfig(max_items_per_source=5))
     result = records_from_text(text, "json", "page.json", defaults)
     assert len(result.records) == 5

@@ -11,12 +11,13 @@ import pytest
 from aggregator import markup
 from aggregator.config import LimitsConfig, RankingConfig, SiteConfig
 from aggregator.errors import Problem, RecordError
+from aggregator.model import Note, Record
 from aggregator.rank import plan_feeds
-from aggregator.records import Note, Record, RecordDefaults, record_from_mapping
 from aggregator.render.feeds import render_feeds
 from aggregator.urls import normalise_url, resolve_url
+from aggregator.validate import RecordDefaults, record_from_mapping
 
-from .hardening_helpers import ATOM, CONTENT, feed_problems, html_problems
+from .factories import ATOM, CONTENT, feed_problems, html_problems
 
 DEFAULTS = RecordDefaults(50.0, 50.0, ("utm_*",))
 TEXT_DEFAULTS = RecordDefaults(50.0, 50.0, ("utm_*",), excerpt_html="text")

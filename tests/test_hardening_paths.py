@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 import pytest
@@ -11,28 +11,17 @@ from aggregator.cli import main
 from aggregator.output.folder import UnsafePath, remove_stale_temp_files, target_path
 from aggregator.sources.folder import iter_record_files
 
-from .hardening_helpers import all_feed_problems, record_json, write_config
-
-
-def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under `root` (links not followed) with its bytes and mtime."""
-    files = {}
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            path = Path(dirpath, name)
-            if not path.is_symlink():
-                files[str(path.relative_to(root))] = (path.read_bytes(), path.stat().st_mtime_ns)
-    return files
+from .factories import all_feed_problems, fields, snapshot, write_config
 
 
 def test_symlinks_out_of_the_source_are_not_followed(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "secret.json").write_text(record_json(99), encoding="utf-8")
+    (outside / "secret.json").write_text(json.dumps(fields(99)), encoding="utf-8")
     source = tmp_path / "source"
     (source / "sub").mkdir(parents=True)
-    (source / "real.json").write_text(record_json(1), encoding="utf-8")
-    (source / "sub" / "deep.json").write_text(record_json(2), encoding="utf-8")
+    (source / "real.json").write_text(json.dumps(fields(1)), encoding="utf-8")
+    (source / "sub" / "deep.json").write_text(json.dumps(fields(2)), encoding="utf-8")
     (source / "file-out.json").symlink_to(outside / "secret.json")
     (source / "dir-out").symlink_to(outside, target_is_directory=True)
     (source / "abs-etc.json").symlink_to("/etc/hostname")
@@ -51,14 +40,14 @@ def test_symlinks_out_of_the_source_are_not_followed(tmp_path: Path) -> None:
 def test_symlink_loops_neither_hang_nor_crash(tmp_path: Path) -> None:
     source = tmp_path / "source"
     (source / "a").mkdir(parents=True)
-    (source / "a" / "one.json").write_text(record_json(1), encoding="utf-8")
+    (source / "a" / "one.json").write_text(json.dumps(fields(1)), encoding="utf-8")
     (source / "a" / "up").symlink_to(source, target_is_directory=True)  # loop to the root
     (source / "a" / "self").symlink_to(source / "a", target_is_directory=True)  # to itself
     (source / "x.md").symlink_to(source / "y.md")  # x -> y -> x
     (source / "y.md").symlink_to(source / "x.md")
     found = [str(p.relative_to(source)) for p in iter_record_files(source)]
     assert sorted(found) == ["a/one.json", "x.md", "y.md"]
-    config = write_config(tmp_path, source)
+    config = write_config(tmp_path, [source])
     assert main(["build", "--config", str(config), "-q"]) == 1  # the two loop files
     assert (tmp_path / "out" / "rss.xml").is_file()
 
@@ -68,8 +57,8 @@ def test_topic_names_cannot_leave_the_output_folder(tmp_path: Path) -> None:
     source.mkdir()
     topics = ["../../etc", "..", "/etc/passwd", "a/../../b", "C:\\Windows\\System32", ".", "~root"]
     for index, topic in enumerate(topics):
-        (source / f"{index}.json").write_text(record_json(index, topics=[topic]), "utf-8")
-    config = write_config(tmp_path, source)
+        (source / f"{index}.json").write_text(json.dumps(fields(index, topics=[topic])), "utf-8")
+    config = write_config(tmp_path, [source])
     before = sorted(p.name for p in tmp_path.parent.iterdir())
     assert main(["build", "--config", str(config), "-q"]) == 0
     out = tmp_path / "out"
@@ -98,12 +87,12 @@ def test_target_path_refuses_links_out_of_the_output_folder(tmp_path: Path) -> N
 def test_a_planted_link_in_the_output_folder_is_not_written_through(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
-    (source / "1.json").write_text(record_json(1, topics=["AI"]), encoding="utf-8")
+    (source / "1.json").write_text(json.dumps(fields(1, topics=["AI"])), encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "out" / "topics").mkdir(parents=True)
     (tmp_path / "out" / "topics" / "ai").symlink_to(elsewhere, target_is_directory=True)
-    config = write_config(tmp_path, source)
+    config = write_config(tmp_path, [source])
     assert main(["build", "--config", str(config)]) == 1
     assert list(elsewhere.iterdir()) == []
     assert (tmp_path / "out" / "rss.xml").is_file()
@@ -113,7 +102,9 @@ def test_files_the_build_did_not_make_are_left_alone(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
     for index in range(5):
-        (source / f"{index}.json").write_text(record_json(index), encoding="utf-8")
+        (source / f"{index}.json").write_text(
+            json.dumps(fields(index, topics=[f"Topic {index % 7}"])), encoding="utf-8"
+        )
     out = tmp_path / "out"
     (out / "topics" / "custom").mkdir(parents=True)
     (out / "topics" / "topic-1").mkdir(parents=True)
@@ -128,7 +119,7 @@ def test_files_the_build_did_not_make_are_left_alone(tmp_path: Path) -> None:
     for name, data in mine.items():
         (out / name).write_bytes(data)
     before = snapshot(out)
-    config = write_config(tmp_path, source)
+    config = write_config(tmp_path, [source])
     assert main(["build", "--config", str(config), "-q"]) == 0
     after = snapshot(out)
     assert {name: after[name] for name in mine} == {name: before[name] for name in mine}

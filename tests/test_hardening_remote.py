@@ -7,30 +7,25 @@ from pathlib import Path
 
 from aggregator.cli import main
 
-from .remote_helpers import (
-    FAST_FETCH,
-    feed_entries,
-    record,
-    running_server,
-    seed_page,
-    url_source,
-    write_config,
-)
+from .conftest import running_server
+from .factories import FAST_FETCH, feed_entries, fields, seed_page, url_source, write_config
 
 
 def test_relative_links_resolve_against_the_page_and_unsafe_ones_are_dropped(
     tmp_path: Path, capsys
 ) -> None:
     items = [
-        record(1, webUrl="/story/one", images=[{"url": "img/one.jpg"}]),
-        record(2, webUrl="javascript:alert(1)"),
-        record(3, images=[{"url": "data:image/png;base64,AAAA"}]),
+        fields(1, webUrl="/story/one", images=[{"url": "img/one.jpg"}]),
+        fields(2, webUrl="javascript:alert(1)"),
+        fields(3, images=[{"url": "data:image/png;base64,AAAA"}]),
     ]
     with running_server() as server:
         server.expect_request("/api/news/index.json").respond_with_data(
             seed_page(items, 1, None), content_type="application/json"
         )
-        config = write_config(tmp_path, url_source(server.url_for("/api/news/index.json")))
+        config = write_config(
+            tmp_path, extra=url_source(server.url_for("/api/news/index.json")) + FAST_FETCH
+        )
         assert main(["build", "--config", str(config)]) == 1
         base = server.url_for("/")
     err = capsys.readouterr().err
@@ -60,7 +55,7 @@ def test_markup_from_a_remote_feed_is_sanitised(tmp_path: Path) -> None:
         server.expect_request("/feed.xml").respond_with_data(
             body, content_type="application/rss+xml"
         )
-        config = write_config(tmp_path, url_source(server.url_for("/feed.xml")))
+        config = write_config(tmp_path, extra=url_source(server.url_for("/feed.xml")) + FAST_FETCH)
         assert main(["build", "--config", str(config), "-q"]) == 0
     for name in ("rss.xml", "atom.xml", "feed.json"):
         data = (tmp_path / "out" / name).read_text(encoding="utf-8")
@@ -73,24 +68,26 @@ def test_markup_from_a_remote_feed_is_sanitised(tmp_path: Path) -> None:
 def test_items_per_source_are_capped_across_pages(tmp_path: Path, capsys) -> None:
     with running_server() as server:
         for page in (1, 2):
-            items = [record(n, host=f"n{n}.example.com") for n in range(page * 10, page * 10 + 6)]
+            items = [fields(n) for n in range(page * 10, page * 10 + 6)]
             path = "/api/news/index.json" if page == 1 else "/api/news/page/2/index.json"
             server.expect_request(path).respond_with_data(
                 seed_page(items, page, 2 if page == 1 else None), content_type="application/json"
             )
         extra = FAST_FETCH + "\n[limits]\nmax_items_per_source = 8\n"
-        config = write_config(tmp_path, url_source(server.url_for("/api/news/index.json")), extra)
+        config = write_config(
+            tmp_path, extra=url_source(server.url_for("/api/news/index.json")) + extra
+        )
         assert main(["build", "--config", str(config)]) == 0
     assert "4 more records, over the limit of 8 for one source" in capsys.readouterr().err
     assert len(feed_entries(tmp_path / "out" / "rss.xml")) == 8
 
 
 def test_a_record_document_over_the_response_cap_is_reported(tmp_path: Path, capsys) -> None:
-    big = json.dumps(record(1, excerpt="x" * 5000)).encode()
+    big = json.dumps(fields(1, excerpt="x" * 5000)).encode()
     with running_server() as server:
         server.expect_request("/one.json").respond_with_data(big, content_type="application/json")
         extra = FAST_FETCH.replace("[fetch]\n", "[fetch]\nmax_bytes = 1024\n")
-        config = write_config(tmp_path, url_source(server.url_for("/one.json")), extra)
+        config = write_config(tmp_path, extra=url_source(server.url_for("/one.json")) + extra)
         assert main(["build", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert server.url_for("/one.json") in err and "1024" in err.replace(",", "")

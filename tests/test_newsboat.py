@@ -21,8 +21,7 @@ import pytest
 from aggregator.build import build
 from aggregator.config import load_config
 
-from .conftest import CORPUS, ROOT
-from .factories import feed_paths, newsboat_reload
+from .factories import CORPUS, ROOT, feed_paths, newsboat_reload
 
 NEWSBOAT = shutil.which("newsboat")
 pytestmark = pytest.mark.skipif(NEWSBOAT is None, reason="newsboat is not installed")

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import main
+from aggregator.config import load_config
 from aggregator.output.storage import NAMESPACE
-from aggregator.state import StateStore
+from aggregator.state import open_store
 
 from .conftest import S3Server
-from .factories import fields, s3_site, tree_bytes, write_record
-from .support_site import write_site_config
+from .factories import fields, s3_site, tree_bytes, write_config, write_record
 
 BUCKET = "news"
 PREFIX = "site/"
@@ -38,7 +38,7 @@ def bucket(s3: S3Server) -> S3Server:
 
 
 def site(tmp_path: Path, records: Path, endpoint: str, extra: str = "") -> Path:
-    return write_site_config(tmp_path, records, s3_site(endpoint, extra=extra))
+    return write_config(tmp_path, [records], site=s3_site(endpoint, extra=extra))
 
 
 def build(config: Path, *options: str) -> int:
@@ -222,7 +222,7 @@ def test_a_first_upload_to_an_unreachable_endpoint_is_retried_in_full(
     config = site(tmp_path, records, dead)
     assert build(config) == 5
     assert len(capsys.readouterr().err.splitlines()) == 1
-    with StateStore.open(tmp_path / ".aggregator" / "state.db") as store:
+    with open_store(load_config(config)) as store:
         assert store.items(NAMESPACE) == {}, "no digest without a confirmed put"
     config.write_text(config.read_text(encoding="utf-8").replace(dead, bucket.endpoint),
                       encoding="utf-8")  # fmt: skip
@@ -268,9 +268,9 @@ def test_a_missing_bucket_is_one_clear_line(
 def test_options_s3fs_does_not_take_are_config_errors(
     tmp_path: Path, records: Path, capsys: pytest.CaptureFixture[str], options: str, expected: str
 ) -> None:
-    config = write_site_config(tmp_path, records,
-                               f'output_url = "s3://news"\noutput_options = {options}')  # fmt: skip
+    config = write_config(tmp_path, [records],
+                          site=f'output_url = "s3://news"\noutput_options = {options}')
     assert build(config) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"aggregator: config error: {config}:7: site.") and expected in line
+    assert line.startswith(f"aggregator: config error: {config}:6: site.") and expected in line
     assert not (tmp_path / "out").exists(), "nothing written"

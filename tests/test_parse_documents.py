@@ -18,7 +18,7 @@ from aggregator.parse.documents import (
     parse_document,
     split_front_matter,
 )
-from aggregator.records import load_record_file
+from aggregator.validate import load_record_file
 
 from .factories import DEFAULTS, fields, markdown
 

@@ -19,11 +19,11 @@ from aggregator.config import DEFAULT_TRACKING_PARAMS
 from aggregator.markup import plain_text_full
 from aggregator.parse.documents import decode, split_front_matter
 from aggregator.parse.plainyaml import NotPlain, load_plain_yaml
-from aggregator.records import clean_text
 from aggregator.sources.folder import iter_record_files
 from aggregator.urls import canonical_url, canonical_url_full, normalise_url
+from aggregator.validate import clean_text
 
-from .conftest import CORPUS, ROOT
+from .factories import CORPUS, ROOT
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

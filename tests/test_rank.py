@@ -14,8 +14,8 @@ from freezegun import freeze_time
 
 from aggregator.build import build
 from aggregator.config import RankingConfig, load_config
+from aggregator.model import Related
 from aggregator.rank import choose, plan_feeds, rank, score, score_parts, scored, select
-from aggregator.records import Related
 
 from .factories import fields, make_record, tree_bytes, write_config, write_record
 

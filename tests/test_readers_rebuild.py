@@ -20,8 +20,8 @@ import pytest
 from aggregator.build import build
 from aggregator.config import load_config
 
+from .conftest import preview
 from .factories import fields, newsboat_reload, write_config, write_record
-from .support_site import preview
 
 NEWSBOAT = shutil.which("newsboat")
 

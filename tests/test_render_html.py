@@ -23,7 +23,8 @@ from aggregator.build import build
 from aggregator.config import Config, load_config
 from aggregator.serve import PreviewServer
 
-from .support_site import EXAMPLES, png_bytes, png_pixels, preview, write_site_config
+from .conftest import preview
+from .factories import EXAMPLES, png_bytes, png_pixels, write_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -73,7 +74,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, images: HTTPServer) -> Config
         text = path.read_text(encoding="utf-8")
         path.write_text(re.sub(r"https://images\.([^/\"]+)/", host + r"\1/", text), "utf-8")
     (records / "hostile.md").write_text(HOSTILE, encoding="utf-8")
-    config = load_config(write_site_config(folder, records, title=TITLE))
+    config = load_config(write_config(folder, [records], title=TITLE))
     build(config)
     return config
 
@@ -178,7 +179,7 @@ def test_story_counts_say_what_a_subscriber_gets(tmp_path: Path) -> None:
     records = tmp_path / "records"
     shutil.copytree(EXAMPLES, records)
     (records / "solo.md").write_text(SOLO, encoding="utf-8")
-    config_path = write_site_config(tmp_path, records)
+    config_path = write_config(tmp_path, [records])
     with config_path.open("a", encoding="utf-8") as out:
         out.write("\n[feeds]\nmax_items = 8\n")  # feeds hold fewer than some topics have
     site = load_config(config_path)

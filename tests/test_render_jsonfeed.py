@@ -9,8 +9,7 @@ from typing import Any
 import feedparser
 import pytest
 
-from .conftest import CORPUS
-from .support_site import EXAMPLES, build_site, public_url, rss_files
+from .factories import CORPUS, EXAMPLES, build_site, public_url, rss_files
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 STRINGS = ("title", "home_page_url", "feed_url", "description", "language")
@@ -86,7 +85,7 @@ def test_json_feed_bytes_are_deterministic(tmp_path: Path) -> None:
 
 def test_json_feed_names_the_websub_hub(tmp_path: Path) -> None:
     hub = "https://hub.example.net/"
-    config, _ = build_site(tmp_path, site_extra=f'websub_hub = "{hub}"')
+    config, _ = build_site(tmp_path, site=f'websub_hub = "{hub}"')
     feed = json.loads((config.site.output_dir / "topics" / "ai" / "feed.json").read_bytes())
     assert feed["hubs"] == [{"type": "WebSub", "url": hub}]
     plain, _ = build_site(tmp_path / "plain")

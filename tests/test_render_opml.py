@@ -13,15 +13,15 @@ from lxml import etree
 from aggregator.build import build
 from aggregator.config import load_config
 
-from .conftest import CORPUS
-from .support_site import (
+from .conftest import preview
+from .factories import (
     BASE_URL,
+    CORPUS,
     EXAMPLES,
     build_site,
-    preview,
     public_url,
     rss_files,
-    write_site_config,
+    write_config,
 )
 
 
@@ -92,7 +92,7 @@ def test_a_real_reader_imports_the_opml_and_reads_every_feed(tmp_path: Path) -> 
     output = tmp_path / "out"
     output.mkdir()
     with preview(output) as server:
-        config = load_config(write_site_config(tmp_path, EXAMPLES, base_url=server.url))
+        config = load_config(write_config(tmp_path, [EXAMPLES], base_url=server.url))
         build(config)
         home = tmp_path / "newsboat"
         home.mkdir()

@@ -12,7 +12,7 @@ from lxml import etree
 
 from aggregator.render.feeds import feed_stylesheet, with_stylesheet
 
-from .support_site import BASE_URL, build_site
+from .factories import BASE_URL, build_site
 
 RECORD = """---
 title: "Fish & Chips"

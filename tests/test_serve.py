@@ -18,7 +18,8 @@ from aggregator.cli import main
 from aggregator.config import Config, load_config
 from aggregator.serve import PreviewServer
 
-from .support_site import preview, write_site_config
+from .conftest import preview
+from .factories import write_config
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -37,7 +38,7 @@ def get(server: PreviewServer, path: str, method: str = "GET", **headers: str) -
 
 @pytest.fixture
 def site(tmp_path: Path, records: Path) -> Config:
-    config = load_config(write_site_config(tmp_path, records))
+    config = load_config(write_config(tmp_path, [records]))
     build(config)
     return config
 
@@ -180,7 +181,7 @@ def test_serve_exits_2_when_the_port_is_taken(
 
 
 def test_serve_command_rebuilds_on_an_interval(tmp_path: Path, records: Path) -> None:
-    config = write_site_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     command = [sys.executable, "-m", "aggregator", "serve", "-q", "--config", str(config),
                "--port", "0", "--build-every", "0.2"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -292,7 +293,7 @@ def test_live_reload_pages_listen_for_builds(site: Config) -> None:
 
 
 def test_serve_live_reload_reloads_after_a_rebuild(tmp_path: Path, records: Path) -> None:
-    config = write_site_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     command = [sys.executable, "-m", "aggregator", "serve", "-q", "--config", str(config),
                "--port", "0", "--live-reload", "--build-every", "0.2"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -320,7 +321,7 @@ def test_serve_live_reload_reloads_after_a_rebuild(tmp_path: Path, records: Path
 def test_live_reload_reports_only_the_builds_that_changed_something(
     tmp_path: Path, records: Path
 ) -> None:
-    config = write_site_config(tmp_path, records)
+    config = write_config(tmp_path, [records])
     command = [sys.executable, "-m", "aggregator", "serve", "--config", str(config),
                "--port", "0", "--live-reload"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -10,10 +10,10 @@ from lxml import etree
 from pytest_httpserver import HTTPServer
 
 from aggregator.cli import main
-from aggregator.state import StateStore
+from aggregator.state.sqlite import SqliteStore
 
 from .conftest import running_server
-from .support_site import BASE_URL, build_site, write_site_config
+from .factories import BASE_URL, build_site, write_config
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 FEED_NAMES = ("rss.xml", "atom.xml", "feed.json")
@@ -58,13 +58,13 @@ def snapshot(output: Path) -> dict[str, bytes]:
 
 
 def pending(config_dir: Path) -> set[str]:
-    with StateStore.open(config_dir / ".aggregator" / "state.db") as store:
+    with SqliteStore.open(config_dir / ".aggregator" / "state.db") as store:
         return set(store.items("websub"))
 
 
 def test_feeds_carry_hub_and_self_links(tmp_path: Path) -> None:
     hub_address = "https://hub.example.net/"
-    config, _ = build_site(tmp_path, site_extra=f'websub_hub = "{hub_address}"')
+    config, _ = build_site(tmp_path, site=f'websub_hub = "{hub_address}"')
     output = config.site.output_dir
     for rss_path in output.rglob("rss.xml"):
         channel = etree.parse(str(rss_path)).getroot().find("channel")
@@ -86,7 +86,7 @@ def test_feeds_carry_hub_and_self_links(tmp_path: Path) -> None:
 
 def test_only_changed_feeds_are_announced(tmp_path: Path, hub: HTTPServer, records: Path) -> None:
     hub.expect_request("/hub", method="POST").respond_with_data("", status=204)
-    config = write_site_config(tmp_path, records, f'websub_hub = "{hub_url(hub)}"')
+    config = write_config(tmp_path, [records], site=f'websub_hub = "{hub_url(hub)}"')
     output = tmp_path / "out"
 
     assert main(["build", "-q", "--config", str(config)]) == 0
@@ -117,7 +117,7 @@ def test_a_failing_hub_is_reported_and_retried_next_run(
     tmp_path: Path, hub: HTTPServer, records: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub.expect_request("/hub", method="POST").respond_with_data("busy", status=503)
-    config = write_site_config(tmp_path, records, f'websub_hub = "{hub_url(hub)}"')
+    config = write_config(tmp_path, [records], site=f'websub_hub = "{hub_url(hub)}"')
     output = tmp_path / "out"
 
     assert main(["build", "--config", str(config)]) == 0, "a hub never fails the build"
@@ -145,7 +145,7 @@ def test_an_unreachable_hub_is_one_warning(
     with socket.socket() as probe:  # a port on 127.0.0.1 where nothing listens
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = write_site_config(tmp_path, records, f'websub_hub = "http://127.0.0.1:{port}/"')
+    config = write_config(tmp_path, [records], site=f'websub_hub = "http://127.0.0.1:{port}/"')
     assert main(["build", "--config", str(config)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1

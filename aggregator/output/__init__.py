@@ -19,7 +19,6 @@ from pathlib import Path
 
 from aggregator import webhooks
 from aggregator.archive import FeedChange, Histories
-from aggregator.cache import FeedCache
 from aggregator.config import Config
 from aggregator.errors import Problem, WriteFailed
 from aggregator.output.folder import (
@@ -32,6 +31,7 @@ from aggregator.output.plan import plan_rendering
 from aggregator.parallel import WorkerPool
 from aggregator.rank import FeedPlan
 from aggregator.state import StateStore
+from aggregator.state.feed_cache import FeedCache
 
 WRITE_THREADS = 4  # output files written at once (their fsyncs overlap)
 MIN_FEEDS_PER_WORKER = 8  # feeds to render before worker processes pay for themselves

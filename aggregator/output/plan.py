@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aggregator.cache import FeedCache, feed_inputs
 from aggregator.config import Config
 from aggregator.rank import FeedPlan
+from aggregator.state.feed_cache import FeedCache, feed_inputs
 from aggregator.topics import topic_key
 
 if TYPE_CHECKING:

@@ -24,12 +24,12 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from aggregator.cache import FEEDS
 from aggregator.config import Config, StorageConfig, locate
 from aggregator.errors import ConfigError, UploadFailed
 from aggregator.output.changes import Uploads
 from aggregator.output.plan import ARCHIVE_FOLDER, link_order
 from aggregator.state import StateStore
+from aggregator.state.feed_cache import FEEDS
 
 NAMESPACE = "storage"
 CONCURRENCY = 8  # puts in flight at once (each waits on the network)
@@ -145,7 +145,7 @@ class Bucket:
         store.delete_many(NAMESPACE, sorted(key for key in remembered if not key.startswith(mine)))
         known = {key[len(mine) :]: _unpack(value) for key, value in remembered.items()
                  if key.startswith(mine)}  # fmt: skip
-        files = sorted(store.items(FEEDS), key=lambda relative: (link_order(relative), relative))
+        files = sorted(store.keys(FEEDS), key=lambda relative: (link_order(relative), relative))
         puts, unchanged = [], 0
         for relative in files:
             local = output / relative

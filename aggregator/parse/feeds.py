@@ -1,4 +1,4 @@
-"""Turn a fetched body into records.
+"""Turn a fetched body into raw records: mappings, one per record, not yet checked.
 
 The kind of document is recognised from the content first (a leading `<` is XML, `{` or
 `[` JSON, `---` front matter) and from the Content-Type otherwise:
@@ -6,21 +6,25 @@ The kind of document is recognised from the content first (a leading `<` is XML,
 - a JSON collection: a list, or an object holding the list under `value`, `news` or
   `items`; the seed API's pages (`{"page": 1, "value": [...], "nextPage": 2}`) also
   say which page comes next;
-- an RSS, Atom or RDF feed (feedparser) or a JSON Feed: each entry becomes a record.
+- an RSS, Atom or RDF feed (feedparser) or a JSON Feed: each entry becomes a record's
+  mapping, with the feed's title and link as its provider and the feed's date when it
+  has none of its own.
+
+Nothing here judges a record: the caller (`sources/remote.py`) has them checked.
 """
 
 from __future__ import annotations
 
 import time
 import xml.sax
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
 
+from aggregator.config import LimitsConfig
 from aggregator.errors import AggregatorError, RecordError
 from aggregator.parse.documents import (
     COLLECTION_KEYS,
@@ -31,7 +35,6 @@ from aggregator.parse.documents import (
     parse_document,
     raw_records,
 )
-from aggregator.records import DocumentResult, Record, RecordDefaults, records_from_raw
 
 FEED = "feed"
 JSON = "json"
@@ -69,17 +72,12 @@ class UnparseableBody(AggregatorError):
 
 
 @dataclass(frozen=True, slots=True)
-class SourceDefaults:
-    """What a source adds to every record it yields."""
-
-    records: RecordDefaults  # quality/heat defaults already set from the source's settings
-    topics: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class ParsedBody:
+    """What one response body holds: its kind, one raw mapping per record (in order),
+    and the page that follows."""
+
     kind: str
-    result: DocumentResult
+    records: tuple[RawRecord, ...]
     next_page: str | None = None  # the collection's `nextPage`, as text
 
 
@@ -105,21 +103,21 @@ def detect_kind(content_type: str, body: bytes) -> str:
     return _MEDIA_KINDS.get(media_type, YAML)
 
 
-def parse_body(body: bytes, content_type: str, url: str, source: SourceDefaults) -> ParsedBody:
-    """Records (and the next page) from one response body; UnparseableBody if none can be."""
+def parse_body(body: bytes, content_type: str, url: str, limits: LimitsConfig) -> ParsedBody:
+    """The raw records (and the next page) of one response body; UnparseableBody if it
+    is not a document at all. `limits` caps nesting and aliases while parsing."""
     kind = detect_kind(content_type, body)
     if kind == FEED:
-        return ParsedBody(FEED, _records(_feed_entries(body, content_type, url), url, source))
+        return ParsedBody(FEED, tuple(_feed_entries(body, content_type, url)))
     try:
         text = decode(body)
         if kind == JSON:
-            value = load_json(text, source.records.limits)
+            value = load_json(text, limits)
             if _is_json_feed(value):
-                return ParsedBody(FEED, _records(_json_feed_entries(value, url), url, source))
+                return ParsedBody(FEED, tuple(_json_feed_entries(value, url)))
             raw, next_page = _json_records(value)
-            return ParsedBody(JSON, _records(raw, url, source), next_page)
-        raw = parse_document(text, kind, source.records.limits)
-        return ParsedBody(kind, _records(raw, url, source))
+            return ParsedBody(JSON, tuple(raw), next_page)
+        return ParsedBody(kind, tuple(parse_document(text, kind, limits)))
     except NotARecord:
         raise UnparseableBody(url, "Markdown without YAML front matter: not a record", 1) from None
     except RecordError as exc:
@@ -148,20 +146,6 @@ def _json_records(value: Any) -> tuple[list[RawRecord], str | None]:
         if "nextPage" in value:
             raise RecordError(None, "a collection page without a list under value, news or items")
     return raw_records(value, line=1), None
-
-
-def _records(raw: Iterable[RawRecord], origin: str, source: SourceDefaults) -> DocumentResult:
-    """Validate each raw record (relative links resolve against the page's URL); a bad
-    one becomes a Problem, the others are kept with the source's topics added."""
-    result = records_from_raw(list(raw), origin, source.records, base_url=origin)
-    records = tuple(_with_topics(record, source.topics) for record in result.records)
-    return replace(result, records=records)
-
-
-def _with_topics(record: Record, topics: tuple[str, ...]) -> Record:
-    known = {topic.casefold() for topic in record.topics}
-    extra = tuple(topic for topic in topics if topic.casefold() not in known)
-    return replace(record, topics=record.topics + extra) if extra else record
 
 
 # --- RSS, Atom, RDF -------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from feedgen.util import xml_elem
 
 from aggregator import markup
 from aggregator.config import SiteConfig
+from aggregator.model import Record, Related
 from aggregator.rank import FeedPlan, Topic
-from aggregator.records import Record, Related
 from aggregator.topics import topic_key
 
 PROJECT_URL = "https://github.com/aggregator-feeds/aggregator"

@@ -23,8 +23,8 @@ from jinja2 import (
 )
 
 from aggregator.config import SiteConfig
+from aggregator.model import Record
 from aggregator.rank import FeedPlan, Topic
-from aggregator.records import Record
 from aggregator.render.feeds import (
     FeedSummary,
     copy_label,

@@ -12,8 +12,8 @@ from typing import Any
 
 from aggregator import markup
 from aggregator.config import SiteConfig
+from aggregator.model import Record
 from aggregator.rank import FeedPlan
-from aggregator.records import Record
 from aggregator.render.feeds import (
     PROJECT_URL,
     FeedLinks,

@@ -3,21 +3,20 @@
 Per URL: the validators for a conditional GET, the last good records (so a 304 or a
 failure reuses them without parsing anything), where paging went next, when it last
 succeeded, since when and why it has been failing, and a remembered permanent move.
-Entries are pickled together with a fingerprint of the record model: after an upgrade
-that changes the model, old entries are ignored and each URL is fetched in full once.
+Entries use the state's one codec (aggregator.state.codec): after an upgrade that
+changes the record layout, old entries read as misses and each URL is fetched in full
+once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from aggregator.errors import Problem
-from aggregator.records import DocumentResult, Image, Provider, Record, Related
+from aggregator.model import DocumentResult
 from aggregator.sources.http import NO_VALIDATORS, Validators
 from aggregator.state import StateStore
+from aggregator.state.codec import Undecodable, pack, result_from_values, result_values, unpack
 
 NAMESPACE = "http"
 
@@ -41,30 +40,44 @@ class UrlState:
         return Validators(self.etag, self.last_modified)
 
 
-def _fingerprint() -> bytes:
-    shapes = [
-        f"{cls.__qualname__}({','.join(f.name for f in fields(cls))})"
-        for cls in (UrlState, DocumentResult, Record, Provider, Image, Related, Problem)
-    ]
-    return hashlib.sha256(";".join(shapes).encode()).digest()[:8]
+_TIMES = ("succeeded_at", "failing_since")
+_META = tuple(f.name for f in fields(UrlState) if f.name != "result")
 
 
-FINGERPRINT = _fingerprint()
+def _encode_meta(state: UrlState) -> bytes:
+    values = []
+    for name in _META:
+        value = getattr(state, name)
+        values.append(value.isoformat() if name in _TIMES and value is not None else value)
+    return pack(tuple(values))
 
 
-def encode(value: object) -> bytes:
-    return FINGERPRINT + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+def _decode_meta(data: bytes | None) -> UrlState:
+    """The stored state, or an empty one if there is none or it cannot be read."""
+    if data is None:
+        return UrlState()
+    try:
+        values = unpack(data)
+        named = dict(zip(_META, values, strict=True))
+        for name in _TIMES:
+            if named[name] is not None:
+                named[name] = datetime.fromisoformat(named[name])
+        return UrlState(**named)
+    except (Undecodable, ValueError, TypeError):
+        return UrlState()
 
 
-def decode(data: bytes | None, kind: type) -> object | None:
-    """The stored value, or None if there is none, it is damaged or from another version."""
-    if data is None or not data.startswith(FINGERPRINT):
+def _encode_result(result: DocumentResult) -> bytes:
+    return pack(result_values(result, origin=True))  # each record keeps its page's URL
+
+
+def _decode_result(data: bytes | None) -> DocumentResult | None:
+    if data is None:
         return None
     try:
-        value = pickle.loads(data[len(FINGERPRINT) :])
-    except Exception:  # a damaged entry is a cache miss, never an error
-        return None
-    return value if isinstance(value, kind) else None
+        return result_from_values(unpack(data))
+    except Undecodable:
+        return None  # a damaged entry is a cache miss, never an error
 
 
 class UrlStates:
@@ -83,11 +96,9 @@ class UrlStates:
         if url in self._changed:
             return self._changed[url]
         if url not in self._loaded:
-            state = decode(self._store.get(NAMESPACE, f"meta {url}"), UrlState)
-            if not isinstance(state, UrlState):
-                state = UrlState()
-            result = decode(self._store.get(NAMESPACE, f"records {url}"), DocumentResult)
-            if isinstance(result, DocumentResult):
+            state = _decode_meta(self._store.get(NAMESPACE, f"meta {url}"))
+            result = _decode_result(self._store.get(NAMESPACE, f"records {url}"))
+            if result is not None:
                 state = replace(state, result=result)
             self._loaded[url] = state
         return self._loaded[url]
@@ -100,10 +111,10 @@ class UrlStates:
         (sources removed from the config, pages past the end), so the store stays small."""
         pairs: list[tuple[str, bytes]] = []
         for url, state in self._changed.items():
-            pairs.append((f"meta {url}", encode(replace(state, result=None))))
+            pairs.append((f"meta {url}", _encode_meta(state)))
             before = self._loaded.get(url)
             if state.result is not None and (before is None or before.result is not state.result):
-                pairs.append((f"records {url}", encode(state.result)))
+                pairs.append((f"records {url}", _encode_result(state.result)))
         with self._store.transaction():
             if prune:
                 touched = self._loaded.keys() | self._changed.keys()

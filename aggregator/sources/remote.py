@@ -16,7 +16,6 @@ page seen before.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -25,11 +24,11 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urljoin
 
 from aggregator.config import Config, SourceConfig
-from aggregator.errors import ConfigError, Problem
+from aggregator.errors import Problem
 from aggregator.limits import take_items
-from aggregator.parse.feeds import SourceDefaults, UnparseableBody, parse_body
+from aggregator.model import DocumentResult
+from aggregator.parse.feeds import UnparseableBody, parse_body
 from aggregator.progress import Progress, SilentProgress
-from aggregator.records import DocumentResult, RecordDefaults
 from aggregator.sources.http import (
     Clock,
     Deadline,
@@ -41,7 +40,8 @@ from aggregator.sources.http import (
 )
 from aggregator.sources.http_cache import UrlState, UrlStates
 from aggregator.sources.results import FetchStats, RemoteCollection
-from aggregator.state import StateStore
+from aggregator.state import StateStore, open_store
+from aggregator.validate import RecordDefaults, SourceDefaults, records_from_source
 from aggregator.wording import plural
 
 
@@ -127,12 +127,7 @@ def collect_remote_sources(
         return RemoteCollection()
     warnings: list[str] = []
     path = config.build.state_path
-    try:
-        store = StateStore.open(path, warn=warnings.append)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(str(config.path), "build.state_path",
-                          f"expected a usable state file; {path}: {exc}") from None  # fmt: skip
-    with store:
+    with open_store(config, warnings.append) as store:
         remote = collect_remote(config, store, progress, persist=persist, defaults=defaults)
     notes = tuple(
         Problem(str(path), None, None, w.removeprefix(f"{path}: "), "cache reset", "warning")
@@ -272,28 +267,30 @@ class _Collector:
         run.counts["parsed"] += 1
         try:
             parsed = parse_body(
-                response.body, response.content_type, response.url, self._defaults(source)
+                response.body, response.content_type, response.url, self._defaults_all.limits
             )
         except UnparseableBody as exc:
             where = f"line {exc.line}: " if exc.line else ""
             return self._failed(run, url, origin, f"body not usable: {where}{exc.reason}")
+        # Relative links in the body resolve against the URL it came from.
+        result = records_from_source(parsed.records, response.url, self._defaults(source))
         before = len(state.result.records) if state.result is not None else 0
-        if before and not parsed.result.records:
+        if before and not result.records:
             # An emptied feed is far likelier a broken server than a publisher who took
             # every story down: the last good copy stays until records come back.
             reason = f"body has no usable records, where the last good copy had {before}"
             page = self._failed(run, url, origin, reason)
-            return replace(page, result=_with_problems(page.result, parsed.result.problems))
+            return replace(page, result=_with_problems(page.result, result.problems))
         stored = replace(
             self._succeeded(state),
             etag=response.validators.etag,
             last_modified=response.validators.last_modified,
-            result=parsed.result,
+            result=result,
             next_page=parsed.next_page,
             moved_to=moved_to,
         )
         run.updated[url] = stored
-        return _Page(_with_problems(parsed.result, notes), parsed.next_page)
+        return _Page(_with_problems(result, notes), parsed.next_page)
 
     def _failed(
         self, run: _SourceRun, url: str, origin: str, reason: str, *, forget_move: bool = False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aggregator.records import DocumentResult
+from aggregator.model import DocumentResult
 from aggregator.wording import plural
 
 

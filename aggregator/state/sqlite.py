@@ -1,10 +1,8 @@
-"""The state store: one SQLite file holding what a build remembers between runs.
+"""The default state backend: one SQLite file ([build] state_path), embedded.
 
-One small interface, a key-value table per namespace ("http" for the fetch cache,
-"parse" for the parse cache, "feeds" for rendered-feed digests). Values are bytes;
-each user chooses its own encoding. Writes happen in transactions, so a killed run
+One table of (namespace, key, value). Writes happen in transactions, so a killed run
 leaves the previous state intact. A corrupt or foreign file is moved aside and
-rebuilt with a warning, never fatal.
+rebuilt with a warning, never fatal: everything in it can be made again.
 """
 
 from __future__ import annotations
@@ -14,20 +12,24 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aggregator.state.store import StateStore
+
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x41676772  # "Aggr": tells our file from any other SQLite file
 # Values are mostly 1-3 KB parse results. On SQLite's default 4 KB pages each spills
 # into overflow pages: twice the file size and several times slower writes.
 PAGE_SIZE = 32 * 1024
+_BATCH = 500  # keys per `IN (...)` query (SQLite allows 32 766 parameters)
 
 
-class StateStore:
+class SqliteStore(StateStore):
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self.location = str(path)
 
     @classmethod
-    def open(cls, path: Path, warn: Callable[[str], None] = lambda message: None) -> StateStore:
+    def open(cls, path: Path, warn: Callable[[str], None] = lambda message: None) -> SqliteStore:
         """Open (or create) the store at `path`; `:memory:` gives a throw-away store."""
         if str(path) == ":memory:":
             return cls(_connect(":memory:"), path)
@@ -45,7 +47,7 @@ class StateStore:
             return cls(_connect(str(path)), path)
 
     @classmethod
-    def open_read_only(cls, path: Path) -> StateStore | None:
+    def open_read_only(cls, path: Path) -> SqliteStore | None:
         """The store at `path` for reading only, touching nothing on disk (no journal,
         no lock files: `immutable`), or None if there is no usable one. A write raises."""
         if not path.is_file():
@@ -68,12 +70,6 @@ class StateStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> StateStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes: all of them land, or (on error or kill) none. Nests."""
@@ -94,12 +90,26 @@ class StateStore:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        wanted = list(keys)
+        for start in range(0, len(wanted), _BATCH):
+            batch = wanted[start : start + _BATCH]
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                f"SELECT key, value FROM entries WHERE namespace = ? AND key IN ({marks})",
+                (namespace, *batch),
+            )
+            found.update((key, bytes(value)) for key, value in rows)
+        return found
+
+    def keys(self, namespace: str) -> Iterator[str]:
+        rows = self._db.execute("SELECT key FROM entries WHERE namespace = ?", (namespace,))
+        return (key for (key,) in rows)
+
     def items(self, namespace: str) -> dict[str, bytes]:
         rows = self._db.execute("SELECT key, value FROM entries WHERE namespace = ?", (namespace,))
         return {key: bytes(value) for key, value in rows}
-
-    def put(self, namespace: str, key: str, value: bytes) -> None:
-        self.put_many(namespace, [(key, value)])
 
     def put_many(self, namespace: str, pairs: Iterable[tuple[str, bytes]]) -> None:
         with self.transaction():

@@ -1,0 +1,400 @@
+"""Stage: carry out Redo.CHANGES, applying the files that changed since the last build to
+the stories it made, and plan every feed again.
+
+The last build left a StoryTable (aggregator.state.stories): every same-link story in
+time order, with the files holding its records, its cluster's first story, and each
+shown story's StoryKey (all that ranking needs). A change touches only:
+
+- the same-link stories of the guids in the changed files, old and new;
+- clustering, only where a story's clustering inputs (time, title, words, provider)
+  changed, appeared or went: `assign_leaders` decides again from a window before the
+  change until a window of stories past it has come out as before;
+- the shown stories whose members changed.
+
+Every feed is then chosen again from the StoryKeys, which reads no record; only the
+stories a change touched and those the feeds show are built as records, from the parse
+cache. The output is byte-identical to a full build's: tests/test_incremental.py plays
+random sequences of changes against full builds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from aggregator.cluster import assign_leaders, clustering_inputs, link_record, story_record
+from aggregator.config import Config
+from aggregator.errors import Problem
+from aggregator.filters import FeedRules, Rule, compile_rules, first_match
+from aggregator.incremental import Decision
+from aggregator.model import DocumentResult, Record
+from aggregator.parallel import Loader, WorkerPool, parse_files
+from aggregator.rank import FeedPlan, Topic, plan_keys, story_key
+from aggregator.state.codec import Undecodable, decode_result
+from aggregator.state.parse_cache import PARSE, STAMP_SIZE, file_stamp
+from aggregator.state.store import StateStore
+from aggregator.state.stories import StoryTable
+
+CHUNK = 256  # stories decoded at a time while clustering runs on past a change
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One changed file: what it gave at the last build and what it gives now."""
+
+    key: str
+    source: int  # index in config.sources
+    old: DocumentResult | None  # None: new file (or not remembered)
+    new: DocumentResult | None  # None: gone
+    encoded: bytes | None = None  # the new result for the parse cache (None: not cached)
+    stamp: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What applying the changes gave: every feed, and what to remember."""
+
+    plans: list[FeedPlan]
+    topics: dict[str, Topic]
+    stories: int
+    records: int  # kept records in all (as Collection.records)
+    unpublished: int
+    filtered: int  # records the sources' filters left out
+    problems: tuple[Problem, ...]  # of every record file, in the order found
+    parsed: int
+    source_counts: dict[str, int]  # records each `path` source gave, by its key prefix
+    changes: tuple[FileChange, ...]
+
+
+class Sources:
+    """The record files of this build and their sources: paths, filters, parse entries."""
+
+    def __init__(self, config: Config, found: object, store: StateStore) -> None:
+        self._found = found
+        self._store = store
+        self._rules: list[tuple[Rule, ...]] = [
+            compile_rules(source.filters, f"sources[{index + 1}]")
+            for index, source in enumerate(config.sources)
+        ]
+        self._kept: dict[str, list[Record]] = {}
+
+    def span_of(self, key: str) -> object | None:
+        for span in self._found.spans:  # type: ignore[attr-defined]
+            if key.startswith(span.prefix):
+                return span
+        return None
+
+    def path_of(self, key: str) -> str:
+        span = self.span_of(key)
+        assert span is not None
+        return span.root.rstrip(os.sep) + os.sep + key[len(span.prefix) :]  # type: ignore[attr-defined]
+
+    def source_of(self, key: str) -> int:
+        span = self.span_of(key)
+        return -1 if span is None else span.index  # type: ignore[attr-defined]
+
+    def kept(self, result: DocumentResult, source: int) -> tuple[list[Record], int]:
+        """The records a source's filters keep, and how many they left out."""
+        rules = self._rules[source] if source >= 0 else ()
+        if not rules:
+            return list(result.records), 0
+        kept = [record for record in result.records if first_match(rules, record) is None]
+        return kept, len(result.records) - len(kept)
+
+    def records(self, keys: Iterable[str]) -> dict[str, list[Record]]:
+        """The kept records of unchanged files, from the parse cache."""
+        wanted = [key for key in keys if key not in self._kept]
+        if wanted:
+            entries = self._store.get_many(PARSE, wanted)
+            for key in wanted:
+                entry = entries.get(key)
+                if entry is None:
+                    raise Undecodable(f"{key}: not in the parse cache")
+                result = decode_result(memoryview(entry)[STAMP_SIZE:], self.path_of(key))
+                self._kept[key] = self.kept(result, self.source_of(key))[0]
+        return {key: self._kept[key] for key in keys}
+
+    def remember(self, key: str, records: list[Record]) -> None:
+        self._kept[key] = records
+
+
+def apply_changes(
+    config: Config,
+    table: StoryTable,
+    store: StateStore,
+    found: object,
+    decision: Decision,
+    load: Loader,
+    pool: WorkerPool,
+    previous_problems: Sequence[Problem],
+    previous_counts: dict[str, int],
+    source_counts: dict[str, int],
+) -> Delta:
+    """Apply `decision`'s changed files to `table` (edited in place). Raises Undecodable
+    when what the state holds does not fit (the caller then builds in full)."""
+    sources = Sources(config, found, store)
+    changes, parsed = _read_changes(sources, store, found, decision, load, pool)
+    window = config.clustering.window_hours * 3600
+    clustering = config.clustering.enabled
+    changed_keys = {change.key for change in changes}
+
+    # 1. Same-link stories of every guid the changed files held or hold.
+    old_by_guid: dict[str, list[Record]] = {}
+    new_by_guid: dict[str, list[Record]] = {}
+    records = previous_counts["records"]
+    unpublished = previous_counts["unpublished"]
+    filtered = table.filtered
+    counts = dict(source_counts)
+    for change in changes:
+        span = sources.span_of(change.key)
+        prefix = None if span is None else span.prefix  # type: ignore[attr-defined]
+        for result, sign, into in ((change.old, -1, old_by_guid), (change.new, 1, new_by_guid)):
+            if result is None:
+                continue
+            kept, left_out = sources.kept(result, change.source)
+            records += sign * len(kept)
+            unpublished += sign * result.unpublished
+            filtered += sign * left_out
+            if prefix is not None:
+                counts[prefix] = counts.get(prefix, 0) + sign * len(result.records)
+            for record in kept:
+                into.setdefault(record.guid, []).append(record)
+        if change.new is not None:
+            sources.remember(change.key, sources.kept(change.new, change.source)[0])
+    affected: set[str] = set()  # shown stories to make again (by guid)
+    moved: list[float] = []  # times of stories whose clustering inputs changed or went
+    fresh: set[str] = set()  # guids (re)inserted: clustering decides them again
+    for guid in sorted(old_by_guid.keys() | new_by_guid.keys()):
+        position = table.position(guid)
+        old_link = new_link = None
+        files: list[str] = []
+        if position is not None:
+            kept_files = [key for key in table.files[position] if key not in changed_keys]
+            unchanged = [r for key, found_records in sources.records(kept_files).items()
+                         for r in found_records if r.guid == guid]  # fmt: skip
+            old_link = link_record([*unchanged, *old_by_guid.get(guid, [])])
+            new_records = [*unchanged, *new_by_guid.get(guid, [])]
+            files = kept_files
+        else:
+            new_records = new_by_guid.get(guid, [])
+        files.extend(c.key for c in changes if c.new is not None and guid in
+                     {r.guid for r in sources.records([c.key])[c.key]})  # fmt: skip
+        if new_records:
+            new_link = link_record(new_records)
+        if position is not None:
+            affected.add(table.leaders[position])
+        if new_link is None:
+            assert position is not None and old_link is not None
+            moved.append(table.times[position])
+            table.remove(position)
+            continue
+        time = new_link.published.timestamp()
+        if old_link is not None and position is not None and (
+            clustering_inputs(old_link) == clustering_inputs(new_link)
+        ):
+            table.files[position] = tuple(sorted(set(files)))
+            table.dirty.add(int(time // 86_400))
+            affected.add(table.leaders[position])
+            continue
+        if position is not None:
+            moved.append(table.times[position])
+            table.remove(position)
+        table.insert(time, guid, tuple(sorted(set(files))), guid)
+        fresh.add(guid)
+        affected.add(guid)
+
+    # 2. Clustering, again where its inputs changed.
+    links: dict[str, Record] = {}
+
+    def link_of(position: int) -> Record:
+        guid = table.guids[position]
+        found_link = links.get(guid)
+        if found_link is None:
+            by_file = sources.records(table.files[position])
+            found_link = links[guid] = link_record(
+                [r for key in table.files[position] for r in by_file[key] if r.guid == guid]
+            )
+        return found_link
+
+    if clustering:
+        _recluster(table, config, fresh, moved, window, link_of, affected)
+
+    # 3. The shown stories whose members changed.
+    rules = FeedRules.of(config.filters)
+    for guid in sorted(affected):
+        position = table.position(guid)
+        if position is None or table.leaders[position] != guid:
+            table.set_key(guid, None)
+            continue
+        story = _story(table, position, window, link_of)
+        table.set_key(guid, story_key(story, config.ranking, rules))
+
+    # 4. Every feed, from the keys; only the chosen stories are made.
+    key_plans, topics = plan_keys(table.keys.values(), config.ranking, config.feeds.max_items,
+                                  rules, config.feeds)  # fmt: skip
+    stories: dict[str, Record] = {}
+    plans = []
+    for plan in key_plans:
+        items = []
+        for guid in plan.guids:
+            if guid not in stories:
+                position = table.position(guid)
+                assert position is not None
+                stories[guid] = _story(table, position, window, link_of)
+            items.append(stories[guid])
+        plans.append(FeedPlan(plan.topic, tuple(items), plan.total))
+    table.filtered = filtered
+    problems = _problems(found, previous_problems, changes, sources)
+    return Delta(plans, topics, len(table.keys), records, unpublished, filtered, problems,
+                 parsed, counts, tuple(changes))  # fmt: skip
+
+
+def _read_changes(
+    sources: Sources,
+    store: StateStore,
+    found: object,
+    decision: Decision,
+    load: Loader,
+    pool: WorkerPool,
+) -> tuple[list[FileChange], int]:
+    """Each changed file's last result (from the parse cache) and new one (parsed)."""
+    gone = [*decision.edited, *decision.deleted, *(old for old, _ in decision.renamed)]
+    come = [*decision.added, *decision.edited, *(new for _, new in decision.renamed)]
+    entries = store.get_many(PARSE, gone)
+    old: dict[str, DocumentResult | None] = {}
+    for key in gone:
+        entry = entries.get(key)
+        old[key] = None if entry is None else decode_result(memoryview(entry)[STAMP_SIZE:], "")
+    where = {key: i for i, key in enumerate(found.keys)} if come else {}  # type: ignore[attr-defined]
+    files = found.files  # type: ignore[attr-defined]
+    paths = [files[where[key]][0] for key in come]
+    parsed = parse_files(load, paths, pool)
+    changes: dict[str, FileChange] = {}
+    for key in gone:
+        changes[key] = FileChange(key, sources.source_of(key), old[key], None)
+    for key, path, (encoded, may_cache) in zip(come, paths, parsed, strict=True):
+        stat = files[where[key]][1]
+        stamp = None if stat is None else file_stamp(stat.st_size, stat.st_mtime_ns)
+        previous = changes.get(key)
+        changes[key] = FileChange(key, found.sources[where[key]],  # type: ignore[attr-defined]
+                                  None if previous is None else previous.old,
+                                  decode_result(encoded, path),
+                                  encoded if may_cache else None, stamp)  # fmt: skip
+    return list(changes.values()), len(come)
+
+
+def _recluster(
+    table: StoryTable,
+    config: Config,
+    fresh: set[str],
+    moved: list[float],
+    window: float,
+    link_of: Callable[[int], Record],
+    affected: set[str],
+) -> None:
+    """Decide clustering again around every change, one region of nearby changes at a
+    time, each from a window before its first change until it settles."""
+    events: list[tuple[float, str]] = [(time, "") for time in moved]  # "": a story gone
+    for guid in fresh:
+        position = table.position(guid)
+        assert position is not None
+        events.append((table.times[position], guid))
+    events.sort()
+    regions: list[list[tuple[float, str]]] = []
+    for event in events:
+        if regions and event[0] - regions[-1][-1][0] <= 2 * window:
+            regions[-1].append(event)
+        else:
+            regions.append([event])
+    for region in regions:
+        _settle(table, config, fresh, region, window, link_of, affected)
+
+
+def _settle(
+    table: StoryTable,
+    config: Config,
+    fresh: set[str],
+    region: list[tuple[float, str]],
+    window: float,
+    link_of: Callable[[int], Record],
+    affected: set[str],
+) -> None:
+    """Clustering decided again for one region of changes (see `assign_leaders`)."""
+    first = region[0][0]
+    start = table.slot(first - window, "")  # the stories a change's window reaches
+    low = start  # and back to their leaders, whose times clustering reads
+    for position in range(start, table.slot(first, "")):
+        leader = table.position(table.leaders[position])
+        if leader is not None:
+            low = min(low, leader)
+    changed = [p for p in (table.position(g) for _, g in region if g) if p is not None]
+    gone_at = max((time for time, guid in region if not guid), default=float("-inf"))
+    begin = min([*changed, table.slot(first, "")])
+    last = max([*changed, table.slot(gone_at, "") - 1, begin])
+    ordered: list[Record] = []
+    leaders: list[int] = []
+
+    def extend(upto: int) -> bool:
+        upto = min(upto, len(table.guids))
+        if low + len(ordered) >= upto:
+            return False
+        for position in range(low + len(ordered), upto):
+            ordered.append(link_of(position))
+            if position >= begin and table.guids[position] in fresh:
+                leaders.append(-1)
+                continue
+            leader = table.position(table.leaders[position])
+            leaders.append(-1 if leader is None or leader < low else leader - low)
+        return True
+
+    extend(last + 1)
+    stop = assign_leaders(ordered, config.clustering, leaders, start=begin - low,
+                          last_changed=last - low, changed_at=gone_at,
+                          more=lambda: extend(low + len(ordered) + CHUNK))  # fmt: skip
+    for index in range(begin - low, stop):
+        position = low + index
+        leader = table.guids[low + leaders[index]]
+        before = table.leaders[position]
+        if before != leader or table.guids[position] in fresh:
+            affected.update((before, leader))
+            table.set_leader(position, leader)
+
+
+def _story(
+    table: StoryTable, leader: int, window: float, link_of: Callable[[int], Record]
+) -> Record:
+    """The shown story of the cluster that begins at `leader`."""
+    guid, start = table.guids[leader], table.times[leader]
+    group = [link_of(leader)]
+    position = leader + 1
+    while position < len(table.guids) and table.times[position] - start <= window:
+        if table.leaders[position] == guid:
+            group.append(link_of(position))
+        position += 1
+    return story_record(group)
+
+
+def _problems(
+    found: object,
+    previous: Sequence[Problem],
+    changes: Sequence[FileChange],
+    sources: Sources,
+) -> tuple[Problem, ...]:
+    """Every record file's problems in the order the files were found, as a full build
+    lists them: the last build's for unchanged files, the new ones for changed files."""
+    new = {sources.path_of(c.key): c.new.problems for c in changes if c.new is not None}
+    stale = {sources.path_of(c.key) for c in changes}
+    if not previous and not any(new.values()):
+        return ()
+    by_origin: dict[str, list[Problem]] = {}
+    for problem in previous:
+        if problem.origin not in stale:
+            by_origin.setdefault(problem.origin, []).append(problem)
+    for origin, problems in new.items():
+        if problems:
+            by_origin[origin] = list(problems)
+    ordered: list[Problem] = []
+    for path, _ in found.files:  # type: ignore[attr-defined]
+        ordered.extend(by_origin.get(path, ()))
+    return tuple(ordered)

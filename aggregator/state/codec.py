@@ -1,0 +1,105 @@
+"""The one encoding of what the state store holds: marshal of plain values.
+
+Every namespace stores `pack(value)`: a version byte, then marshal of tuples, lists,
+dicts, str, bytes, int, float, bool and None. marshal is the fastest safe codec for
+plain values (it builds no objects but those, unlike pickle); the field lists come from
+the dataclasses themselves (`field_values`), so a new plain field is carried without a
+change here. Records and parse results have their own layouts on top of it
+(`encode_result` / `decode_result`): a record file's results, without the file's path,
+which is the key they are stored under.
+
+A value that cannot be read back (damaged, or written by another layout) raises
+`Undecodable`; every caller treats that as a cache miss, never as an error.
+"""
+
+from __future__ import annotations
+
+import marshal
+from dataclasses import fields
+from typing import Any
+
+from aggregator.errors import Problem
+from aggregator.model import (
+    R_ORIGIN,
+    DocumentResult,
+    Record,
+    field_values,
+    record_from_values,
+    record_values,
+)
+
+# Bump when a stored layout changes meaning: older values then read as misses. The
+# record layout is part of it through the field list (a new field changes the tuple).
+LAYOUT = 3
+_HEADER = bytes([LAYOUT])
+_P_ORIGIN = [f.name for f in fields(Problem)].index("origin")
+_RECORD_WIDTH = len(fields(Record))
+
+
+class Undecodable(ValueError):
+    """A stored value that cannot be read back: a cache miss."""
+
+
+def pack(value: object) -> bytes:
+    return _HEADER + marshal.dumps(value)
+
+
+def unpack(data: bytes | memoryview | None) -> Any:
+    if data is None or len(data) < 1 or data[0] != LAYOUT:
+        raise Undecodable("no value of this layout")
+    try:
+        return marshal.loads(memoryview(data)[1:])
+    except (ValueError, TypeError, EOFError) as exc:
+        raise Undecodable(str(exc)) from None
+
+
+def encode_record(record: Record, *, origin: bool = False) -> list[object]:
+    values = record_values(record)
+    if not origin:
+        values[R_ORIGIN] = ""  # the file's path is given back when decoding
+    return values
+
+
+def decode_record(values: list[Any], origin: str | None = None) -> Record:
+    if len(values) != _RECORD_WIDTH:
+        raise Undecodable(f"a record of {len(values)} fields, expected {_RECORD_WIDTH}")
+    if origin is not None:
+        values[R_ORIGIN] = origin
+    return record_from_values(values)
+
+
+def result_values(result: DocumentResult, *, origin: bool = False) -> tuple[object, ...]:
+    problems = []
+    for problem in result.problems:
+        values = list(field_values(problem))
+        if not origin:
+            values[_P_ORIGIN] = ""
+        problems.append(values)
+    records = [encode_record(record, origin=origin) for record in result.records]
+    return (records, problems, result.unpublished)
+
+
+def result_from_values(values: Any, origin: str | None = None) -> DocumentResult:
+    try:
+        records, problems, unpublished = values
+        decoded_problems = []
+        for problem in problems:
+            if origin is not None:
+                problem[_P_ORIGIN] = origin
+            decoded_problems.append(Problem(*problem))
+        return DocumentResult(
+            tuple([decode_record(record, origin) for record in records]),
+            tuple(decoded_problems),
+            unpublished,
+        )
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise Undecodable(str(exc)) from None
+
+
+def encode_result(result: DocumentResult) -> bytes:
+    """A record file's result without its origin (the path is the cache key)."""
+    return pack(result_values(result))
+
+
+def decode_result(data: bytes | memoryview, origin: str) -> DocumentResult:
+    return result_from_values(unpack(data), origin)

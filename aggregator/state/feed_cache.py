@@ -1,0 +1,92 @@
+"""The feed cache ("feeds" namespace): for every file a build wrote, a digest of the
+inputs it was rendered from and of the bytes written, so a feed whose inputs did not
+change is not rendered again, and a file changed or removed by hand is written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+from aggregator.config import SiteConfig
+from aggregator.rank import FeedPlan
+from aggregator.state.store import StateStore
+from aggregator.topics import topic_key
+
+FEEDS = "feeds"
+_FEED_ENTRY = struct.Struct("<32s32sq")  # inputs digest, output sha256, output size
+
+
+
+def feed_inputs(
+    program: bytes, site: SiteConfig, plan: FeedPlan, names: dict[str, str], archive_pages: int = 0
+) -> bytes:
+    """Digest of everything a feed's bytes are made from: the program, the site settings,
+    the feed's topic, how many archive documents it links to, and its items in order,
+    with the topic names shown for them."""
+    digest = hashlib.sha256(program)
+    digest.update(repr((site, plan.topic, plan.directory, archive_pages)).encode())
+    for item in plan.items:
+        shown = [names.get(topic_key(name), name) for name in item.topics]
+        digest.update(repr((item, shown)).encode())
+    return digest.digest()
+
+
+class FeedCache:
+    """Which feed files are known to hold what their current inputs would render."""
+
+    def __init__(self, store: StateStore, output: Path, *, full: bool = False) -> None:
+        self._store = store
+        self._output = output
+        self._known = store.items(FEEDS)
+        self._entries = {} if full else dict(self._known)
+        self._now: dict[str, bytes] = {}
+
+    def is_current(self, relative: str, inputs: bytes) -> bool:
+        """True if the file was rendered from `inputs` and still holds those bytes."""
+        entry = self._entries.get(relative)
+        if entry is None or _FEED_ENTRY.unpack(entry)[0] != inputs:
+            return False
+        if not self._holds(relative, entry):
+            return False
+        self._now[relative] = entry
+        return True
+
+    def _holds(self, relative: str, entry: bytes) -> bool:
+        """True if the file is on disk with the bytes `entry` recorded."""
+        _, sha256, size = _FEED_ENTRY.unpack(entry)
+        try:
+            data = (self._output / relative).read_bytes()
+        except OSError:
+            return False
+        return len(data) == size and hashlib.sha256(data).digest() == sha256
+
+    def rendered(self, relative: str, inputs: bytes, sha256: bytes, size: int) -> None:
+        """The file now holds `size` bytes with this digest, rendered from `inputs`."""
+        self._now[relative] = _FEED_ENTRY.pack(inputs, sha256, size)
+
+    def all_current(self) -> bool:
+        """True if every file the last build made is on disk with the bytes it wrote."""
+        return bool(self._known) and all(
+            self._holds(relative, entry) for relative, entry in self._known.items()
+        )
+
+    def stale(self) -> list[tuple[str, bytes, int]]:
+        """Files an earlier build made that this one did not: (relative path, sha256, size).
+        Call after every file of this build was rendered or found current."""
+        return [
+            (relative, *_FEED_ENTRY.unpack(entry)[1:])
+            for relative, entry in sorted(self._known.items())
+            if relative not in self._now
+        ]
+
+    def finish(self) -> None:
+        """Remember this build's feeds; forget feeds that were not made this time."""
+        known = self._known
+        changed = [(key, entry) for key, entry in self._now.items() if known.get(key) != entry]
+        with self._store.transaction():
+            self._store.put_many(FEEDS, changed)
+            self._store.delete_many(FEEDS, sorted(set(self._known) - set(self._now)))
+
+

@@ -1,0 +1,133 @@
+"""The parse cache ("parse" namespace): each local record file's DocumentResult, keyed
+by the file's absolute path and checked against its size and mtime_ns, so an
+unchanged file is neither read nor parsed. Tied to the parse context (the program's
+fingerprint and the settings that shape records): when it changes, every file is
+parsed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+
+from aggregator.model import DocumentResult
+from aggregator.state.codec import Undecodable, decode_result
+from aggregator.state.store import StateStore
+
+PARSE = "parse"
+FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
+CONTEXT_KEY = "context"
+_STAMP = struct.Struct("<qq")  # size, mtime_ns
+STAMP_SIZE = _STAMP.size
+
+
+def cacheable(result: DocumentResult) -> bool:
+    """A file that could not be read at all may become readable without its size or
+    time changing (permissions), so such a result is not remembered."""
+    return not any(p.line is None and p.field is None and not result.records
+                   for p in result.problems)  # fmt: skip
+
+
+
+def file_stamp(size: int, mtime_ns: int) -> bytes:
+    """What tells an unchanged file: its size and modification time in nanoseconds."""
+    return _STAMP.pack(size, mtime_ns)
+
+
+class ParseCache:
+    """Parse results of local record files, valid while a file's stamp is unchanged."""
+
+    def __init__(self, store: StateStore, context: bytes, *, full: bool = False) -> None:
+        self._store = store
+        self._context = hashlib.sha256(context).digest()
+        entries = store.items(PARSE)
+        usable = entries.pop(CONTEXT_KEY, None) == self._context and not full
+        self._known = {key for key in entries if key.startswith(FILE_KEY)}
+        self._entries = entries if usable else {}
+        self._kept: set[str] = set()
+        self._replaced: dict[str, bytes] = {}  # entries of files that changed, until finish
+
+    @staticmethod
+    def key(path: str) -> str:
+        return FILE_KEY + path
+
+    def lookup(self, key: str, stamp: bytes | None) -> memoryview | None:
+        """The encoded result for `key` if it was made from a file with this stamp."""
+        entry = self._entries.pop(key, None)  # each file is looked up once; free as we go
+        if entry is None:
+            return None
+        if stamp is None or not entry.startswith(stamp):
+            self._replaced[key] = entry  # the last good result, should the new one be refused
+            return None
+        self._kept.add(key)
+        return memoryview(entry)[_STAMP.size :]
+
+    def left_under(self, prefix: str) -> list[tuple[str, DocumentResult]]:
+        """The remembered results of files under the folder key `prefix` that were not
+        looked up this build (gone, or in a folder that could not be read), in key order;
+        they stay remembered."""
+        found = []
+        for key in sorted(k for k in self._entries if k.startswith(prefix)):
+            entry = self._entries.pop(key)
+            try:
+                found.append((key, decode_result(memoryview(entry)[_STAMP.size :], "")))
+            except Undecodable:
+                continue  # a damaged entry: nothing to keep
+            self._kept.add(key)
+        return found
+
+    def previous(self, key: str) -> DocumentResult | None:
+        """The result remembered for a file before it changed this build, if any."""
+        entry = self._replaced.get(key)
+        if entry is None:
+            return None
+        try:
+            return decode_result(memoryview(entry)[_STAMP.size :], "")
+        except Undecodable:
+            return None
+
+    def restore(self, keys: Iterable[str]) -> None:
+        """Remember the previous results of these changed files again (the new ones were
+        refused), so the next build compares against them too."""
+        pairs = [(key, self._replaced[key]) for key in keys if key in self._replaced]
+        self._kept.update(key for key, _ in pairs)
+        self._store.put_many(PARSE, pairs)
+
+    def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        pairs = []
+        for key, stamp, encoded in items:
+            self._kept.add(key)
+            pairs.append((key, stamp + encoded))
+        self._store.put_many(PARSE, pairs)
+
+    @staticmethod
+    def add(store: StateStore, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        """Remember new files' results without touching the others' (see Snapshot)."""
+        store.put_many(PARSE, [(key, stamp + encoded) for key, stamp, encoded in items])
+
+    def finish(self) -> None:
+        """Drop the entries of files that are gone (or not cacheable this time)."""
+        with self._store.transaction():
+            self._store.delete_many(PARSE, sorted(self._known - self._kept))
+            self._store.put(PARSE, CONTEXT_KEY, self._context)
+        self._entries = {}
+        self._replaced = {}
+
+
+class ReadOnlyParseCache(ParseCache):
+    """The parse cache for a run that writes nothing (`build --dry-run`, `topics`): it
+    answers lookups and remembers nothing new."""
+
+    def save(self, items: Iterable[tuple[str, bytes, bytes]]) -> None:
+        for _ in items:
+            pass
+
+    def restore(self, keys: Iterable[str]) -> None:
+        self._kept.update(key for key in keys if key in self._replaced)
+
+    def finish(self) -> None:
+        self._entries = {}
+        self._replaced = {}
+
+

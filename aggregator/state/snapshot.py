@@ -1,0 +1,95 @@
+"""The snapshot ("build" namespace): what the last build read and counted, so that
+aggregator.incremental can tell what changed since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aggregator.config import Config
+from aggregator.errors import Problem
+from aggregator.model import field_values
+from aggregator.state.codec import Undecodable, pack, unpack
+from aggregator.state.parse_cache import file_stamp
+from aggregator.state.store import StateStore
+
+SNAPSHOT = "build"  # state namespace: what the last build read and chose
+
+
+def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
+    """Digest of what a build depends on besides the record files: the program, the
+    settings and the output folder."""
+    digest = hashlib.sha256(context)
+    curation = (config.ranking, config.feeds, config.clustering, config.filters)
+    # Which files a source reads and which records it keeps (not in the parse context:
+    # they change no file's parse result).
+    chosen = [(s.include, s.exclude, s.filters) for s in config.sources]
+    digest.update(repr((config.site, curation, chosen)).encode())
+    digest.update(os.path.abspath(output).encode())
+    return digest.digest()
+
+
+def file_stamps(
+    keys: Sequence[str], files: Sequence[tuple[str, os.stat_result | None]]
+) -> tuple[dict[str, bytes], list[str]]:
+    """Every record file's stamp by cache key, and the keys of files found without a
+    stat (their state cannot be known without reading them)."""
+    stamps = {}
+    unstamped = []
+    for key, (_, stat) in zip(keys, files, strict=True):
+        if stat is None:
+            unstamped.append(key)
+        else:
+            stamps[key] = file_stamp(stat.st_size, stat.st_mtime_ns)
+    return stamps, unstamped
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the last build read, so that the next one can skip the work: a rerun over
+    the very same files, settings and program is that build again."""
+
+    settings: bytes  # settings_digest
+    stamps: dict[str, bytes]  # every record file read, by parse-cache key
+    counts: dict[str, int]  # BuildReport counts, by field name (COUNTS)
+    problems: tuple[Problem, ...]  # what the sources' files were found to hold
+
+    COUNTS = ("documents", "records", "unpublished", "filtered", "duplicates", "items", "feeds",
+              "files")  # fmt: skip
+
+    @classmethod
+    def load(cls, store: StateStore) -> Snapshot | None:
+        """The last build's snapshot, whatever its settings (aggregator.incremental
+        compares them); None if there is none or it cannot be read."""
+        data = store.get(SNAPSHOT, "last")
+        if data is None:
+            return None
+        try:
+            stored, stamps, counts, problems = unpack(data)
+            return cls(
+                stored,
+                stamps,
+                dict(zip(cls.COUNTS, counts, strict=True)),
+                tuple(Problem(*values) for values in problems),
+            )
+        except (Undecodable, ValueError, TypeError):
+            return None
+
+    def save(self, store: StateStore) -> None:
+        data = pack(
+            (
+                self.settings,
+                self.stamps,
+                tuple(self.counts[name] for name in self.COUNTS),
+                tuple(field_values(problem) for problem in self.problems),
+            )
+        )
+        store.put(SNAPSHOT, "last", data)
+
+    @staticmethod
+    def forget(store: StateStore) -> None:
+        store.delete_many(SNAPSHOT, ["last"])
