@@ -207,6 +207,11 @@ def apply_changes(
     # 2. Clustering, again where its inputs changed.
     links: dict[str, Record] = {}
 
+    def prefetch(positions: Iterable[int]) -> None:
+        """Read the files of these stories from the parse cache in a few queries."""
+        sources.records({key for p in positions if table.guids[p] not in links
+                         for key in table.files[p]})  # fmt: skip
+
     def link_of(position: int) -> Record:
         guid = table.guids[position]
         found_link = links.get(guid)
@@ -218,32 +223,38 @@ def apply_changes(
         return found_link
 
     if clustering:
-        _recluster(table, config, fresh, moved, window, link_of, affected)
+        _recluster(table, config, fresh, moved, window, link_of, prefetch, affected)
 
     # 3. The shown stories whose members changed.
     rules = FeedRules.of(config.filters)
+    shown = {}
     for guid in sorted(affected):
         position = table.position(guid)
         if position is None or table.leaders[position] != guid:
             table.set_key(guid, None)
-            continue
-        story = _story(table, position, window, link_of)
+        else:
+            shown[guid] = _members(table, position, window)
+    prefetch(p for members in shown.values() for p in members)
+    for guid, members in shown.items():
+        story = story_record([link_of(p) for p in members])
         table.set_key(guid, story_key(story, config.ranking, rules))
 
     # 4. Every feed, from the keys; only the chosen stories are made.
     key_plans, topics = plan_keys(table.keys.values(), config.ranking, config.feeds.max_items,
                                   rules, config.feeds)  # fmt: skip
-    stories: dict[str, Record] = {}
-    plans = []
+    chosen: dict[str, list[int]] = {}
     for plan in key_plans:
-        items = []
         for guid in plan.guids:
-            if guid not in stories:
+            if guid not in chosen:
                 position = table.position(guid)
-                assert position is not None
-                stories[guid] = _story(table, position, window, link_of)
-            items.append(stories[guid])
-        plans.append(FeedPlan(plan.topic, tuple(items), plan.total))
+                if position is None:
+                    raise Undecodable(f"{guid}: a story without its record")
+                chosen[guid] = _members(table, position, window)
+    prefetch(p for members in chosen.values() for p in members)
+    stories = {guid: story_record([link_of(p) for p in members])
+               for guid, members in chosen.items()}  # fmt: skip
+    plans = [FeedPlan(plan.topic, tuple(stories[g] for g in plan.guids), plan.total)
+             for plan in key_plans]  # fmt: skip
     table.filtered = filtered
     problems = _problems(found, previous_problems, changes, sources)
     return Delta(plans, topics, len(table.keys), records, unpublished, filtered, problems,
@@ -291,6 +302,7 @@ def _recluster(
     moved: list[float],
     window: float,
     link_of: Callable[[int], Record],
+    prefetch: Callable[[Iterable[int]], None],
     affected: set[str],
 ) -> None:
     """Decide clustering again around every change, one region of nearby changes at a
@@ -308,7 +320,7 @@ def _recluster(
         else:
             regions.append([event])
     for region in regions:
-        _settle(table, config, fresh, region, window, link_of, affected)
+        _settle(table, config, fresh, region, window, link_of, prefetch, affected)
 
 
 def _settle(
@@ -318,6 +330,7 @@ def _settle(
     region: list[tuple[float, str]],
     window: float,
     link_of: Callable[[int], Record],
+    prefetch: Callable[[Iterable[int]], None],
     affected: set[str],
 ) -> None:
     """Clustering decided again for one region of changes (see `assign_leaders`)."""
@@ -339,6 +352,7 @@ def _settle(
         upto = min(upto, len(table.guids))
         if low + len(ordered) >= upto:
             return False
+        prefetch(range(low + len(ordered), upto))
         for position in range(low + len(ordered), upto):
             ordered.append(link_of(position))
             if position >= begin and table.guids[position] in fresh:
@@ -361,18 +375,19 @@ def _settle(
             table.set_leader(position, leader)
 
 
-def _story(
-    table: StoryTable, leader: int, window: float, link_of: Callable[[int], Record]
-) -> Record:
-    """The shown story of the cluster that begins at `leader`."""
+def _members(table: StoryTable, leader: int, window: float) -> list[int]:
+    """The positions of the cluster that begins at `leader`: all lie within the window
+    after it (a story joins only a cluster whose first story is that close)."""
     guid, start = table.guids[leader], table.times[leader]
-    group = [link_of(leader)]
+    if guid not in table.clusters():
+        return [leader]  # most stories are alone: no window to walk
+    members = [leader]
     position = leader + 1
     while position < len(table.guids) and table.times[position] - start <= window:
         if table.leaders[position] == guid:
-            group.append(link_of(position))
+            members.append(position)
         position += 1
-    return story_record(group)
+    return members
 
 
 def _problems(

@@ -25,6 +25,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from operator import attrgetter
 
 from aggregator.cluster import outlets
 from aggregator.config import FeedsConfig, RankingConfig
@@ -195,7 +196,10 @@ def story_key(record: Record, ranking: RankingConfig, rules: FeedRules | None = 
 
 def ranked_keys(keys: Iterable[StoryKey]) -> list[tuple[float, StoryKey]]:
     """(score, story), best first; ties: newer first, then by guid (as `scored`)."""
-    ordered = sorted(keys, key=lambda k: (-k.score, -k.published, k.guid))
+    # Two stable sorts with C key functions (a lambda per story is most of the cost):
+    # by guid, then by score and time, best first; equal ones stay in guid order.
+    ordered = sorted(keys, key=attrgetter("guid"))
+    ordered.sort(key=attrgetter("score", "published"), reverse=True)
     return [(key.score, key) for key in ordered]
 
 
@@ -207,9 +211,13 @@ def key_candidates(
     ranked = ranked_keys(keys)
     topics = _topics_from(topic for _, key in ranked for topic in key.topics)
     members: dict[str, list[tuple[float, StoryKey]]] = {key: [] for key in topics}
+    spelled: dict[str, list[tuple[float, StoryKey]]] = {}  # each spelling's list, found once
     for entry in ranked:
         for name in entry[1].topics:
-            members[topic_key(name)].append(entry)
+            found = spelled.get(name)
+            if found is None:
+                found = spelled[name] = members[topic_key(name)]
+            found.append(entry)
     feeds: list[tuple[Topic | None, list[tuple[float, StoryKey]]]] = [(None, ranked)]
     feeds.extend((topic, members[topic.key]) for topic in sorted(topics.values(),
                                                                  key=lambda t: t.slug))  # fmt: skip

@@ -8,10 +8,12 @@ Generates N synthetic records shaped like the real ones (front-matter Markdown w
 20-60 word excerpts, images, some `related`) under benchmarks/_work/ (git-ignored), then
 times in one run, each as its own process: an aggregator cold build (no state, no
 output) and the same with story clustering off (what clustering costs), a rebuild with
-nothing changed, a rebuild after adding 10 files (the next
-records of the same stream), and Hugo (Debian package `hugo`) building per-topic RSS
-from the same files. The record files are read once first (both tools then find them
-in the page cache); each step runs `--repeat` times (default 3), the rounds
+nothing changed, a rebuild after adding 10 files (the next records of the same
+stream), after 10 heat edits of old records (what the upstream API does most), after
+10 old records are deleted, and Hugo (Debian package `hugo`) building per-topic RSS
+from the same files. Peak memory is the resident memory of the build and its worker
+processes together, sampled every 10 ms. The record files are read once first (both
+tools then find them in the page cache); each step runs `--repeat` times (default 3), the rounds
 interleaving aggregator and Hugo; prints the median seconds, the ratios to Hugo's
 median, the largest peak RSS of each step and every round's time. Needs `hugo` on PATH.
 """
@@ -21,9 +23,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -236,20 +240,55 @@ limit = {FEED_ITEMS}
     return folder
 
 
+def tree_rss_kb(root: int) -> int:
+    """The resident memory of a process and all its descendants together (kB)."""
+    total, waiting = 0, [root]
+    while waiting:
+        pid = waiting.pop()
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                    waiting.extend(int(child) for child in children.read().split())
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
 def timed(command: list[str], cwd: Path) -> Step:
-    """Run `command` as a child process; its wall time and its own peak RSS."""
+    """Run `command` as a child process; its wall time, CPU time and the peak of the
+    resident memory of it and its worker processes together (sampled every 10 ms)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kb(process.pid))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    # ru_maxrss of a child process tree is its largest member (kB on Linux).
+    done.set()
+    sampler.join()
     code = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return Step(" ".join(command), seconds, cpu, usage.ru_maxrss / 1024, code)
+    # ru_maxrss is the largest single process; the sampled sum is every process at once.
+    return Step(" ".join(command), seconds, cpu, max(peak[0], usage.ru_maxrss) / 1024, code)
 
 
 def aggregator_build(folder: Path, *extra: str) -> Step:
     return timed([sys.executable, "-m", "aggregator", "build", "-q", *extra], folder)
+
+
+HEAT = re.compile(r"^heat: .*$", re.MULTILINE)
 
 
 def run(count: int, repeat: int) -> dict[str, list[Step]]:
@@ -261,9 +300,14 @@ def run(count: int, repeat: int) -> dict[str, list[Step]]:
     extra = folder / "extra"
     shutil.rmtree(extra, ignore_errors=True)
     added = generate(extra, 10, start=count)
-    steps: dict[str, list[Step]] = {"cold": [], "no change": [], "+10 files": [], "hugo": [],
-                                    "cold, no clustering": []}  # fmt: skip
+    aside = folder / "aside"
+    steps: dict[str, list[Step]] = {
+        name: [] for name in ("cold", "cold, no clustering", "no change", "+10 files",
+                              "10 heat edits", "10 deletions", "hugo")
+    }  # fmt: skip
     warm_page_cache(news)
+    files = sorted(news.iterdir())
+    rng = random.Random(SEED)
     for _ in range(repeat):
         for name in ("state", "feeds", "hugo-public", "state-no-clustering",
                      "feeds-no-clustering"):  # fmt: skip
@@ -277,6 +321,23 @@ def run(count: int, repeat: int) -> dict[str, list[Step]]:
         for path in added:
             shutil.copy2(path, news / f"{path.stem}-extra-{count}.md")
         steps["+10 files"].append(aggregator_build(folder))
+        # What the upstream API does most: new heat for a few old records.
+        edited = rng.sample(files, 10)
+        before = {path: path.read_text(encoding="utf-8") for path in edited}
+        for path, text in before.items():
+            path.write_text(HEAT.sub(f"heat: {rng.randint(0, 100)}", text, count=1),
+                            encoding="utf-8")  # fmt: skip
+        steps["10 heat edits"].append(aggregator_build(folder))
+        for path, text in before.items():
+            path.write_text(text, encoding="utf-8")
+        # Ten old records withdrawn (moved aside, put back afterwards).
+        aside.mkdir(exist_ok=True)
+        gone = rng.sample([path for path in files if path not in before], 10)
+        for path in gone:
+            path.rename(aside / path.name)
+        steps["10 deletions"].append(aggregator_build(folder))
+        for path in gone:
+            (aside / path.name).rename(path)
         for path in news.glob("*-extra-*.md"):
             path.unlink()
         steps["hugo"].append(timed(

@@ -36,6 +36,14 @@ class StoryTable:
     filtered: int = 0  # records the sources' filters left out
     dirty: set[int] = field(default_factory=set)  # days to write again
     _positions: dict[str, int] | None = None
+    _clusters: set[str] | None = None
+
+    def clusters(self) -> set[str]:
+        """The guids that lead a cluster of more than one story."""
+        if self._clusters is None:
+            self._clusters = {leader for leader, guid in zip(self.leaders, self.guids,
+                                                             strict=True) if leader != guid}
+        return self._clusters
 
     # --- finding and editing ----------------------------------------------------------
     def position(self, guid: str) -> int | None:
@@ -59,6 +67,7 @@ class StoryTable:
         self.files.insert(position, files)
         self.leaders.insert(position, leader)
         self._positions = None
+        self._clusters = None
         self.dirty.add(int(time // DAY))
         return position
 
@@ -67,11 +76,13 @@ class StoryTable:
         for column in (self.times, self.guids, self.files, self.leaders):
             del column[position]
         self._positions = None
+        self._clusters = None
 
     def set_leader(self, position: int, leader: str) -> None:
         if self.leaders[position] != leader:
             self.leaders[position] = leader
             self.dirty.add(int(self.times[position] // DAY))
+            self._clusters = None
 
     def set_key(self, guid: str, key: StoryKey | None) -> None:
         if self.keys.get(guid) == key:
@@ -95,15 +106,17 @@ class StoryTable:
         table = cls()
         try:
             table.filtered = int(unpack(meta))
+            times, guids, files, leaders = table.times, table.guids, table.files, table.leaders
+            keys = table.keys
             for day in sorted(stored, key=int):
-                for time, guid, files, leader, key in unpack(stored[day]):
-                    table.times.append(time)
-                    table.guids.append(guid)
-                    table.files.append(tuple(files))
-                    table.leaders.append(leader or guid)
+                for time, guid, held, leader, key in unpack(stored[day]):
+                    times.append(time)
+                    guids.append(guid)
+                    files.append(held)
+                    leaders.append(leader or guid)
                     if key is not None:
-                        table.keys[guid] = StoryKey(key[0], time if key[1] is None else key[1],
-                                                    guid, key[2], tuple(key[3]), tuple(key[4]))
+                        published = time if key[1] is None else key[1]
+                        keys[guid] = StoryKey(key[0], published, guid, *key[2:])
         except (Undecodable, ValueError, TypeError, IndexError):
             return None
         return table
