@@ -32,7 +32,7 @@ from aggregator.state import StateStore, memory_store, open_read_only, open_stor
 from aggregator.state.codec import Undecodable, decode_result
 from aggregator.state.feed_cache import FeedCache
 from aggregator.state.fingerprint import program_fingerprint, templates_digest
-from aggregator.state.parse_cache import PARSE, ParseCache, ReadOnlyParseCache, file_stamp
+from aggregator.state.parse_cache import PARSE, ParseCache, ReadOnlyParseCache
 from aggregator.state.snapshot import Snapshot, file_stamps, settings_digest
 from aggregator.state.stories import StoryTable
 from aggregator.validate import RecordDefaults, load_record_file
@@ -95,7 +95,7 @@ class BuildReport:
 
 def _source_files(
     source: SourceConfig, index: int, config: Config, found: FoundFiles
-) -> list[tuple[str, os.stat_result | None]]:
+) -> list[tuple[str, bytes | None]]:
     assert source.path is not None
     if not source.path.is_dir():
         key = f"sources[{index + 1}].path"  # counted from 1, as people count
@@ -133,7 +133,7 @@ class SourceSpan:
 class FoundFiles:
     """The record files of every `path` source, with their stats and parse-cache keys."""
 
-    files: list[tuple[str, os.stat_result | None]]
+    files: list[tuple[str, bytes | None]]
     keys: list[str]
     skipped: list[Problem]  # links not followed (warnings), folders not readable (errors)
     sources: list[int] = field(default_factory=list)  # each file's index in config.sources
@@ -344,7 +344,7 @@ SAVE_BATCH = 1_000  # cache entries written per statement batch (bounds memory)
 
 
 def read_record_files(
-    files: Sequence[tuple[str, os.stat_result | None]],
+    files: Sequence[tuple[str, bytes | None]],
     keys: Sequence[str],
     load: Loader,
     cache: ParseCache | None,
@@ -356,8 +356,7 @@ def read_record_files(
     With `finish=False` the caller finishes the cache (after `_hold_sources`)."""
     results: list[DocumentResult | None] = [None] * len(files)
     misses: list[tuple[int, bytes | None]] = []
-    for position, ((path, stat), key) in enumerate(zip(files, keys, strict=True)):
-        stamp = None if stat is None else file_stamp(stat.st_size, stat.st_mtime_ns)
+    for position, ((path, stamp), key) in enumerate(zip(files, keys, strict=True)):
         hit = None if cache is None else cache.lookup(key, stamp)
         if hit is not None:
             try:

@@ -32,7 +32,7 @@ from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files
 from aggregator.rank import FeedPlan, Topic, plan_keys, story_key
 from aggregator.state.codec import Undecodable, decode_result
-from aggregator.state.parse_cache import PARSE, STAMP_SIZE, file_stamp
+from aggregator.state.parse_cache import PARSE, STAMP_SIZE
 from aggregator.state.store import StateStore
 from aggregator.state.stories import StoryTable
 
@@ -285,8 +285,7 @@ def _read_changes(
     for key in gone:
         changes[key] = FileChange(key, sources.source_of(key), old[key], None)
     for key, path, (encoded, may_cache) in zip(come, paths, parsed, strict=True):
-        stat = files[where[key]][1]
-        stamp = None if stat is None else file_stamp(stat.st_size, stat.st_mtime_ns)
+        stamp = files[where[key]][1]
         previous = changes.get(key)
         changes[key] = FileChange(key, found.sources[where[key]],  # type: ignore[attr-defined]
                                   None if previous is None else previous.old,

@@ -94,10 +94,14 @@ def decide(
     edited: list[str] = []
     deleted: list[str] = []
     if before != stamps:  # dict equality runs in C: the common no-change case stays cheap
-        added = [key for key in stamps if key not in before]
-        edited = [key for key, stamp in stamps.items() if key in before and before[key] != stamp]
-        skip = set(unknown)  # an unstamped file is still there, only not measured
-        deleted = [key for key in before if key not in stamps and key not in skip]
+        # Set operations on the dicts' views run in C too; only the few changed keys are
+        # then put back in the order found.
+        differ = {key for key, _ in stamps.items() - before.items()}
+        fresh = differ - before.keys()
+        added = [key for key in stamps if key in fresh] if fresh else []
+        edited = [key for key in stamps if key in differ and key not in fresh] if differ else []
+        gone = before.keys() - stamps.keys() - set(unknown)  # unstamped: there, not measured
+        deleted = [key for key in before if key in gone] if gone else []
     renamed = _renames(deleted, added, before, stamps)
     if renamed:
         moved = {old for old, _ in renamed} | {new for _, new in renamed}

@@ -168,7 +168,7 @@ def topics_of(records: Sequence[Record]) -> dict[str, Topic]:
     return _topics_from(topic for record in records for topic in record.topics)
 
 
-def _topics_from(names: Iterable[str]) -> dict[str, Topic]:
+def _topics_from(names: Iterable[str] | Counter[str]) -> dict[str, Topic]:
     shown = display_names(names)
     slugs = assign_slugs(shown)
     return {key: Topic(key, shown[key], slugs[key]) for key in sorted(shown)}
@@ -209,7 +209,12 @@ def key_candidates(
     """Every topic, and each feed's stories in rank order after the feed's filters: the
     all-topics feed first, then one feed per topic in slug order."""
     ranked = ranked_keys(keys)
-    topics = _topics_from(topic for _, key in ranked for topic in key.topics)
+    # Count each list of topics once (far fewer lists than stories), then its names.
+    names: Counter[str] = Counter()
+    for listed, count in Counter(key.topics for _, key in ranked).items():
+        for name in listed:
+            names[name] += count
+    topics = _topics_from(names)
     members: dict[str, list[tuple[float, StoryKey]]] = {key: [] for key in topics}
     spelled: dict[str, list[tuple[float, StoryKey]]] = {}  # each spelling's list, found once
     for entry in ranked:

@@ -22,15 +22,16 @@ def topic_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def display_names(names: Iterable[str]) -> dict[str, str]:
+def display_names(names: Iterable[str] | Counter[str]) -> dict[str, str]:
     """Map each topic key to its most common spelling (ties: the alphabetically first)."""
     return commonest(spelling_counts(names))
 
 
-def spelling_counts(names: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Topic key -> spelling -> how often it is used."""
+def spelling_counts(names: Iterable[str] | Counter[str]) -> dict[str, dict[str, int]]:
+    """Topic key -> spelling -> how often it is used (`names` may come counted)."""
     counts: dict[str, dict[str, int]] = {}
-    for name, count in Counter(names).items():  # count spellings first: far fewer keys
+    counted = names if isinstance(names, Counter) else Counter(names)
+    for name, count in counted.items():  # count spellings first: far fewer keys
         spellings = counts.setdefault(topic_key(name), {})
         spellings[name] = spellings.get(name, 0) + count
     return counts

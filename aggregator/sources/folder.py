@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
 _SUFFIXES = tuple(RECORD_SUFFIXES)
+_STAMP = struct.Struct("<qq")  # size, mtime_ns
+STAMP_SIZE = _STAMP.size
 
-FileEntry = tuple[str, os.stat_result | None]
+FileEntry = tuple[str, bytes | None]  # the path and its stamp (None: no stat to be had)
+
+
+def file_stamp(size: int, mtime_ns: int) -> bytes:
+    """What tells an unchanged file: its size and modification time in nanoseconds."""
+    return _STAMP.pack(size, mtime_ns)
 OnSkip = Callable[[Path, str], None]
 
 
@@ -22,8 +30,8 @@ def iter_record_files(root: Path, on_skip: OnSkip | None = None) -> Iterator[Pat
 def scan_record_files(
     root: Path, on_skip: OnSkip | None = None, on_error: OnSkip | None = None
 ) -> list[FileEntry]:
-    """Every record file under `root`, each with its stat (None if it cannot be had: the
-    file is then read anyway, to report why).
+    """Every record file under `root`, each with its stamp (`file_stamp`; None if no
+    stat can be had: the file is then read anyway, to report why).
 
     Hidden files and folders are skipped (editors and VCS keep state there). Symbolic
     links are followed only while they lead somewhere inside `root`: a link out of the
@@ -61,6 +69,7 @@ def _scan(
             on_error(Path(folder), exc.strerror or str(exc))
         return
     folders = []
+    pack = _STAMP.pack
     for entry in entries:
         name = entry.name
         if name[0] == "." or (entry.is_symlink() and not _inside(entry.path, real_root, on_skip)):
@@ -73,7 +82,8 @@ def _scan(
             folders.append(entry.path)
         elif name.lower().endswith(_SUFFIXES):
             try:
-                found.append((entry.path, entry.stat()))
+                info = entry.stat()
+                found.append((entry.path, pack(info.st_size, info.st_mtime_ns)))
             except OSError:
                 found.append((entry.path, None))
     for path in folders:

@@ -31,9 +31,10 @@ def feed_inputs(
     digest.update(repr((site, plan.topic, plan.directory, archive_pages)).encode())
     for item in plan.items:
         shown = [names.get(topic_key(name), name) for name in item.topics]
-        # The record's plain values (marshal is exact and several times faster than
-        # repr, which walks every nested dataclass).
-        digest.update(marshal.dumps((record_values(item), shown)))
+        # The record's plain values: marshal is exact and several times faster than repr
+        # (which walks every nested dataclass). Format 0 writes values only; later formats
+        # also write which objects are shared or interned, which equal values need not be.
+        digest.update(marshal.dumps((record_values(item), shown), 0))
     return digest.digest()
 
 

@@ -8,18 +8,19 @@ parsed again.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable
 
 from aggregator.model import DocumentResult
+from aggregator.sources.folder import STAMP_SIZE, file_stamp
 from aggregator.state.codec import Undecodable, decode_result
 from aggregator.state.store import StateStore
+
+__all__ = ["CONTEXT_KEY", "FILE_KEY", "PARSE", "STAMP_SIZE", "ParseCache", "ReadOnlyParseCache",
+           "cacheable", "file_stamp"]
 
 PARSE = "parse"
 FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
 CONTEXT_KEY = "context"
-_STAMP = struct.Struct("<qq")  # size, mtime_ns
-STAMP_SIZE = _STAMP.size
 
 
 def cacheable(result: DocumentResult) -> bool:
@@ -28,11 +29,6 @@ def cacheable(result: DocumentResult) -> bool:
     return not any(p.line is None and p.field is None and not result.records
                    for p in result.problems)  # fmt: skip
 
-
-
-def file_stamp(size: int, mtime_ns: int) -> bytes:
-    """What tells an unchanged file: its size and modification time in nanoseconds."""
-    return _STAMP.pack(size, mtime_ns)
 
 
 class ParseCache:
@@ -61,7 +57,7 @@ class ParseCache:
             self._replaced[key] = entry  # the last good result, should the new one be refused
             return None
         self._kept.add(key)
-        return memoryview(entry)[_STAMP.size :]
+        return memoryview(entry)[STAMP_SIZE :]
 
     def left_under(self, prefix: str) -> list[tuple[str, DocumentResult]]:
         """The remembered results of files under the folder key `prefix` that were not
@@ -71,7 +67,7 @@ class ParseCache:
         for key in sorted(k for k in self._entries if k.startswith(prefix)):
             entry = self._entries.pop(key)
             try:
-                found.append((key, decode_result(memoryview(entry)[_STAMP.size :], "")))
+                found.append((key, decode_result(memoryview(entry)[STAMP_SIZE :], "")))
             except Undecodable:
                 continue  # a damaged entry: nothing to keep
             self._kept.add(key)
@@ -83,7 +79,7 @@ class ParseCache:
         if entry is None:
             return None
         try:
-            return decode_result(memoryview(entry)[_STAMP.size :], "")
+            return decode_result(memoryview(entry)[STAMP_SIZE :], "")
         except Undecodable:
             return None
 

@@ -14,7 +14,6 @@ from aggregator.config import Config
 from aggregator.errors import Problem
 from aggregator.model import field_values
 from aggregator.state.codec import Undecodable, pack, unpack
-from aggregator.state.parse_cache import file_stamp
 from aggregator.state.store import StateStore
 
 SNAPSHOT = "build"  # state namespace: what the last build read and chose
@@ -34,18 +33,15 @@ def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
 
 
 def file_stamps(
-    keys: Sequence[str], files: Sequence[tuple[str, os.stat_result | None]]
+    keys: Sequence[str], files: Sequence[tuple[str, bytes | None]]
 ) -> tuple[dict[str, bytes], list[str]]:
     """Every record file's stamp by cache key, and the keys of files found without a
     stat (their state cannot be known without reading them)."""
-    stamps = {}
-    unstamped = []
-    for key, (_, stat) in zip(keys, files, strict=True):
-        if stat is None:
-            unstamped.append(key)
-        else:
-            stamps[key] = file_stamp(stat.st_size, stat.st_mtime_ns)
-    return stamps, unstamped
+    stamps = {key: stamp for key, (_, stamp) in zip(keys, files, strict=True)}
+    unstamped = [key for key, stamp in stamps.items() if stamp is None]
+    for key in unstamped:
+        del stamps[key]
+    return stamps, unstamped  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
