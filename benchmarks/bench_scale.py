@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_build import HEAT, SEED, WORK, RecordMaker, Step, aggregator_build  # noqa: E402
+from bench_build import HEAT, SEED, WORK, RecordMaker, Step, aggregator_build
 
 
 def prepare(count: int) -> Path:
