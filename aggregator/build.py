@@ -112,8 +112,8 @@ def _source_files(
         reason = f"cannot read this folder: {reason}"
         action = "kept the records its files gave at the last build"
         found.skipped.append(Problem(str(path), None, None, reason, action))
-        absolute = ParseCache.key(os.path.abspath(path))
-        found.unreadable.append((absolute.rstrip(os.sep) + os.sep, str(source.path), index))
+        folder = ParseCache.key(os.path.abspath(source.path)) + str(path)[len(str(source.path)) :]
+        found.unreadable.append((folder.rstrip(os.sep) + os.sep, str(source.path), index))
 
     return scan_record_files(source.path, on_skip, on_error)
 
@@ -154,7 +154,8 @@ def find_files(config: Config) -> FoundFiles:
         except ConfigError as error:
             missing.append(error)  # every missing folder in one run, not one per run
             continue
-        # Cache keys are absolute paths, whatever folder the build is started from.
+        # Cache keys name the folder by its absolute path, whatever folder the build is
+        # started from (ParseCache.key), and the file by its path inside it.
         root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
         if source.include or source.exclude:
             cut = len(root) + 1

@@ -16,7 +16,7 @@ from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, _start_method, parse_files
 from aggregator.sources.folder import iter_record_files, scan_record_files
 from aggregator.state.codec import decode_result, encode_result
-from aggregator.state.parse_cache import FILE_KEY, PARSE, file_stamp
+from aggregator.state.parse_cache import FILE_KEY, PARSE, ParseCache, file_stamp
 from aggregator.state.sqlite import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, SqliteStore
 from aggregator.validate import RecordDefaults, load_record_file
 
@@ -241,7 +241,7 @@ def test_damaged_cache_entry_is_parsed_again(site) -> None:
     build(config)
     path = records / "record-0005.md"
     stat = path.stat()
-    key = FILE_KEY + str(path)
+    key = ParseCache.key(os.path.abspath(records)) + "/record-0005.md"
     (records / "record-0006.md").touch()  # some file changed: the records must be read
     with SqliteStore.open(config.build.state_path) as store:
         store.put(PARSE, key, file_stamp(stat.st_size, stat.st_mtime_ns) + b"\x00garbage")

@@ -45,8 +45,12 @@ class ParseCache:
         self._replaced: dict[str, bytes] = {}  # entries of files that changed, until finish
 
     @staticmethod
-    def key(path: str) -> str:
-        return FILE_KEY + path
+    def key(folder: str) -> str:
+        """The key of a source folder (an absolute path): its files' keys are this plus
+        their path inside it. A short digest stands for the folder's path, which every
+        key would otherwise repeat (in the parse cache, its index, the snapshot and the
+        story table)."""
+        return FILE_KEY + hashlib.sha256(folder.encode()).hexdigest()[:12]
 
     def lookup(self, key: str, stamp: bytes | None) -> memoryview | None:
         """The encoded result for `key` if it was made from a file with this stamp."""
