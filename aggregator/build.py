@@ -3,54 +3,40 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from aggregator import webhooks
-from aggregator.archive import FeedChange, Histories
 from aggregator.cluster import Clustering, cluster
 from aggregator.config import Config, FilterConfig, SourceConfig, locate
 from aggregator.delta import apply_changes
-from aggregator.errors import ConfigError, ConfigErrors, Problem, StateUnavailable, WriteFailed
+from aggregator.errors import ConfigError, ConfigErrors, Problem, StateUnavailable
 from aggregator.filters import FeedRules, compile_rules, first_match, path_allowed
 from aggregator.incremental import Decision, Redo, decide
 from aggregator.model import DocumentResult, Record
+from aggregator.output import publish
+from aggregator.output.changes import Uploads, local_changes
+from aggregator.output.folder import remove_stale_temp_files
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
-from aggregator.publish import (
-    UnsafePath,
-    remove_if_unchanged,
-    remove_stale_temp_files,
-    target_path,
-    write_if_changed,
-)
 from aggregator.rank import FeedPlan, StoryKey, Topic, plan_keys, story_key
 from aggregator.sources.folder import scan_record_files
 from aggregator.sources.results import FetchStats, RemoteCollection
 from aggregator.state import StateStore, memory_store, open_read_only, open_store
 from aggregator.state.codec import Undecodable, decode_result
-from aggregator.state.feed_cache import FeedCache, feed_inputs
+from aggregator.state.feed_cache import FeedCache
 from aggregator.state.fingerprint import program_fingerprint, templates_digest
 from aggregator.state.parse_cache import PARSE, ParseCache, ReadOnlyParseCache
 from aggregator.state.snapshot import Snapshot, file_stamps, settings_digest
 from aggregator.state.stories import StoryTable
-from aggregator.topics import topic_key
 from aggregator.validate import RecordDefaults, load_record_file
 from aggregator.wording import plural
-
-if TYPE_CHECKING:
-    from aggregator.render.feeds import FeedSummary
-    from aggregator.render.site import RenderJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +69,11 @@ class BuildReport:
     problems: tuple[Problem, ...] = ()
     seconds: float = 0.0
     written_paths: tuple[Path, ...] = field(default=())
+    removed_paths: tuple[Path, ...] = ()  # files of topics that are gone, deleted
+    # What changed where the site is published (relative paths): the files written and
+    # removed, or with [site] output_url the objects put and deleted (output/changes.py).
+    changed_paths: tuple[str, ...] = ()
+    uploads: Uploads | None = None  # what object storage was given, with output_url
     parsed: int = 0  # files read and parsed; the rest came from the parse cache
     rendered: int = 0  # output files rendered; the rest were current already
     fetch: FetchStats = field(default_factory=FetchStats)
@@ -365,8 +356,6 @@ def _stored_remote(config: Config, store: StateStore | None) -> RemoteCollection
         return stored_remote(config, saved)
 
 
-WRITE_THREADS = 4  # output files written at once (their fsyncs overlap)
-MIN_FEEDS_PER_WORKER = 8  # feeds to render before worker processes pay for themselves
 SAVE_BATCH = 1_000  # cache entries written per statement batch (bounds memory)
 
 
@@ -422,11 +411,17 @@ def build(
 
     A build remembers parsed files and rendered feeds in the state store and reuses
     them while they are current; `full=True` ignores what it remembers. `progress`
-    shows fetching; by default a bar on stderr when it is a terminal.
+    shows fetching; by default a bar on stderr when it is a terminal. With
+    `[site] output_url` the output folder is then copied to object storage.
     """
     started = clock()
     output = output_dir or config.site.output_dir
     key = "site.output_dir" if output_dir is None else "--output"
+    bucket = None
+    if write and config.storage is not None:
+        from aggregator.output.storage import Bucket  # s3fs loads only for a bucket
+
+        bucket = Bucket.open(config)  # bad settings stop the build before it writes
     with _collector_paused():  # the records die inside, before collection resumes
         try:
             report = _run(config, output, write=write, full=full, progress=progress,
@@ -435,6 +430,12 @@ def build(
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
             raise ConfigError(str(config.path), key, reason) from None
+    changed = local_changes(output, report.written_paths, report.removed_paths)
+    report = replace(report, changed_paths=changed)
+    if bucket is not None:
+        with _open_state(config, []) as store:
+            uploads = bucket.sync(output, store, full=full)
+        report = replace(report, uploads=uploads, changed_paths=uploads.changed)
     return replace(report, seconds=clock() - started)
 
 
@@ -549,7 +550,7 @@ def _build_changes(
     names = {key: topic.name for key, topic in delta.topics.items()}
     refused: list[Problem] = []
     feed_cache = FeedCache(store, output)
-    written, rendered, files = publish(
+    published = publish(
         config, delta.plans, names, output, feed_cache, program, refused, pool, store
     )
     with store.transaction():
@@ -572,12 +573,13 @@ def _build_changes(
         duplicates=delta.records - delta.stories,
         items=delta.stories,
         feeds=2 * len(delta.plans),
-        files=files,
-        written=len(written),
+        files=published.files,
+        written=len(published.written),
         problems=(*problems, *refused),
-        written_paths=tuple(written),
+        written_paths=tuple(published.written),
+        removed_paths=tuple(published.removed),
         parsed=delta.parsed,
-        rendered=rendered,
+        rendered=published.rendered,
         filtered=delta.filtered + found.excluded[0],
         redo=Redo.CHANGES.value,
     )
@@ -601,6 +603,7 @@ def _build_all(
     accept_shrink: bool = False,
 ) -> _Outcome:
     written: list[Path] = []
+    removed: list[Path] = []
     refused: list[Problem] = []
     rendered = files = 0
     if write:
@@ -615,9 +618,11 @@ def _build_all(
     stories, duplicates = curated.clustering.stories, curated.clustering.duplicates
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
-        written, rendered, files = publish(
+        published = publish(
             config, plans, names, output, feed_cache, program, refused, pool, store
         )
+        written, rendered, files = published.written, published.rendered, published.files
+        removed = published.removed
     report = BuildReport(
         documents=collection.documents,
         records=len(collection.records),
@@ -630,6 +635,7 @@ def _build_all(
         written=len(written),
         problems=(*collection.problems, *refused),
         written_paths=tuple(written),
+        removed_paths=tuple(removed),
         parsed=collection.parsed,
         rendered=rendered,
         fetch=collection.fetch,
@@ -751,271 +757,6 @@ def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
     clustering = curated.clustering
     return SitePlan(
         collection, len(clustering.stories), clustering.duplicates, curated.plans, curated.names
-    )
-
-
-def publish(
-    config: Config,
-    plans: Sequence[FeedPlan],
-    names: dict[str, str],
-    output: Path,
-    feed_cache: FeedCache | None,
-    program: bytes,
-    refused: list[Problem],
-    pool: WorkerPool,
-    store: StateStore | None = None,
-) -> tuple[list[Path], int, int]:
-    """Render and write every output file whose inputs changed.
-
-    Returns the paths written, how many files were rendered and how many the site has;
-    a file whose path would leave the output folder is not written but added to `refused`.
-    Feeds are rendered on the worker processes when there are enough of them; only
-    this process writes (a killed build leaves no worker writing behind it). Writes run
-    on threads: each waits on fsync, which releases the interpreter, so they overlap
-    with each other and with rendering.
-    """
-    # The renderers (feedgen, lxml, jinja2) load here: a build that renders nothing
-    # never imports them.
-    from aggregator.render.feeds import STYLESHEET_NAME
-    from aggregator.render.html import page_path
-    from aggregator.render.opml import OPML_NAME
-    from aggregator.render.site import render_job, render_site_list
-
-    remove_stale_temp_files(output)
-    output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
-    changes = [] if store is None else _advance_histories(config, plans, names, store)
-    archives = {change.plan.directory: len(change.history.pages) for change in changes}
-    work = _plan_rendering(config, plans, names, feed_cache, program, archives)
-    # Archive documents first: the feeds written next link to them.
-    written, rendered, total = _write_archives(
-        config, changes, output, feed_cache, program, refused, store
-    )
-    render = partial(render_job, config.site, names, work.feeds)
-    if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
-        results = pool.map(render, work.jobs, chunk=2)  # the shared arguments travel once a chunk
-    else:
-        results = map(render, work.jobs)
-    pages = {page_path(job.plan) for job in work.jobs}
-    site_list = render_site_list(config.site, work.feeds) if work.site_list else {}
-    with ThreadPoolExecutor(WRITE_THREADS) as writer:
-        writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
-
-        def put(relative: str, data: bytes, digest: bytes) -> None:
-            future = writer.submit(_write_file, output, relative, data)
-            writes.append((relative, digest, len(data), future))
-
-        def settle() -> None:
-            """Wait for the writes so far; on a write error stop before anything that
-            would link to what is missing."""
-            try:
-                _settle(writes, output, written, feed_cache, refused)
-            finally:
-                writes.clear()
-
-        # Files that link to others are written after them: the stylesheet before the
-        # feeds, every feed before the pages, topic pages before the front page, the
-        # OPML list last. A build stopped by a full disk leaves no link to a missing feed.
-        if STYLESHEET_NAME in site_list:
-            put(STYLESHEET_NAME, site_list[STYLESHEET_NAME], work.site_inputs)
-        held: list[tuple[str, bytes, bytes]] = []
-        for files, inputs, page_inputs in zip(results, work.inputs, work.page_inputs, strict=True):
-            for relative, data in files.items():
-                if relative in pages:
-                    held.append((relative, data, page_inputs))
-                else:
-                    put(relative, data, inputs)
-        settle()
-        held.sort(key=lambda page: page[0].count("/") == 0)  # the front page last
-        for relative, data, digest in held:
-            put(relative, data, digest)
-        settle()
-        if OPML_NAME in site_list:
-            put(OPML_NAME, site_list[OPML_NAME], work.site_inputs)
-        settle()
-    if feed_cache is not None:
-        # A topic that is gone takes its files with it (only files we made, unchanged).
-        for relative, sha256, size in feed_cache.stale():
-            remove_if_unchanged(output, relative, sha256, size)
-        feed_cache.finish()  # only once every file is on disk
-    return written, rendered + work.rendered, total + work.total
-
-
-def _settle(
-    writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]],
-    output: Path,
-    written: list[Path],
-    feed_cache: FeedCache | None,
-    refused: list[Problem],
-) -> None:
-    """Collect finished writes; the first write error cancels those not started and
-    raises WriteFailed naming the file (the feed cache is not finished, so the next
-    build writes whatever is missing)."""
-    failure: WriteFailed | None = None
-    for relative, inputs, size, future in writes:
-        try:
-            target, changed, sha256 = future.result()
-        except UnsafePath as exc:
-            refused.append(Problem(str(output / relative), None, None, exc.reason,
-                                   "file not written"))  # fmt: skip
-            continue
-        except OSError as exc:
-            if failure is None:
-                failure = WriteFailed(str(exc.filename or output / relative),
-                                      exc.strerror or str(exc))  # fmt: skip
-                for _, _, _, later in writes:
-                    later.cancel()
-            continue
-        except CancelledError:
-            continue
-        if changed:
-            written.append(target)
-        if feed_cache is not None:
-            feed_cache.rendered(relative, inputs, sha256, size)
-    if failure is not None:
-        raise failure
-
-
-def _advance_histories(
-    config: Config, plans: Sequence[FeedPlan], names: dict[str, str], store: StateStore
-) -> list[FeedChange]:
-    """Each feed's new items into its history (and archive); see aggregator.archive."""
-    feeds = config.feeds
-    with store.transaction():  # the history and the deliveries it calls for, together
-        changes = Histories(store).advance(
-            plans, names, archive=feeds.archive, page_size=feeds.archive_page_size
-        )
-        webhooks.queue(store, config, changes, names)
-    return changes
-
-
-def _write_archives(
-    config: Config,
-    changes: Sequence[FeedChange],
-    output: Path,
-    feed_cache: FeedCache | None,
-    program: bytes,
-    refused: list[Problem],
-    store: StateStore | None,
-) -> tuple[list[Path], int, int]:
-    """Every archive document that is not on disk as its inputs would render it; in
-    practice the newest page of a feed that gained items (and the one before it, which
-    gains its `next-archive` link). Returns the paths written, files rendered, files."""
-    from aggregator.render.feeds import archive_files, render_archive_page
-
-    written: list[Path] = []
-    rendered = total = 0
-    if store is None or not config.feeds.archive:
-        return written, rendered, total
-    histories = Histories(store)
-    for change in changes:
-        plan, pages = change.plan, change.history.pages
-        for number, guids in enumerate(pages, start=1):
-            files = archive_files(plan.directory, number)
-            total += len(files)
-            last = number == len(pages)
-            shape = (config.site, plan.topic, plan.directory, number, last, guids)
-            inputs = hashlib.sha256(program + repr(shape).encode()).digest()
-            if feed_cache is not None and all(feed_cache.is_current(f, inputs) for f in files):
-                continue
-            page = FeedPlan(plan.topic, histories.page(change.history, number), len(guids))
-            rendered += len(files)
-            for relative, data in zip(
-                files, render_archive_page(config.site, page, number, last=last), strict=True
-            ):
-                try:
-                    target, changed, sha256 = _write_file(output, relative, data)
-                except UnsafePath as exc:
-                    refused.append(Problem(str(output / relative), None, None, exc.reason,
-                                           "file not written"))  # fmt: skip
-                    continue
-                except OSError as exc:
-                    raise WriteFailed(str(exc.filename or output / relative),
-                                      exc.strerror or str(exc)) from None  # fmt: skip
-                if changed:
-                    written.append(target)
-                if feed_cache is not None:
-                    feed_cache.rendered(relative, inputs, sha256, len(data))
-    return written, rendered, total
-
-
-def _write_file(output: Path, relative: str, data: bytes) -> tuple[Path, bool, bytes]:
-    """On a writer thread (the path checks, the write and the hash all wait on the system,
-    away from the thread that collects rendered files): the file's path, whether its
-    bytes changed, and their SHA-256 for the feed cache. UnsafePath if it would leave
-    the output folder."""
-    target = target_path(output, relative)
-    return target, write_if_changed(target, data), hashlib.sha256(data).digest()
-
-
-@dataclass(frozen=True, slots=True)
-class _Rendering:
-    """What a build must render: the jobs, and the inputs digest each file is made from."""
-
-    jobs: list[RenderJob]
-    inputs: list[bytes]  # of each job's feed files
-    page_inputs: list[bytes]  # of each job's page
-    site_inputs: bytes  # of the OPML list and the stylesheet
-    site_list: bool  # whether the OPML list and stylesheet are rendered
-    feeds: list[FeedSummary]
-    rendered: int  # files to render
-    total: int  # files the site has
-
-
-def _plan_rendering(
-    config: Config,
-    plans: Sequence[FeedPlan],
-    names: dict[str, str],
-    feed_cache: FeedCache | None,
-    program: bytes,
-    archives: dict[str, int],
-) -> _Rendering:
-    from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
-    from aggregator.render.html import page_path
-    from aggregator.render.opml import OPML_NAME
-    from aggregator.render.site import RenderJob, feed_files
-
-    def current(relatives: Sequence[str], inputs: bytes) -> bool:
-        return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
-
-    digests = [
-        feed_inputs(program, config.site, plan, names, archives.get(plan.directory, 0))
-        for plan in plans
-    ]
-    # The index and the OPML list show every feed: they change when any feed does.
-    site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
-    for digest in digests:
-        site_digest.update(digest)
-    site_inputs = site_digest.digest()
-    folders = {plan.topic.key: plan.directory for plan in plans if plan.topic is not None}
-
-    def page_inputs(plan: FeedPlan, digest: bytes) -> bytes:
-        """A topic page shows its feed's items, its total and links to their topics."""
-        if plan.topic is None:
-            return site_inputs
-        links = [folders.get(topic_key(name)) for item in plan.items for name in item.topics]
-        return hashlib.sha256(digest + repr((plan.total, links)).encode()).digest()
-
-    jobs, inputs, pages = [], [], []
-    for plan, digest in zip(plans, digests, strict=True):
-        page = page_inputs(plan, digest)
-        job = RenderJob(plan, feeds=not current(feed_files(plan), digest),
-                        page=not current([page_path(plan)], page),
-                        archive_pages=archives.get(plan.directory, 0))  # fmt: skip
-        if job.feeds or job.page:
-            jobs.append(job)
-            inputs.append(digest)
-            pages.append(page)
-    shared = [OPML_NAME, STYLESHEET_NAME]
-    site_list = not current(shared, site_inputs)
-    return _Rendering(
-        jobs=jobs,
-        inputs=inputs,
-        page_inputs=pages,
-        site_inputs=site_inputs,
-        site_list=site_list,
-        feeds=[FeedSummary.of(plan) for plan in plans],
-        rendered=sum(3 * job.feeds + job.page for job in jobs) + len(shared) * site_list,
-        total=4 * len(plans) + len(shared),
     )
 
 

@@ -21,6 +21,7 @@ from aggregator.errors import (
     ConfigError,
     Problem,
     StateUnavailable,
+    UploadFailed,
     WriteFailed,
 )
 from aggregator.lock import (
@@ -138,6 +139,11 @@ def _report(
     if summary and getattr(args, "verbose", False):
         for path in report.written_paths:
             print(f"wrote {path}")
+        if report.uploads is not None:
+            for relative in report.uploads.uploaded:
+                print(f"uploaded {report.uploads.destination}/{relative}")
+            for relative in report.uploads.deleted:
+                print(f"deleted {report.uploads.destination}/{relative}")
     if summary and not args.quiet:
         print(report.summary())
     return _exit_code(report)
@@ -208,18 +214,45 @@ def _build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--dry-run", action="store_true",
                         help="show which feeds and items would change; write nothing "
                              "(not even the state file)")  # fmt: skip
-    _noise_options(parser, "list every file written")
+    parser.add_argument("--changed-paths", type=Path, metavar="FILE",
+                        help="write the URL paths this build changed (written, uploaded or "
+                             "deleted), one per line, for CDN invalidation")  # fmt: skip
+    _noise_options(parser, "list every file written, uploaded and deleted")
 
 
 def _build(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.dry_run:
         return _dry_run(config, args)
-    report = _locked_build(config, args.output, args)
+    try:
+        report = _locked_build(config, args.output, args)
+    except UploadFailed as exc:
+        _changed(config, exc.changed, args)  # what the bucket did take is live: tell them
+        raise
     code = _report(report, args)
-    _announce(config, report, args)
+    if not _changed(config, report.changed_paths, args):
+        code = EXIT_WRITE_FAILED
     _deliver(config, args)
     return code
+
+
+def _changed(config: Config, changed: Sequence[str], args: argparse.Namespace) -> bool:
+    """Hand the one list of changed paths on: to `--changed-paths FILE`, and its feeds to
+    the WebSub hub. False if the file could not be written."""
+    written = True
+    target = getattr(args, "changed_paths", None)
+    if target is not None:
+        from aggregator.output.changes import write_changed_paths
+
+        try:
+            write_changed_paths(target, config.site.base_url, changed)
+        except OSError as exc:
+            print(f"aggregator: write failed: {exc.filename or target}: "
+                  f"{exc.strerror or exc}; the list of changed paths was not written",
+                  file=sys.stderr)  # fmt: skip
+            written = False
+    _announce(config, changed, args)
+    return written
 
 
 def _dry_run(config: Config, args: argparse.Namespace) -> int:
@@ -248,14 +281,13 @@ def _dry_run(config: Config, args: argparse.Namespace) -> int:
     return _exit_code(report)
 
 
-def _announce(config: Config, report: BuildReport, args: argparse.Namespace) -> None:
+def _announce(config: Config, changed: Sequence[str], args: argparse.Namespace) -> None:
     """WebSub: tell the hub which feeds changed. Never changes the exit code."""
     if not config.site.websub_hub:
         return
     from aggregator.websub import announce_build  # the HTTP stack, only when needed
 
-    output = args.output or config.site.output_dir
-    result = announce_build(config, output, report.written_paths, _warn(args))
+    result = announce_build(config, changed, _warn(args))
     if result is not None and result.announced and getattr(args, "verbose", False):
         print(f"announced {plural(len(result.announced), 'feed URL')} to "
               f"{config.site.websub_hub}")  # fmt: skip
@@ -464,7 +496,7 @@ def _build_for_serve(
         return False
     changed = bool(report.written_paths)
     _report(report, args, seen, summary=changed or not quiet_unchanged)
-    _announce(config, report, args)
+    _announce(config, report.changed_paths, args)
     _deliver(config, args)
     sys.stdout.flush()
     return changed
@@ -536,6 +568,7 @@ COMMANDS: tuple[Command, ...] = (
             "aggregator build",
             "aggregator build --config site/config.toml --output /srv/www/feeds",
             "aggregator build --dry-run",
+            "aggregator build -q --changed-paths changed.txt",
         ),
         exit_codes=(
             EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_LOCKED, EXIT_FAILED, EXIT_WRITE_FAILED,
@@ -668,6 +701,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"aggregator: {args.command} stopped: state store failed: {exc}; what was "
               "written is whole, rerun", file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
+    except UploadFailed as exc:
+        print(f"aggregator: upload failed: {exc}; build stopped: the output folder is "
+              "complete, and the next build uploads what the bucket did not confirm",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_WRITE_FAILED
     except WriteFailed as exc:
         print(f"aggregator: write failed: {exc}; build stopped: every file written is "
               "whole, and no page or OPML list links to a feed that was not written",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import re
 import tomllib
@@ -32,6 +33,27 @@ class SiteConfig:
     author: str
     websub_hub: str | None = None  # announce changed feeds to this WebSub hub
     templates: Path | None = None  # a folder of HTML templates that override ours
+
+
+DEFAULT_CACHE_CONTROL = "max-age=300"  # readers poll every few minutes; CDNs refresh as often
+STORAGE_SCHEMES = ("s3",)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """`[site] output_url`: object storage the output folder is copied to after a build."""
+
+    url: str  # s3://BUCKET/PREFIX, without a trailing slash
+    bucket: str
+    prefix: str  # "" for the bucket's top, else "a/b" (no slashes at either end)
+    # Passed to s3fs.S3FileSystem (endpoint_url, client_kwargs, ...); not shown in reprs:
+    # it may hold credentials.
+    options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    cache_control: str = DEFAULT_CACHE_CONTROL
+
+    def object_url(self, relative: str) -> str:
+        """The object a file of the output folder becomes."""
+        return f"{self.url}/{relative}"
 
 
 DEFAULT_NEXT_PAGE = "page/{n}/index.json"  # the seed API: page N beside page 1's folder
@@ -215,6 +237,7 @@ class Config:
     filters: tuple[FeedFilterConfig, ...] = ()  # [[filters]]
     webhooks: tuple[WebhookConfig, ...] = ()
     state: StateConfig = field(default_factory=StateConfig)
+    storage: StorageConfig | None = None  # [site] output_url: also copy the output there
 
 
 class ConfigProblems:
@@ -492,6 +515,7 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
             return default
 
     site = read(lambda: _site(root.table("site"), base), None)
+    storage = read(lambda: _storage(root.table("site")), None)
     sources = read(lambda: _sources(root, base), ())
     build = read(lambda: _build(root.table("build"), base), None)
     records = read(lambda: _records(root.table("records")), None)
@@ -518,6 +542,7 @@ def parse_config(raw: dict[str, Any], path: Path, text: str = "") -> Config:
         filters=filters,
         webhooks=webhooks,
         state=state,
+        storage=storage,
     )
 
 
@@ -554,7 +579,7 @@ def _webhooks(root: _Table) -> tuple[WebhookConfig, ...]:
 def _site(table: _Table, base: Path) -> SiteConfig:
     table.check_known(
         {"title", "base_url", "output_dir", "description", "language", "author", "websub_hub",
-         "templates"}
+         "templates", *STORAGE_KEYS}
     )  # fmt: skip
     templates = None
     if "templates" in table.data:
@@ -575,6 +600,56 @@ def _site(table: _Table, base: Path) -> SiteConfig:
         websub_hub=hub,
         templates=templates,
     )
+
+
+STORAGE_KEYS = ("output_url", "output_options", "cache_control")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's bucket naming rules
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]+")  # printable ASCII: nothing that ends a header
+
+
+def _storage(table: _Table) -> StorageConfig | None:
+    """`output_url`, `output_options` and `cache_control` of `[site]`."""
+    if "output_url" not in table.data:
+        for key in STORAGE_KEYS[1:]:
+            if key in table.data:
+                table.error(key, "only used with site.output_url; set it, or remove this key")
+        return None
+    url = table.string("output_url")
+    if not url:
+        return None  # reported by table.string
+    expected = "expected s3://BUCKET or s3://BUCKET/PREFIX (S3 or an S3-compatible store)"
+    parts = urlsplit(url)
+    if parts.scheme not in STORAGE_SCHEMES:
+        table.error("output_url", f"{expected}, got {url!r}")
+        return None
+    if parts.query or parts.fragment or "\\" in url:
+        table.error("output_url", f"{expected} with no query or fragment, got {url!r}")
+        return None
+    if not _BUCKET.fullmatch(parts.netloc) or ".." in parts.netloc:
+        table.error("output_url", f"{expected}; {parts.netloc!r} is not a bucket name "
+                                  "(3-63 lowercase letters, digits, dots and hyphens)")  # fmt: skip
+        return None
+    prefix = parts.path.strip("/")
+    segments = prefix.split("/") if prefix else []
+    if any(segment in ("", ".", "..") or not segment.isprintable() for segment in segments):
+        table.error("output_url", f"{expected}; the prefix {parts.path!r} has an empty, "
+                                  "'.' or '..' part")  # fmt: skip
+        return None
+    options = table.data.get("output_options", {})
+    if not isinstance(options, dict):
+        table.error("output_options", "expected a table of s3fs settings, e.g. "
+                                      '{ endpoint_url = "https://s3.example.net" }')  # fmt: skip
+        options = {}
+    cache_control = table.string("cache_control", DEFAULT_CACHE_CONTROL)
+    if not _HEADER_VALUE.fullmatch(cache_control):
+        table.error("cache_control", f"expected a Cache-Control header value in printable "
+                                     f"ASCII, got {cache_control!r}")  # fmt: skip
+        cache_control = DEFAULT_CACHE_CONTROL
+    if importlib.util.find_spec("s3fs") is None:  # found, not imported
+        table.error("output_url", "needs s3fs, which is not installed: "
+                                  "pip install 'aggregator[s3]'")  # fmt: skip
+    bucket_url = f"s3://{parts.netloc}" + (f"/{prefix}" if prefix else "")
+    return StorageConfig(bucket_url, parts.netloc, prefix, dict(options), cache_control)
 
 
 def _sources(root: _Table, base: Path) -> tuple[SourceConfig, ...]:

@@ -1,4 +1,36 @@
-"""Typed errors and problems. Every error carries where it happened."""
+"""Typed errors and problems. Every error carries where it happened.
+
+Errors are raised on purpose and caught where the command decides what to say; bad
+input never raises out of a stage, it becomes a Problem (one line: where, field, what
+was wrong, what was done). The tree, with where each is raised and what it costs:
+
+    AggregatorError
+    ├── ConfigError          a setting (`key`, `line`): the command stops, exit 2
+    │   └── ConfigErrors     several found in one pass, one line each
+    ├── StateUnavailable     the state store cannot be used (state/): a ConfigError for
+    │                        [build] state_path, or a warning where a build can go on
+    ├── WriteFailed          an output file could not be written (output/): exit 5
+    ├── BuildLocked          another build holds the lock (lock.py): exit 3 after
+    │                        [build] lock_timeout
+    ├── WorkerDied           a worker process died (parallel.py): exit 4, rerun
+    ├── UnsafePath           an output path that would leave the output folder
+    ├── UnparseableBody      a fetched body is no feed, JSON or YAML (parse/feeds.py)
+    ├── FetchError           a URL could not be fetched (sources/http.py): its source
+    │   │                    keeps its last good records, exit 1
+    │   ├── ConnectionFailed ─ TimedOut
+    │   ├── HTTPStatusFailure, RedirectFailure, RefusedAddress
+    │   └── ResponseTooLarge, BadContentEncoding
+    └── RecordError          one record or file (`field`, `line`): a Problem, record
+        ├── NotARecord       skipped (parse/documents.py)
+        └── LimitExceeded    a size or depth cap (limits.py)
+
+Outside the tree, because they never leave the module that raises them: Undecodable
+(state/codec.py: a stored value that cannot be read back is a cache miss), NotPlain
+(parse/plainyaml.py: the fast path hands over to full YAML), Unpublished
+(validate.py: the record is counted, not shown), ContentDecodingError
+(sources/decompress.py, becomes BadContentEncoding) and SiteExists (newsite.py).
+`sources.http.NotModified` is a result (a 304), not an error.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +83,16 @@ class WriteFailed(AggregatorError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class UploadFailed(WriteFailed):
+    """An object could not be put in (or deleted from) object storage: the build stopped
+    there. `path` is the object's URL; what was not confirmed is sent again next build.
+    `changed`: the relative paths that did change in the bucket before it stopped."""
+
+    def __init__(self, path: str, reason: str, changed: tuple[str, ...] = ()) -> None:
+        super().__init__(path, reason)
+        self.changed = changed
 
 
 class StateUnavailable(AggregatorError):

@@ -93,6 +93,11 @@ language = "en"
 # author = "News Desk"  # the feeds' author; default: the title
 # websub_hub = "https://pubsubhubbub.appspot.com/"  # announce changed feeds to a hub
 # templates = "templates"  # a folder of your own Jinja2 page templates
+# Also upload the output to S3 or an S3-compatible store (pip install 'aggregator[s3]';
+# credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE):
+# output_url = "s3://my-bucket/news"
+# output_options = {{ endpoint_url = "https://s3.example.net" }}  # s3fs settings
+# cache_control = "max-age=300"  # the Cache-Control header of every object
 
 # One [[sources]] table per source: a folder of record files (Markdown with YAML front
 # matter, .yaml, .yml or .json), read recursively ...

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urljoin
 
 import httpx
 
 from aggregator.config import Config
 from aggregator.errors import ConfigError, Problem
+from aggregator.output.changes import public_urls
 from aggregator.state import StateStore, open_store
 from aggregator.wording import plural
 
@@ -33,18 +32,11 @@ class Announcement:
     problem: Problem | None = None
 
 
-def changed_feed_urls(base_url: str, output: Path, written: Iterable[Path]) -> list[str]:
-    """Public URLs of the written files that are feeds (the ones that carry the hub link)."""
-    urls = set()
-    for path in written:
-        if path.name not in FEED_FILES:
-            continue
-        try:
-            relative = path.relative_to(output)
-        except ValueError:
-            continue
-        urls.add(urljoin(base_url, relative.as_posix()))
-    return sorted(urls)
+def changed_feed_urls(base_url: str, changed: Iterable[str]) -> list[str]:
+    """Public URLs of the feeds (the files that carry the hub link) among the paths a
+    build changed (aggregator.output.changes: the same list CDN invalidation gets)."""
+    feeds = [path for path in changed if path.rpartition("/")[2] in FEED_FILES]
+    return sorted(set(public_urls(base_url, feeds)))
 
 
 def announce(
@@ -94,15 +86,15 @@ def _publish(client: httpx.Client, hub: str, url: str) -> str | None:
 
 def announce_build(
     config: Config,
-    output: Path,
-    written: Iterable[Path],
+    changed: Iterable[str],
     warn: Callable[[str], None],
 ) -> Announcement | None:
-    """Announce a finished build's changed feeds, if `[site] websub_hub` is set."""
+    """Announce a finished build's changed feeds (`changed`: BuildReport.changed_paths),
+    if `[site] websub_hub` is set."""
     hub = config.site.websub_hub
     if not hub:
         return None
-    urls = changed_feed_urls(config.site.base_url, output, written)
+    urls = changed_feed_urls(config.site.base_url, changed)
     store: StateStore | None
     try:
         store = open_store(config, warn)

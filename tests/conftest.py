@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -391,3 +393,98 @@ class SourceFarm:
             return Response(b"", status, headers)
         body = json.dumps([fields(n, topics=["AI", f"Topic {n % 3}"])]).encode()
         return Response(body, 200, {"Content-Type": "application/json", **headers})
+
+
+class S3Server:
+    """moto's S3-compatible server on 127.0.0.1 (the one `moto_server` runs), with a log
+    of every request it answered: (method, bucket/key path, status), in order."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        log: list[tuple[str, str, int]] = []
+        self.log = log
+
+        class Handler(MotoRequestHandler):
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                path = unquote(urlsplit(self.path).path)
+                log.append((self.command, path.lstrip("/"), int(str(getattr(code, "value", code)))))
+
+            def log(self, type: str, message: str, *args: object) -> None:
+                pass  # werkzeug would print every request to stderr
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def client(self) -> Any:
+        """A boto3 client of its own, to look at the bucket the way an operator would."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+
+    def reset(self) -> None:
+        """Forget every bucket and the log (moto's own reset call)."""
+        import httpx
+
+        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        self.log.clear()
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """Every object under `prefix`: key -> its bytes and headers, as S3 sends them."""
+        client = self.client()
+        found = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                      Prefix=prefix):  # fmt: skip
+            for entry in page.get("Contents", []):
+                got = client.get_object(Bucket=bucket, Key=entry["Key"])
+                found[entry["Key"]] = {
+                    "data": got["Body"].read(),
+                    "type": got["ContentType"],
+                    "cache": got.get("CacheControl"),
+                    "etag": got["ETag"],
+                    "modified": got["LastModified"],
+                }
+        return found
+
+    def requests(self, method: str) -> list[str]:
+        """The paths of the requests made with `method` that succeeded, in order."""
+        return [path for verb, path, status in self.log if verb == method and status < 300]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
+    """The S3 server, emptied, and credentials for it in the environment (as an operator
+    sets them): no profile, config file or endpoint of the machine's own is used."""
+    s3_server.reset()
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    yield s3_server
+    s3_server.log.clear()

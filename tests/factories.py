@@ -546,3 +546,9 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes], int]:
         rows.append(bytes(line))
         previous = line
     return width, height, rows, size
+
+
+def s3_site(endpoint: str, url: str = "s3://news/site", extra: str = "") -> str:
+    """`[site]` lines that publish to the bucket at `url` on the S3 server at `endpoint`."""
+    return (f'output_url = "{url}"\n'
+            f'output_options = {{ endpoint_url = "{endpoint}" }}\n{extra}')  # fmt: skip

@@ -121,6 +121,7 @@ def test_every_commented_setting_in_the_new_config_is_valid_and_the_default(
     assert [f.topics for f in everything_on.filters] == [("Example",)]
     assert [w.url for w in everything_on.webhooks] == ["https://hooks.example.org/news"]
     assert everything_on.site.websub_hub is not None  # the example hub is a valid URL
+    assert everything_on.storage is not None and everything_on.storage.bucket == "my-bucket"
     assert [s.url for s in everything_on.sources][1].startswith("https://")
 
 

@@ -134,3 +134,59 @@ max_items = 3
         'feeds.topics."A.I"': 15,
         'feeds.topics."A.I".max_items': 16,
     }
+
+
+SITE = '[site]\ntitle = "News"\nbase_url = "https://news.example.org/"\n'
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ('output_url = "gs://news/site"', "4: site.output_url: expected s3://BUCKET or "
+         "s3://BUCKET/PREFIX (S3 or an S3-compatible store), got 'gs://news/site'"),
+        ('output_url = "s3://News_Bucket"', "4: site.output_url: expected s3://BUCKET or "
+         "s3://BUCKET/PREFIX (S3 or an S3-compatible store); 'News_Bucket' is not a bucket "
+         "name (3-63 lowercase letters, digits, dots and hyphens)"),
+        ('output_url = "s3://news/a/../b"', "4: site.output_url: expected s3://BUCKET or "
+         "s3://BUCKET/PREFIX (S3 or an S3-compatible store); the prefix '/a/../b' has an "
+         "empty, '.' or '..' part"),
+        ('output_url = "s3://news/site?x=1"', "4: site.output_url: expected s3://BUCKET or "
+         "s3://BUCKET/PREFIX (S3 or an S3-compatible store) with no query or fragment, "
+         "got 's3://news/site?x=1'"),
+        ('output_url = "s3://news"\noutput_options = "http://127.0.0.1:9000"',
+         "5: site.output_options: expected a table of s3fs settings, e.g. "
+         '{ endpoint_url = "https://s3.example.net" }'),
+        ('output_url = "s3://news"\ncache_control = "max-age=60\\r\\nX-Evil: 1"',
+         "5: site.cache_control: expected a Cache-Control header value in printable ASCII, "
+         "got 'max-age=60\\r\\nX-Evil: 1'"),
+        ('cache_control = "max-age=60"',
+         "4: site.cache_control: only used with site.output_url; set it, or remove this key"),
+    ],
+)  # fmt: skip
+def test_object_storage_settings_are_checked(tmp_path: Path, lines: str, expected: str) -> None:
+    text = f'{SITE}{lines}\n\n[[sources]]\npath = "records"\n'
+    (tmp_path / "records").mkdir()
+    assert errors_of(tmp_path, text) == [expected]
+
+
+def test_object_storage_settings_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'{SITE}output_url = "s3://news.example/feeds/v1/"\n'
+                    'output_options = { endpoint_url = "http://127.0.0.1:9000", anon = false }\n'
+                    '\n[[sources]]\npath = "records"\n', encoding="utf-8")  # fmt: skip
+    (tmp_path / "records").mkdir()
+    storage = load_config(path).storage
+    assert storage is not None
+    assert (storage.url, storage.bucket, storage.prefix) == ("s3://news.example/feeds/v1",
+                                                             "news.example", "feeds/v1")
+    assert storage.object_url("topics/ai/rss.xml") == "s3://news.example/feeds/v1/topics/ai/rss.xml"
+    assert storage.options == {"endpoint_url": "http://127.0.0.1:9000", "anon": False}
+    assert storage.cache_control == "max-age=300"
+    assert "127.0.0.1" not in repr(storage), "options (credentials, maybe) are not shown"
+    assert load_config(write_plain(tmp_path)).storage is None
+
+
+def write_plain(tmp_path: Path) -> Path:
+    path = tmp_path / "plain.toml"
+    path.write_text(f'{SITE}\n[[sources]]\npath = "records"\n', encoding="utf-8")
+    return path

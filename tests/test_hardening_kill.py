@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock, Timeout
 
-from aggregator.build import WRITE_THREADS
 from aggregator.lock import lock_path
+from aggregator.output import WRITE_THREADS
 
 from .factories import (
     all_feed_problems,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import main
-from aggregator.publish import UnsafePath, remove_stale_temp_files, target_path
+from aggregator.output.folder import UnsafePath, remove_stale_temp_files, target_path
 from aggregator.sources.folder import iter_record_files
 
 from .factories import all_feed_problems, fields, snapshot, write_config

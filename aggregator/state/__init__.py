@@ -15,7 +15,8 @@
 Other namespaces belong to the stage that remembers: "http" (sources.http_cache: per
 URL validators and last good records), "sources" (records each folder gave, for the
 shrink guard), "archive" (RFC 5005 histories), "webhooks" and "websub" (queued
-deliveries). Everything stored can be made again: a lost store costs one slow build.
+deliveries), "storage" (output.storage: what each object in the bucket was given).
+Everything stored can be made again: a lost store costs one slow build.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from aggregator.state.store import StateStore
 from aggregator.topics import topic_key
 
 FEEDS = "feeds"
-_FEED_ENTRY = struct.Struct("<32s32sq")  # inputs digest, output sha256, output size
+# inputs digest, output sha256, size and mtime_ns of the file as written
+_FEED_ENTRY = struct.Struct("<32s32sqq")
 
 
 
@@ -51,7 +52,7 @@ class FeedCache:
     def is_current(self, relative: str, inputs: bytes) -> bool:
         """True if the file was rendered from `inputs` and still holds those bytes."""
         entry = self._entries.get(relative)
-        if entry is None or _FEED_ENTRY.unpack(entry)[0] != inputs:
+        if entry is None or len(entry) != _FEED_ENTRY.size or entry[:32] != inputs:
             return False
         if not self._holds(relative, entry):
             return False
@@ -59,17 +60,30 @@ class FeedCache:
         return True
 
     def _holds(self, relative: str, entry: bytes) -> bool:
-        """True if the file is on disk with the bytes `entry` recorded."""
-        _, sha256, size = _FEED_ENTRY.unpack(entry)
+        """True if the file is on disk with the bytes `entry` recorded. A file with the
+        size and modification time it had when written is taken to hold them (as make
+        and rsync do: a no-change rebuild then reads none of the output); any other is
+        read and its digest compared."""
+        if len(entry) != _FEED_ENTRY.size:
+            return False  # an entry of an older layout: render the file again
+        _, sha256, size, mtime_ns = _FEED_ENTRY.unpack(entry)
+        path = self._output / relative
         try:
-            data = (self._output / relative).read_bytes()
+            info = path.stat()
+            if info.st_size == size and info.st_mtime_ns == mtime_ns:
+                return True
+            data = path.read_bytes()
         except OSError:
             return False
         return len(data) == size and hashlib.sha256(data).digest() == sha256
 
     def rendered(self, relative: str, inputs: bytes, sha256: bytes, size: int) -> None:
         """The file now holds `size` bytes with this digest, rendered from `inputs`."""
-        self._now[relative] = _FEED_ENTRY.pack(inputs, sha256, size)
+        try:
+            mtime_ns = (self._output / relative).stat().st_mtime_ns
+        except OSError:
+            mtime_ns = -1  # not there: the next build reads it to tell
+        self._now[relative] = _FEED_ENTRY.pack(inputs, sha256, size, mtime_ns)
 
     def all_current(self) -> bool:
         """True if every file the last build made is on disk with the bytes it wrote."""
@@ -81,9 +95,9 @@ class FeedCache:
         """Files an earlier build made that this one did not: (relative path, sha256, size).
         Call after every file of this build was rendered or found current."""
         return [
-            (relative, *_FEED_ENTRY.unpack(entry)[1:])
+            (relative, entry[32:64], int.from_bytes(entry[64:72], "little", signed=True))
             for relative, entry in sorted(self._known.items())
-            if relative not in self._now
+            if relative not in self._now and len(entry) >= 72
         ]
 
     def finish(self) -> None:

@@ -1,4 +1,5 @@
-"""Write output files atomically, and only when their bytes changed."""
+"""The local output folder: atomic writes of files whose bytes changed, stale temp files
+of killed runs, and removal of files a build made that are no longer made."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from pathlib import Path
 from aggregator.errors import AggregatorError
 
 TEMP_SUFFIX = ".aggregator-tmp"
+
+
+def write_file(output: Path, relative: str, data: bytes) -> tuple[Path, bool, bytes]:
+    """On a writer thread (the path checks, the write and the hash all wait on the system,
+    away from the thread that collects rendered files): the file's path, whether its
+    bytes changed, and their SHA-256 for the feed cache. UnsafePath if it would leave
+    the output folder."""
+    target = target_path(output, relative)
+    return target, write_if_changed(target, data), hashlib.sha256(data).digest()
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

@@ -1,0 +1,117 @@
+"""What a build must render and write: for each file, the digest of the inputs it is
+made from, and whether the feed cache says it is already on disk as those inputs would
+render it. Decided before anything is rendered; nothing here writes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aggregator.config import Config
+from aggregator.rank import FeedPlan
+from aggregator.state.feed_cache import FeedCache, feed_inputs
+from aggregator.topics import topic_key
+
+if TYPE_CHECKING:
+    from aggregator.render.feeds import FeedSummary
+    from aggregator.render.site import RenderJob
+
+# The renderers' file names (render.feeds, render.html, render.opml; a test keeps them
+# equal), here so that ordering files does not load the renderers.
+STYLESHEET_NAME = "feed.xsl"
+ARCHIVE_FOLDER = "archive"
+PAGE_NAME = "index.html"
+OPML_NAME = "index.opml"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """What a build must render: the jobs, and the inputs digest each file is made from."""
+
+    jobs: list[RenderJob]
+    inputs: list[bytes]  # of each job's feed files
+    page_inputs: list[bytes]  # of each job's page
+    site_inputs: bytes  # of the OPML list and the stylesheet
+    site_list: bool  # whether the OPML list and stylesheet are rendered
+    feeds: list[FeedSummary]
+    rendered: int  # files to render
+    total: int  # files the site has
+
+
+def plan_rendering(
+    config: Config,
+    plans: Sequence[FeedPlan],
+    names: dict[str, str],
+    feed_cache: FeedCache | None,
+    program: bytes,
+    archives: dict[str, int],
+) -> Rendering:
+    from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
+    from aggregator.render.html import page_path
+    from aggregator.render.opml import OPML_NAME
+    from aggregator.render.site import RenderJob, feed_files
+
+    def current(relatives: Sequence[str], inputs: bytes) -> bool:
+        return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
+
+    digests = [
+        feed_inputs(program, config.site, plan, names, archives.get(plan.directory, 0))
+        for plan in plans
+    ]
+    # The index and the OPML list show every feed: they change when any feed does.
+    site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
+    for digest in digests:
+        site_digest.update(digest)
+    site_inputs = site_digest.digest()
+    folders = {plan.topic.key: plan.directory for plan in plans if plan.topic is not None}
+
+    def page_inputs(plan: FeedPlan, digest: bytes) -> bytes:
+        """A topic page shows its feed's items, its total and links to their topics."""
+        if plan.topic is None:
+            return site_inputs
+        links = [folders.get(topic_key(name)) for item in plan.items for name in item.topics]
+        return hashlib.sha256(digest + repr((plan.total, links)).encode()).digest()
+
+    jobs, inputs, pages = [], [], []
+    for plan, digest in zip(plans, digests, strict=True):
+        page = page_inputs(plan, digest)
+        job = RenderJob(plan, feeds=not current(feed_files(plan), digest),
+                        page=not current([page_path(plan)], page),
+                        archive_pages=archives.get(plan.directory, 0))  # fmt: skip
+        if job.feeds or job.page:
+            jobs.append(job)
+            inputs.append(digest)
+            pages.append(page)
+    shared = [OPML_NAME, STYLESHEET_NAME]
+    site_list = not current(shared, site_inputs)
+    return Rendering(
+        jobs=jobs,
+        inputs=inputs,
+        page_inputs=pages,
+        site_inputs=site_inputs,
+        site_list=site_list,
+        feeds=[FeedSummary.of(plan) for plan in plans],
+        rendered=sum(3 * job.feeds + job.page for job in jobs) + len(shared) * site_list,
+        total=4 * len(plans) + len(shared),
+    )
+
+
+def link_order(relative: str) -> int:
+    """Where a file comes in the order files are published in, so that nothing links to a
+    file not yet there: the stylesheet (feeds point at it), archive documents (feeds link
+    to them), the feeds, the topic pages, the front page, the OPML list. `publish` writes
+    in this order; object storage uploads in it, and deletes in reverse."""
+    folders, _, name = relative.rpartition("/")
+    if relative == STYLESHEET_NAME:
+        return 0
+    if folders.rpartition("/")[2] == ARCHIVE_FOLDER:
+        return 1
+    if relative == OPML_NAME:
+        return 5
+    if relative == PAGE_NAME:
+        return 4
+    if name == PAGE_NAME:
+        return 3
+    return 2  # the feeds, and any other file
