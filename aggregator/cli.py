@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator import __version__
-from aggregator.build import BuildReport, build
 from aggregator.config import Config, load_config
 from aggregator.errors import (
     AggregatorError,
@@ -32,6 +31,7 @@ from aggregator.lock import (
     lock_path,
 )
 from aggregator.parallel import WorkerDied
+from aggregator.pipeline import BuildReport, build
 from aggregator.state import unusable_state
 from aggregator.wording import plural
 
@@ -258,7 +258,7 @@ def _changed(config: Config, changed: Sequence[str], args: argparse.Namespace) -
 def _dry_run(config: Config, args: argparse.Namespace) -> int:
     import time
 
-    from aggregator.build import plan_site
+    from aggregator.curate import plan_site
     from aggregator.dryrun import ADDED, REMOVED, REWRITTEN, UNCHANGED, describe, dry_run
 
     started = time.perf_counter()
@@ -376,7 +376,7 @@ def _check(args: argparse.Namespace) -> int:
     report = build(config, None, write=False)
     _problems(report, args)
     if args.verbose:
-        from aggregator.build import find_files
+        from aggregator.sources.files import find_files
 
         for path, _ in find_files(config).files:
             print(f"read {path}")
@@ -408,7 +408,7 @@ def _topics_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from aggregator.build import plan_site
+    from aggregator.curate import plan_site
     from aggregator.inventory import as_json, as_table, feed_rows
 
     config = load_config(args.config)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aggregator.build import SitePlan
 from aggregator.config import Config
+from aggregator.curate import SitePlan
 from aggregator.rank import FeedPlan
 from aggregator.render.feeds import FeedSummary, archive_files
 from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list

@@ -22,13 +22,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from aggregator.build import Collection, Curation, collect, curate, find_files
+from aggregator.collect import Collection, collect
 from aggregator.config import Config
+from aggregator.curate import Curation, curate
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.filters import first_match
 from aggregator.model import Record
 from aggregator.parse.documents import decode, kind_for_suffix, parse_document
 from aggregator.rank import Choice, Topic, choose, feed_candidates, score_parts
+from aggregator.sources.files import find_files
 from aggregator.sources.folder import RECORD_SUFFIXES
 from aggregator.topics import topic_key
 from aggregator.urls import canonical_url, normalise_url

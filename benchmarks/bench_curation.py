@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 sys.path.insert(0, str(ROOT))
 
-from aggregator.build import Collection, Curation, collect, curate  # noqa: E402
+from aggregator.collect import Collection, collect  # noqa: E402
 from aggregator.config import Config, load_config, parse_config  # noqa: E402
+from aggregator.curate import Curation, curate  # noqa: E402
 from aggregator.model import Record  # noqa: E402
 from aggregator.topics import topic_key  # noqa: E402
 

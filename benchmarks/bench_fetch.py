@@ -25,8 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from aggregator.build import BuildReport, build
 from aggregator.config import load_config
+from aggregator.pipeline import BuildReport, build
 
 TOPICS = ("AI", "Cloud", "Security", "Data", "Robotics", "Chips", "Energy", "Health")
 START = datetime(2024, 3, 1, tzinfo=UTC)

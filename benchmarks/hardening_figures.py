@@ -145,8 +145,8 @@ def topics_figure() -> None:
     rendered with all 5 000 categories (linear now; it was O(n^2) per entry)."""
     from dataclasses import replace
 
-    from aggregator.build import build
     from aggregator.config import SiteConfig, load_config
+    from aggregator.pipeline import build
     from aggregator.rank import FeedPlan
     from aggregator.render.feeds import render_feeds
     from tests.factories import BASE_URL, fields, make_record, write_record

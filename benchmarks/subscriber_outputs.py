@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aggregator.build import build, collect
+from aggregator.collect import collect
 from aggregator.config import load_config
 from aggregator.merge import merge_duplicates
+from aggregator.pipeline import build
 from aggregator.rank import plan_feeds
 from aggregator.render.feeds import FeedSummary
 from aggregator.render.html import render_pages

@@ -27,9 +27,9 @@ import lxml.etree
 import lxml.html
 import yaml
 
-from aggregator.build import BuildReport, build
 from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig, load_config
 from aggregator.model import Record
+from aggregator.pipeline import BuildReport, build
 from aggregator.state.parse_cache import file_stamp
 from aggregator.state.snapshot import Snapshot
 from aggregator.validate import RecordDefaults, record_from_mapping

@@ -19,8 +19,8 @@ import feedparser
 import pytest
 from lxml import etree
 
-from aggregator.build import BuildReport, build
 from aggregator.config import load_config
+from aggregator.pipeline import BuildReport, build
 
 from .factories import BASE_URL, fields, write_config, write_record
 

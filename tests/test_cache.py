@@ -10,10 +10,10 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from aggregator.build import build
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, _start_method, parse_files
+from aggregator.pipeline import build
 from aggregator.sources.folder import iter_record_files, scan_record_files
 from aggregator.state.codec import decode_result, encode_result
 from aggregator.state.parse_cache import FILE_KEY, PARSE, ParseCache, file_stamp

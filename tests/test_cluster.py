@@ -12,9 +12,9 @@ import feedparser
 import pytest
 import yaml
 
-from aggregator.build import build
 from aggregator.cluster import cluster
 from aggregator.config import ClusteringConfig, load_config
+from aggregator.pipeline import build
 
 from .factories import CORPUS, fields, make_record, tree_bytes, write_config, write_record
 

@@ -13,9 +13,9 @@ import feedparser
 import pytest
 
 from aggregator import __version__
-from aggregator.build import plan_site
 from aggregator.cli import COMMANDS, main
 from aggregator.config import load_config
+from aggregator.curate import plan_site
 
 from .factories import fields, snapshot, write_config, write_record
 

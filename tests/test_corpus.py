@@ -17,9 +17,11 @@ import pytest
 import yaml
 from lxml import etree
 
-from aggregator.build import BuildReport, build, collect, curate
+from aggregator.collect import collect
 from aggregator.config import DEFAULT_TRACKING_PARAMS, load_config
+from aggregator.curate import curate
 from aggregator.model import Record
+from aggregator.pipeline import BuildReport, build
 from aggregator.topics import topic_key
 from aggregator.urls import canonical_url, normalise_url
 

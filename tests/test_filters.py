@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.build import build
 from aggregator.cli import main
 from aggregator.config import FilterConfig, load_config
 from aggregator.errors import ConfigError
 from aggregator.filters import compile_rules, first_match, path_allowed
+from aggregator.pipeline import build
 
 from .factories import fields, make_record, write_config, write_record
 

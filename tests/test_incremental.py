@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator import incremental
-from aggregator.build import build
 from aggregator.config import load_config
 from aggregator.incremental import Decision, Redo, decide
+from aggregator.pipeline import build
 from aggregator.state.parse_cache import file_stamp
 
 from .factories import (

@@ -6,9 +6,9 @@ import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aggregator.build import build
 from aggregator.config import load_config
 from aggregator.merge import merge_duplicates
+from aggregator.pipeline import build
 
 from .factories import fields, make_record, write_config, write_record
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from aggregator.build import build
 from aggregator.config import load_config
+from aggregator.pipeline import build
 
 from .factories import CORPUS, ROOT, feed_paths, newsboat_reload
 

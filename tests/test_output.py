@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.build import build
 from aggregator.config import load_config
 from aggregator.output.folder import TEMP_SUFFIX, remove_stale_temp_files, write_if_changed
+from aggregator.pipeline import build
 
 from .factories import OLD_NS, age, fields, write_config, write_record
 
@@ -152,7 +152,7 @@ def test_a_local_build_loads_no_object_storage_library(tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
-        assert "aggregator.build" in imported, "importtime lists the modules"
+        assert "aggregator.pipeline" in imported, "importtime lists the modules"
         libraries = ("s3fs", "fsspec", "botocore", "aiobotocore", "aiohttp")
         assert not {name for name in imported if name.split(".")[0] in libraries}
         assert "aggregator.output.storage" not in imported

@@ -12,9 +12,9 @@ from pathlib import Path
 import feedparser
 from freezegun import freeze_time
 
-from aggregator.build import build
 from aggregator.config import RankingConfig, load_config
 from aggregator.model import Related
+from aggregator.pipeline import build
 from aggregator.rank import choose, plan_feeds, rank, score, score_parts, scored, select
 
 from .factories import fields, make_record, tree_bytes, write_config, write_record

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.build import build
 from aggregator.config import load_config
+from aggregator.pipeline import build
 
 from .conftest import preview
 from .factories import fields, newsboat_reload, write_config, write_record

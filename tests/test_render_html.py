@@ -19,8 +19,8 @@ from lxml import etree
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from aggregator.build import build
 from aggregator.config import Config, load_config
+from aggregator.pipeline import build
 from aggregator.serve import PreviewServer
 
 from .conftest import preview

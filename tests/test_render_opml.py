@@ -10,8 +10,8 @@ import feedparser
 import pytest
 from lxml import etree
 
-from aggregator.build import build
 from aggregator.config import load_config
+from aggregator.pipeline import build
 
 from .conftest import preview
 from .factories import (

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.build import build
 from aggregator.cli import main
 from aggregator.config import Config, load_config
+from aggregator.pipeline import build
 from aggregator.serve import PreviewServer
 
 from .conftest import preview

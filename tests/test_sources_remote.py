@@ -14,10 +14,10 @@ import yaml
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from aggregator.build import BuildReport, build
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.errors import ConfigError
+from aggregator.pipeline import BuildReport, build
 from aggregator.progress import SilentProgress, TerminalProgress, progress_for
 from aggregator.sources.remote import collect_remote, page_url
 from aggregator.state.sqlite import SqliteStore

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aggregator.build import build
 from aggregator.cli import main
 from aggregator.config import load_config
+from aggregator.pipeline import build
 
 from .factories import fields, write_config, write_record
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from aggregator.build import build
 from aggregator.config import load_config
+from aggregator.pipeline import build
 from aggregator.topics import MAX_SLUG_LENGTH, assign_slugs, display_names, topic_key
 
 from .factories import feed_paths, fields, write_config, write_record

@@ -13,8 +13,12 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aggregator.config import Config, SourceConfig
 
 # The libraries that shape records and feeds: (distribution, module, the module's own
 # version when its metadata cannot be found beside it).
@@ -82,3 +86,26 @@ def _entries(folder: str) -> tuple[str, ...]:
         return ()
 
 
+def program_digest(config: Config) -> bytes:
+    """What made the output besides the settings and the records: this program, and the
+    operator's own templates (they shape the pages as much as ours do)."""
+    return program_fingerprint() + templates_digest(config.site.templates)
+
+
+def parse_context(config: Config, program: bytes) -> bytes:
+    """What parse results depend on besides the file itself."""
+    sources = tuple(_source_identity(source) for source in config.sources)
+    return program + repr((config.records, config.limits, sources)).encode()
+
+
+def _source_identity(source: SourceConfig) -> SourceConfig:
+    """The source as seen from any working folder (a relative path names the same files)."""
+    # Filters and globs choose among parse results; they change none (settings_digest).
+    from aggregator.config import FilterConfig
+
+    source = replace(source, include=(), exclude=(), filters=FilterConfig())
+    if source.path is None:
+        return source
+    absolute = Path(os.path.abspath(source.path))
+    name = str(absolute) if source.name == str(source.path) else source.name
+    return replace(source, path=absolute, name=name)

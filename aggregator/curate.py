@@ -1,0 +1,131 @@
+"""Stage: from the records read, the stories (merge and cluster), their ranking and every
+feed's items; and what a build would publish, worked out without writing anything.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from aggregator.cluster import Clustering, cluster
+from aggregator.collect import Collection, collect
+from aggregator.config import Config
+from aggregator.errors import StateUnavailable
+from aggregator.filters import FeedRules
+from aggregator.parallel import WorkerPool, worker_count
+from aggregator.pipeline import BuildReport
+from aggregator.progress import Progress
+from aggregator.rank import FeedPlan, StoryKey, Topic, plan_keys, story_key
+from aggregator.sources.files import FoundFiles
+from aggregator.state import memory_store, open_read_only
+from aggregator.state.fingerprint import parse_context, program_digest
+from aggregator.state.parse_cache import ReadOnlyParseCache
+from aggregator.state.stories import StoryTable
+
+
+def story_table(curated: Curation, collection: Collection, found: FoundFiles) -> StoryTable | None:
+    """What the next build needs to apply changed files to this one's stories (see
+    aggregator.delta); None when a record does not come from a file found (held)."""
+    key_of = {path: key for (path, _), key in zip(found.files, found.keys, strict=True)}
+    files: dict[str, set[str]] = {}
+    for record in collection.records:
+        key = key_of.get(record.origin)
+        if key is None:
+            return None
+        files.setdefault(record.guid, set()).add(key)
+    table = StoryTable(filtered=len(collection.filtered))
+    for record, leader in curated.clustering.by_link:
+        table.times.append(record.published.timestamp())
+        table.guids.append(record.guid)
+        table.files.append(tuple(sorted(files[record.guid])))
+        table.leaders.append(leader)
+    table.keys = {key.guid: key for key in curated.keys}
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class Curation:
+    """What a build decides from the records it read: the stories and every feed."""
+
+    clustering: Clustering
+    plans: list[FeedPlan]
+    topics: dict[str, Topic]
+    rules: FeedRules
+    keys: tuple[StoryKey, ...] = ()  # every story's, in the order of clustering.stories
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {key: topic.name for key, topic in self.topics.items()}
+
+
+def curate(config: Config, collection: Collection) -> Curation:
+    """Merge copies into stories, then rank and choose each feed's items."""
+    clustering = cluster(collection.records, config.clustering)
+    rules = FeedRules.of(config.filters)
+    keys = tuple(story_key(story, config.ranking, rules) for story in clustering.stories)
+    key_plans, topics = plan_keys(keys, config.ranking, config.feeds.max_items, rules,
+                                  config.feeds)  # fmt: skip
+    by_guid = {story.guid: story for story in clustering.stories}
+    plans = [FeedPlan(p.topic, tuple(by_guid[g] for g in p.guids), p.total) for p in key_plans]
+    return Curation(clustering, plans, topics, rules, keys)
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    """What a full build would publish, worked out without writing anything."""
+
+    collection: Collection
+    stories: int
+    duplicates: int
+    plans: list[FeedPlan]
+    names: dict[str, str]  # topic key -> how the topic is shown
+
+    def report(self, seconds: float = 0.0) -> BuildReport:
+        """The counts of a build that wrote nothing."""
+        problems = self.collection.problems
+        return BuildReport(
+            documents=self.collection.documents,
+            records=len(self.collection.records),
+            rejected=sum(1 for p in problems if p.severity == "error"),
+            unpublished=self.collection.unpublished,
+            duplicates=self.duplicates,
+            items=self.stories,
+            feeds=2 * len(self.plans),
+            written=0,
+            problems=problems,
+            seconds=seconds,
+            parsed=self.collection.parsed,
+            fetch=self.collection.fetch,
+        )
+
+
+def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
+    """Read every source and choose every feed's items, writing nothing, not even the
+    state file (for `topics` and `build --dry-run`). Record files whose parse result the
+    state file holds are not read again (the file is opened read-only and immutable:
+    no journal, no lock). Remote sources use the stored fetch state when there is one
+    (without updating it), else an empty one in memory."""
+    with ExitStack() as stack:
+        store = None
+        shared = config.state.url is not None  # PostgreSQL: read the workers' records
+        if (any(source.url for source in config.sources) and not shared
+                and not config.build.state_path.exists()):  # fmt: skip
+            store = stack.enter_context(memory_store())
+        cache = None
+        saved = open_read_only(config)
+        if saved is not None:
+            stack.enter_context(saved)
+            store = saved if shared else store
+            try:
+                cache = ReadOnlyParseCache(saved, parse_context(config, program_digest(config)))
+            except (sqlite3.Error, StateUnavailable):
+                cache = None  # a build is changing it right now: read every file
+        pool = stack.enter_context(WorkerPool(worker_count(config.build.workers)))
+        collection = collect(config, cache, store=store, progress=progress, persist=False,
+                             pool=pool)  # fmt: skip
+    curated = curate(config, collection)
+    clustering = curated.clustering
+    return SitePlan(
+        collection, len(clustering.stories), clustering.duplicates, curated.plans, curated.names
+    )
