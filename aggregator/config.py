@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import json
 import re
@@ -308,6 +307,8 @@ class _Table:
     def check_known(self, known: set[str]) -> None:
         for key in self.data:
             if key not in known:
+                import difflib  # only for a setting misspelt
+
                 close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
                 hint = (f"did you mean {close[0]!r}?" if close
                         else f"expected one of {', '.join(sorted(known))}")  # fmt: skip

@@ -10,7 +10,6 @@ them anyway.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import signal
 import sys
@@ -18,18 +17,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from functools import partial
-from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aggregator.errors import AggregatorError
 from aggregator.model import DocumentResult
 from aggregator.state.codec import encode_result
 from aggregator.state.parse_cache import cacheable
+
+if TYPE_CHECKING:  # multiprocessing loads when a pool starts: most rebuilds start none
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
@@ -66,6 +66,8 @@ def _start_method() -> BaseContext:
     everything already imported. From another thread (`serve --build-every` builds on
     one) a lock held elsewhere at the moment of forking could hang a worker, and other
     systems advise against fork: there, workers are fresh interpreters."""
+    import multiprocessing
+
     if sys.platform == "linux" and threading.current_thread() is threading.main_thread():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
@@ -144,11 +146,13 @@ class WorkerPool:
                 pool = self._pool()
                 tasks = [pool.submit(_run_jobs, function, jobs[start : start + chunk])
                          for start in range(0, len(jobs), chunk)]  # fmt: skip
-        except BrokenProcessPool:  # a worker died before these jobs were handed out
+        except _broken():  # a worker died before these jobs were handed out
             raise WorkerDied(self.workers) from None
         return self._results(tasks)
 
     def _pool(self) -> ProcessPoolExecutor:
+        from concurrent.futures import ProcessPoolExecutor
+
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self.workers,
@@ -167,7 +171,7 @@ class WorkerPool:
         while pending:
             try:
                 results = pending.popleft().result()
-            except BrokenProcessPool:
+            except _broken():
                 raise WorkerDied(self.workers) from None
             yield from results
 
@@ -195,3 +199,9 @@ def parse_files(load: Loader, paths: Sequence[str], pool: WorkerPool) -> Iterato
     chunks = [paths[start : start + size] for start in range(0, len(paths), size)]
     for parsed in pool.map(partial(_parse_chunk, load), chunks):
         yield from parsed
+
+
+def _broken() -> type[Exception]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    return BrokenProcessPool

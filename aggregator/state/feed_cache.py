@@ -9,12 +9,15 @@ import hashlib
 import marshal
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aggregator.config import SiteConfig
 from aggregator.model import record_values
-from aggregator.rank import FeedPlan
 from aggregator.state.store import StateStore
 from aggregator.topics import topic_key
+
+if TYPE_CHECKING:
+    from aggregator.config import SiteConfig
+    from aggregator.rank import FeedPlan
 
 FEEDS = "feeds"
 # inputs digest, output sha256, size and mtime_ns of the file as written

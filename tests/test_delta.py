@@ -1,0 +1,132 @@
+"""The `changes` path (aggregator/delta.py): a few changed files applied to the last
+build's story table, with the bytes and counts of a full build, and the full path taken
+whenever the table cannot be trusted. (The random sequences against full builds are in
+test_incremental.py.)"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from aggregator.config import load_config
+from aggregator.pipeline import build
+from aggregator.state.sqlite import SqliteStore
+from aggregator.state.stories import META, STORIES, StoryTable
+from tests.factories import fields, full_build_elsewhere, tree_bytes, write_config, write_record
+
+TOPICS = (["AI"], ["Space"], ["AI", "Climate"], ["Robots"])
+
+
+def site(tmp_path: Path, count: int = 12, extra: str = ""):
+    records = tmp_path / "records"
+    for n in range(1, count + 1):
+        write_record(records, f"record-{n:02d}.md",
+                     fields(n, topics=TOPICS[n % 4], heat=n * 7 % 100,
+                            publishedDateTime=f"2026-11-{n:02d}T08:00:00Z"))  # fmt: skip
+    config = load_config(write_config(tmp_path, [records], "[feeds]\nmax_items = 3\n" + extra))
+    return records, config
+
+
+def bump(path: Path, data: dict) -> None:
+    write_record(path.parent, path.name, data)
+    stamp = path.stat().st_mtime_ns + 10**9
+    os.utime(path, ns=(stamp, stamp))
+
+
+def same_as_full(config, tmp_path: Path, report) -> None:
+    fresh = tmp_path / "fresh"
+    full = full_build_elsewhere(config, fresh)
+    assert tree_bytes(config.site.output_dir) == tree_bytes(fresh)
+    for name in ("records", "items", "duplicates", "unpublished", "rejected", "files"):
+        assert getattr(report, name) == getattr(full, name), name
+
+
+def test_a_heat_edit_applies_to_the_table_and_renders_only_its_feeds(tmp_path: Path) -> None:
+    records, config = site(tmp_path)
+    build(config)
+    bump(records / "record-05.md", fields(5, topics=["Space"], heat=99,
+                                          publishedDateTime="2026-11-05T08:00:00Z"))  # fmt: skip
+    report = build(config)
+    assert (report.redo, report.parsed) == ("changes", 1)
+    # at most the all-topics feed and Space (RSS, Atom, JSON Feed and page each), the
+    # front page and the OPML list; the other topics' files are not even rendered
+    assert 0 < report.rendered <= 2 * 4 + 2
+    output = config.site.output_dir
+    written = {path.relative_to(output).as_posix() for path in report.written_paths}
+    assert all(not name.startswith("topics/") or name.startswith("topics/space/")
+                           for name in written), written  # fmt: skip
+    same_as_full(config, tmp_path, report)
+
+
+def test_a_copy_under_another_link_joins_its_story_and_leaves_with_its_file(
+    tmp_path: Path,
+) -> None:
+    records, config = site(tmp_path)
+    build(config)
+    copy = fields(3, topics=["AI"], webUrl="https://copies.example/story-3/",
+                  provider={"name": "Copies", "domain": "copies.example"},
+                  publishedDateTime="2026-11-03T11:00:00Z")  # fmt: skip
+    write_record(records, "copy-of-3.md", copy)
+    joined = build(config)
+    assert (joined.redo, joined.duplicates) == ("changes", 1)
+    robots = (config.site.output_dir / "topics" / "robots" / "rss.xml").read_text()
+    assert "copies.example/story-3" in robots  # listed as a copy of story 3
+    same_as_full(config, tmp_path, joined)
+    (records / "copy-of-3.md").unlink()
+    left = build(config)
+    assert (left.redo, left.duplicates) == ("changes", 0)
+    same_as_full(config, tmp_path, left)
+
+
+def test_problems_of_a_changed_file_replace_its_old_ones_in_file_order(tmp_path: Path) -> None:
+    records, config = site(tmp_path)
+    write_record(records, "record-00.md", fields(0, title=None))
+    build(config)
+    bump(records / "record-07.md", fields(7, webUrl="not a link"))
+    report = build(config)
+    assert report.redo == "changes"
+    assert [Path(p.origin).name for p in report.problems] == ["record-00.md", "record-07.md"]
+    bump(records / "record-00.md", fields(0))
+    fixed = build(config)
+    assert [Path(p.origin).name for p in fixed.problems] == ["record-07.md"]
+    same_as_full(config, tmp_path, fixed)
+
+
+def test_many_changed_files_take_the_full_path(tmp_path: Path) -> None:
+    records, config = site(tmp_path, count=120)
+    build(config)
+    for n in range(1, 111):  # over 100 files and over 5 % of them
+        bump(records / f"record-{n:02d}.md" if n < 100 else records / f"record-{n}.md",
+             fields(n, heat=1, topics=TOPICS[n % 4]))  # fmt: skip
+    assert build(config).redo == "full"
+
+
+def test_a_damaged_or_missing_table_takes_the_full_path(tmp_path: Path) -> None:
+    records, config = site(tmp_path)
+    build(config)
+    with SqliteStore.open(config.build.state_path) as store:
+        days = [key for key in store.keys(STORIES) if key != META]
+        store.put(STORIES, days[0], b"\x03damaged")
+    bump(records / "record-02.md", fields(2, heat=3, topics=TOPICS[2]))
+    report = build(config)
+    assert report.redo == "full"
+    same_as_full(config, tmp_path, report)
+    with SqliteStore.open(config.build.state_path) as store:
+        assert StoryTable.load(store) is not None  # the full build wrote it again
+        StoryTable.forget(store)
+    bump(records / "record-02.md", fields(2, heat=4, topics=TOPICS[2]))
+    assert build(config).redo == "full"
+
+
+def test_the_table_round_trips_through_the_store(tmp_path: Path) -> None:
+    _, config = site(tmp_path)
+    build(config)
+    with SqliteStore.open(config.build.state_path) as store:
+        table = StoryTable.load(store)
+        assert table is not None and len(table.guids) == 12 and len(table.keys) == 12
+        assert table.times == sorted(table.times)
+        table.save(store, everything=True)
+        again = StoryTable.load(store)
+    assert again is not None
+    assert (again.times, again.guids, again.files, again.leaders, again.keys) == (
+        table.times, table.guids, table.files, table.leaders, table.keys)  # fmt: skip
