@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from pathlib import Path
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
 _SUFFIXES = tuple(RECORD_SUFFIXES)
 _STAMP = struct.Struct("<qq")  # size, mtime_ns
+_NAME = attrgetter("name")
 STAMP_SIZE = _STAMP.size
 
 FileEntry = tuple[str, bytes | None]  # the path and its stamp (None: no stat to be had)
@@ -63,7 +65,7 @@ def _scan(
     seen.add(real_folder)
     try:
         with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
+            entries = sorted(listing, key=_NAME)
     except OSError as exc:
         if on_error is not None:
             on_error(Path(folder), exc.strerror or str(exc))
