@@ -18,10 +18,12 @@ from __future__ import annotations
 import marshal
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from aggregator.model import Record, record_from_values, record_values
 from aggregator.rank import FeedPlan
 from aggregator.state import StateStore
+from aggregator.state.codec import Undecodable, pack, unpack
 from aggregator.topics import topic_key
 
 NAMESPACE = "archive"
@@ -34,13 +36,13 @@ class History:
     seen: tuple[str, ...] = ()  # every guid the feed has shown, first seen first
     pages: tuple[tuple[str, ...], ...] = ()  # archive pages (guids), oldest first
 
-    def encode(self) -> bytes:
-        return marshal.dumps((self.seen, self.pages))
+    def to_bytes(self) -> bytes:
+        return pack((self.seen, self.pages))
 
     @classmethod
-    def decode(cls, data: bytes) -> History:
+    def from_bytes(cls, data: bytes) -> History:
         try:
-            seen, pages = marshal.loads(data)
+            seen, pages = _unpack(data)
             return cls(tuple(seen), tuple(tuple(page) for page in pages))
         except (ValueError, TypeError, EOFError):
             return cls()  # a damaged entry: the history starts again
@@ -63,14 +65,14 @@ class Histories:
 
     def load(self, directory: str) -> History:
         data = self._store.get(NAMESPACE, HISTORY_KEY + directory)
-        return History() if data is None else History.decode(data)
+        return History() if data is None else History.from_bytes(data)
 
     def item(self, guid: str) -> Record | None:
         data = self._store.get(NAMESPACE, ITEM_KEY + guid)
         if data is None:
             return None
         try:
-            return record_from_values(list(marshal.loads(data)))
+            return record_from_values(list(_unpack(data)))
         except (ValueError, TypeError, EOFError, IndexError):
             return None
 
@@ -103,7 +105,7 @@ class Histories:
                 after = replace(after, pages=_append(before.pages, fresh, page_size))
                 items.extend(fresh)
             if after != before:
-                writes.append((HISTORY_KEY + plan.directory, after.encode()))
+                writes.append((HISTORY_KEY + plan.directory, after.to_bytes()))
             changes.append(FeedChange(plan, new, after))
         with self._store.transaction():
             stored = {record.guid for record in items if self._has(record.guid)}
@@ -133,4 +135,13 @@ def _encode(record: Record, names: dict[str, str]) -> bytes:
     """The record with the topic names shown for it now, so a later change of spelling
     does not change an archived item."""
     shown = tuple(names.get(topic_key(name), name) for name in record.topics)
-    return marshal.dumps(record_values(replace(record, topics=shown)))
+    return pack(record_values(replace(record, topics=shown)))
+
+
+def _unpack(data: bytes) -> Any:
+    """A value in the state's one codec, or in the plain marshal this namespace used
+    before it (archives are not a cache: an upgrade must keep them)."""
+    try:
+        return unpack(data)
+    except Undecodable:
+        return marshal.loads(data)

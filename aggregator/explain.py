@@ -28,7 +28,7 @@ from aggregator.curate import Curation, curate
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.filters import first_match
 from aggregator.model import Record
-from aggregator.parse.documents import decode, kind_for_suffix, parse_document
+from aggregator.parse.documents import bytes_to_text, kind_for_suffix, parse_document
 from aggregator.rank import Choice, Topic, choose, feed_candidates, score_parts
 from aggregator.sources.files import find_files
 from aggregator.sources.folder import RECORD_SUFFIXES
@@ -318,7 +318,7 @@ def _canonical(url: str, config: Config) -> str:
 def _unpublished_in(path: Path) -> bool:
     """Whether the file holds a record that says `published: false`."""
     try:
-        text = decode(path.read_bytes())
+        text = bytes_to_text(path.read_bytes())
         if path.suffix.lower() not in RECORD_SUFFIXES:
             return False
         raw = parse_document(text, kind_for_suffix(path.suffix))

@@ -27,7 +27,7 @@ from aggregator.model import DocumentResult, Image, Note, Provider, Record, Rela
 from aggregator.parse.documents import (
     NotARecord,
     RawRecord,
-    decode,
+    bytes_to_text,
     field_line,
     kind_for_suffix,
     parse_document,
@@ -102,7 +102,7 @@ def _note(notes: list[Note] | None, field: str, reason: str, action: str) -> Non
         notes.append(Note(field, reason, action))
 
 
-def parse_excerpt(
+def check_excerpt(
     value: object, mode: str, limit: int, base_url: str | None, notes: list[Note] | None
 ) -> str:
     """The excerpt as a safe HTML fragment (see `Record.excerpt`); "" when missing."""
@@ -128,7 +128,7 @@ def _excerpt_url(value: str, base_url: str | None) -> str | None:
         return None  # the attribute is dropped; the link text stays
 
 
-def parse_datetime(value: object, field: str) -> datetime:
+def check_datetime(value: object, field: str) -> datetime:
     """ISO 8601 date or date-time; no zone means UTC. Returned in UTC."""
     if isinstance(value, datetime):
         moment = value
@@ -149,7 +149,7 @@ def parse_datetime(value: object, field: str) -> datetime:
         raise RecordError(field, f"{shown(value)} is out of range") from None
 
 
-def parse_score(value: object, field: str, default: float) -> float:
+def check_score(value: object, field: str, default: float) -> float:
     """A number clamped to 0-100; missing or -1 (unknown) takes the default."""
     if value is None:
         return default
@@ -165,7 +165,7 @@ def parse_score(value: object, field: str, default: float) -> float:
     return float(min(100.0, max(0.0, value)))
 
 
-def parse_published(value: object) -> bool:
+def check_published(value: object) -> bool:
     if value is None:
         return True
     if isinstance(value, bool):
@@ -175,7 +175,7 @@ def parse_published(value: object) -> bool:
     raise RecordError("published", f"expected true or false, got {shown(value)}")
 
 
-def parse_link(
+def check_link(
     data: dict[str, Any],
     base_url: str | None = None,
     max_chars: int = LimitsConfig().max_url_chars,
@@ -205,7 +205,7 @@ def parse_link(
     raise RecordError("webUrl", "missing (and no originalUrl)")
 
 
-def parse_topics(
+def check_topics(
     value: object,
     limit: int = _DEFAULT_TITLE_CHARS,
     notes: list[Note] | None = None,
@@ -240,7 +240,7 @@ def parse_topics(
     return tuple(topics)
 
 
-def parse_provider(
+def check_provider(
     value: object, limit: int = _DEFAULT_TITLE_CHARS, notes: list[Note] | None = None
 ) -> Provider | None:
     key = "[limits] max_title_chars"
@@ -251,13 +251,13 @@ def parse_provider(
         return None
     name = capped_text(value.get("name") or "", "provider.name", limit, notes, key)
     domain = value.get("domain")
-    domain = parse_domain(domain, notes) if domain else None
+    domain = check_domain(domain, notes) if domain else None
     if not name and not domain:
         return None
     return Provider(name or domain or "", domain or None)
 
 
-def parse_domain(value: object, notes: list[Note] | None = None) -> str | None:
+def check_domain(value: object, notes: list[Note] | None = None) -> str | None:
     """A provider's domain as a host name (IDN as punycode); None, with a note, if it is not."""
     text = clean_text(value, "provider.domain")
     try:
@@ -273,7 +273,7 @@ def _dimension(value: object) -> int | None:
     return None
 
 
-def parse_images(
+def check_images(
     value: object, base_url: str | None = None, notes: list[Note] | None = None
 ) -> tuple[Image, ...]:
     """Images with a usable absolute link; others are dropped with a note (they are
@@ -301,7 +301,7 @@ def parse_images(
     return tuple(images)
 
 
-def parse_related(
+def check_related(
     value: object,
     base_url: str | None = None,
     notes: list[Note] | None = None,
@@ -322,11 +322,11 @@ def parse_related(
             )
             continue
         try:
-            url = parse_link(item, base_url)
+            url = check_link(item, base_url)
             title = capped_text(
                 item.get("title") or "", f"{where}.title", limit, notes, "[limits] max_title_chars"
             )
-            provider = parse_provider(item.get("provider"), limit, notes)
+            provider = check_provider(item.get("provider"), limit, notes)
         except RecordError as exc:
             _note(
                 notes,
@@ -355,7 +355,7 @@ def record_from_mapping(
     """
     if not isinstance(data, dict):
         raise RecordError(None, f"expected a record (a mapping), got {type(data).__name__}")
-    if not parse_published(data.get("published")):
+    if not check_published(data.get("published")):
         raise Unpublished
     limits = defaults.limits
     title = capped_text(
@@ -367,14 +367,14 @@ def record_from_mapping(
             raise RecordError("title", "missing or empty: nothing visible once control and "
                               "format characters are removed")  # fmt: skip
         raise RecordError("title", "missing or empty")
-    url = parse_link(data, base_url, limits.max_url_chars)
+    url = check_link(data, base_url, limits.max_url_chars)
     if data.get("publishedDateTime") in (None, ""):
         raise RecordError("publishedDateTime", "missing")
-    published = parse_datetime(data["publishedDateTime"], "publishedDateTime")
+    published = check_datetime(data["publishedDateTime"], "publishedDateTime")
     updated = published
     if data.get("updatedDateTime"):
         try:
-            updated = max(published, parse_datetime(data["updatedDateTime"], "updatedDateTime"))
+            updated = max(published, check_datetime(data["updatedDateTime"], "updatedDateTime"))
         except RecordError:
             updated = published  # a bad update time is not worth losing the record
     kind = data.get("type")
@@ -384,18 +384,18 @@ def record_from_mapping(
         guid=canonical_url(url, defaults.tracking_params),
         published=published,
         updated=updated,
-        quality=parse_score(data.get("quality"), "quality", defaults.quality),
-        heat=parse_score(data.get("heat"), "heat", defaults.heat),
-        topics=parse_topics(
+        quality=check_score(data.get("quality"), "quality", defaults.quality),
+        heat=check_score(data.get("heat"), "heat", defaults.heat),
+        topics=check_topics(
             data.get("topics"), limits.max_title_chars, notes, limits.max_topics_per_record
         ),
-        excerpt=parse_excerpt(
+        excerpt=check_excerpt(
             data.get("excerpt"), defaults.excerpt_html, limits.max_excerpt_chars, base_url, notes
         ),
         type=_parse_type(kind, limits.max_title_chars, notes),
-        provider=parse_provider(data.get("provider"), limits.max_title_chars, notes),
-        images=parse_images(data.get("images"), base_url, notes),
-        related=parse_related(data.get("related"), base_url, notes, limits.max_title_chars),
+        provider=check_provider(data.get("provider"), limits.max_title_chars, notes),
+        images=check_images(data.get("images"), base_url, notes),
+        related=check_related(data.get("related"), base_url, notes, limits.max_title_chars),
         origin=origin,
         line=line,
     )
@@ -501,7 +501,7 @@ def load_record_file(path: str, defaults: RecordDefaults) -> DocumentResult:
     end), and the size limit is checked before reading.
     """
     try:
-        text = decode(read_record_bytes(path, defaults.limits.max_file_bytes))
+        text = bytes_to_text(read_record_bytes(path, defaults.limits.max_file_bytes))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return DocumentResult(problems=(Problem(path, None, None, reason, "file skipped"),))

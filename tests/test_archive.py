@@ -179,3 +179,17 @@ def test_newsboat_reads_an_archive_document(site, tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_histories_written_before_the_one_codec_are_still_read(tmp_path: Path) -> None:
+    """Archives are not a cache: an upgrade reads what the previous release wrote."""
+    import marshal
+
+    from aggregator.archive import HISTORY_KEY, NAMESPACE, Histories, History
+    from aggregator.state.sqlite import SqliteStore
+
+    with SqliteStore.open(tmp_path / "state.db") as store:
+        store.put(NAMESPACE, HISTORY_KEY + "topics/ai", marshal.dumps((("a", "b"), (("a",),))))
+        assert Histories(store).load("topics/ai") == History(("a", "b"), (("a",),))
+        store.put(NAMESPACE, HISTORY_KEY, History(("c",), ()).to_bytes())
+        assert Histories(store).load("") == History(("c",), ())

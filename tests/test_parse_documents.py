@@ -12,7 +12,7 @@ from aggregator.errors import RecordError
 from aggregator.parse.documents import (
     NotARecord,
     SafeLoader,
-    decode,
+    bytes_to_text,
     field_line,
     kind_for_suffix,
     parse_document,
@@ -49,13 +49,13 @@ def test_unclosed_front_matter_is_an_error_on_line_1() -> None:
 
 
 def test_bom_is_removed() -> None:
-    text = decode("\ufeff".encode() + MD.encode())
+    text = bytes_to_text("\ufeff".encode() + MD.encode())
     assert text.startswith("---")
     assert parse_document(text, "markdown")[0].data["title"] == "Hello"
 
 
 def test_crlf_line_endings_are_read() -> None:
-    text = decode(MD.replace("\n", "\r\n").encode())
+    text = bytes_to_text(MD.replace("\n", "\r\n").encode())
     [raw] = parse_document(text, "markdown")
     assert raw.data == {"title": "Hello", "webUrl": "https://a.example/x"}
 
@@ -74,13 +74,13 @@ def test_bom_and_crlf_file_loads_as_a_record(tmp_path: Path) -> None:
 
 def test_invalid_utf8_names_the_line() -> None:
     with pytest.raises(RecordError, match="not valid UTF-8") as caught:
-        decode(b"---\ntitle: ok\nexcerpt: \xff\xfe bad\n---\n")
+        bytes_to_text(b"---\ntitle: ok\nexcerpt: \xff\xfe bad\n---\n")
     assert caught.value.line == 3
 
 
 def test_binary_file_is_rejected() -> None:
     with pytest.raises(RecordError, match="binary"):
-        decode(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+        bytes_to_text(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
 
 
 def test_yaml_single_record() -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from aggregator import markup
 from aggregator.config import DEFAULT_TRACKING_PARAMS
 from aggregator.markup import plain_text_full
-from aggregator.parse.documents import decode, split_front_matter
+from aggregator.parse.documents import bytes_to_text, split_front_matter
 from aggregator.parse.plainyaml import NotPlain, load_plain_yaml
 from aggregator.sources.folder import iter_record_files
 from aggregator.urls import canonical_url, canonical_url_full, normalise_url
@@ -51,7 +51,7 @@ def assert_same_or_not_plain(text: str) -> bool:
 def yaml_texts(root: Path) -> list[tuple[Path, str]]:
     texts = []
     for path in iter_record_files(root):
-        text = decode(path.read_bytes())
+        text = bytes_to_text(path.read_bytes())
         if path.suffix.lower() in (".yaml", ".yml"):
             texts.append((path, text))
         elif path.suffix.lower() != ".json":

@@ -48,7 +48,7 @@ class RawRecord:
     index: int | None = None  # position in a list or collection, when there was one
 
 
-def decode(data: bytes) -> str:
+def bytes_to_text(data: bytes) -> str:
     """UTF-8 with or without BOM; CRLF is left to the parsers, which accept it, and a
     file with only CR line breaks (classic Mac OS) is read as if they were LF."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data[:8192]):

@@ -30,7 +30,7 @@ from aggregator.parse.documents import (
     COLLECTION_KEYS,
     NotARecord,
     RawRecord,
-    decode,
+    bytes_to_text,
     load_json,
     parse_document,
     raw_records,
@@ -110,7 +110,7 @@ def parse_body(body: bytes, content_type: str, url: str, limits: LimitsConfig) -
     if kind == FEED:
         return ParsedBody(FEED, tuple(_feed_entries(body, content_type, url)))
     try:
-        text = decode(body)
+        text = bytes_to_text(body)
         if kind == JSON:
             value = load_json(text, limits)
             if _is_json_feed(value):

@@ -298,7 +298,7 @@ def _add_entry(generator: FeedGenerator, record: Record, topic_names: dict[str, 
     entry.published(record.published)
     entry.updated(record.updated)
     if record.excerpt:
-        # The excerpt is a sanitised HTML fragment (records.parse_excerpt). RSS
+        # The excerpt is a sanitised HTML fragment (records.check_excerpt). RSS
         # descriptions are HTML, escaped into the XML by feedgen; Atom's summary says
         # "html" when the fragment holds markup or entities, else it is plain text.
         entry.description(record.excerpt)
