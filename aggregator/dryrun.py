@@ -17,8 +17,8 @@ from pathlib import Path
 from aggregator.config import Config
 from aggregator.curate import SitePlan
 from aggregator.rank import FeedPlan
-from aggregator.render.feeds import FeedSummary, archive_files
-from aggregator.render.site import RenderJob, feed_files, render_job, render_site_list
+from aggregator.render.paths import FeedSummary, RenderJob, archive_files, feed_files
+from aggregator.render.site import render_job, render_site_list
 
 ADDED, REWRITTEN, REMOVED, UNCHANGED = "added", "rewritten", "removed", "unchanged"
 TOPICS_DIR = "topics"

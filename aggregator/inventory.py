@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from aggregator.config import SiteConfig
 from aggregator.rank import FeedPlan
 from aggregator.render.feeds import FeedLinks
-from aggregator.render.jsonfeed import JSON_FEED_NAME
+from aggregator.render.paths import JSON_FEED_NAME
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,8 +214,8 @@ def _build_changes(
     """Redo.CHANGES: the changed files applied to the last build's stories
     (aggregator.delta). None when that cannot be done exactly (the state does not fit,
     or a source shrank past the guard): the caller then builds in full."""
-    # The stages this path runs (imported here: a rebuild with nothing changed needs none).
-    import aggregator.render.site  # noqa: F401  (this path renders)
+    # The stages this path runs (imported here: a rebuild with nothing changed needs none;
+    # the renderers load only if a feed must be rendered, in output.publish).
     from aggregator.collect import SHRINK_FLOOR, SOURCES
     from aggregator.delta import apply_changes
     from aggregator.output import publish

@@ -23,10 +23,10 @@ from aggregator.config import load_config
 from aggregator.merge import merge_duplicates
 from aggregator.pipeline import build
 from aggregator.rank import plan_feeds
-from aggregator.render.feeds import FeedSummary
 from aggregator.render.html import render_pages
 from aggregator.render.jsonfeed import render_json_feed
 from aggregator.render.opml import render_opml
+from aggregator.render.paths import FeedSummary
 from aggregator.serve import PreviewServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -160,9 +160,7 @@ def test_a_local_build_loads_no_object_storage_library(tmp_path: Path) -> None:
 
 def test_link_order_names_are_the_renderers_names() -> None:
     from aggregator.output import plan
-    from aggregator.render.feeds import ARCHIVE_FOLDER, STYLESHEET_NAME
-    from aggregator.render.html import PAGE_NAME
-    from aggregator.render.opml import OPML_NAME
+    from aggregator.render.paths import ARCHIVE_FOLDER, OPML_NAME, PAGE_NAME, STYLESHEET_NAME
 
     assert (plan.STYLESHEET_NAME, plan.ARCHIVE_FOLDER, plan.PAGE_NAME, plan.OPML_NAME) == (
         STYLESHEET_NAME, ARCHIVE_FOLDER, PAGE_NAME, OPML_NAME

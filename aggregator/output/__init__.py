@@ -11,7 +11,7 @@ turns what changed into the one list of changed paths (WebSub, CDN invalidation)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -68,12 +68,7 @@ def publish(
     on threads: each waits on fsync, which releases the interpreter, so they overlap
     with each other and with rendering.
     """
-    # The renderers (feedgen, lxml, jinja2) load here: a build that renders nothing
-    # never imports them.
-    from aggregator.render.feeds import STYLESHEET_NAME
-    from aggregator.render.html import page_path
-    from aggregator.render.opml import OPML_NAME
-    from aggregator.render.site import render_job, render_site_list
+    from aggregator.render.paths import OPML_NAME, STYLESHEET_NAME, page_path
 
     remove_stale_temp_files(output)
     output.mkdir(parents=True, exist_ok=True)  # an unusable output folder is a config error
@@ -84,13 +79,21 @@ def publish(
     written, rendered, total = _write_archives(
         config, changes, output, feed_cache, program, refused, store
     )
-    render = partial(render_job, config.site, names, work.feeds)
-    if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
-        results = pool.map(render, work.jobs, chunk=2)  # the shared arguments travel once a chunk
-    else:
-        results = map(render, work.jobs)
+    results: Iterable[dict[str, bytes]] = ()
+    site_list: dict[str, bytes] = {}
+    if work.jobs or work.site_list:
+        # The renderers (feedgen, lxml, jinja2) load here: a build that renders nothing
+        # never imports them.
+        from aggregator.render.site import render_job, render_site_list
+
+        render = partial(render_job, config.site, names, work.feeds)
+        if pool.pays(sum(job.feeds for job in work.jobs), MIN_FEEDS_PER_WORKER):
+            results = pool.map(render, work.jobs, chunk=2)  # shared arguments: once a chunk
+        else:
+            results = map(render, work.jobs)
+        if work.site_list:
+            site_list = render_site_list(config.site, work.feeds)
     pages = {page_path(job.plan) for job in work.jobs}
-    site_list = render_site_list(config.site, work.feeds) if work.site_list else {}
     with ThreadPoolExecutor(WRITE_THREADS) as writer:
         writes: list[tuple[str, bytes, int, Future[tuple[Path, bool, bytes]]]] = []
 
@@ -196,7 +199,8 @@ def _write_archives(
     """Every archive document that is not on disk as its inputs would render it; in
     practice the newest page of a feed that gained items (and the one before it, which
     gains its `next-archive` link). Returns the paths written, files rendered, files."""
-    from aggregator.render.feeds import archive_files, render_archive_page
+    from aggregator.render.feeds import render_archive_page
+    from aggregator.render.paths import archive_files
 
     written: list[Path] = []
     rendered = total = 0

@@ -11,19 +11,13 @@ from typing import TYPE_CHECKING
 
 from aggregator.config import Config
 from aggregator.rank import FeedPlan
+from aggregator.render.paths import ARCHIVE_FOLDER, OPML_NAME, PAGE_NAME, STYLESHEET_NAME
 from aggregator.state.feed_cache import FeedCache, feed_inputs
 from aggregator.topics import topic_key
 
 if TYPE_CHECKING:
-    from aggregator.render.feeds import FeedSummary
-    from aggregator.render.site import RenderJob
+    from aggregator.render.paths import FeedSummary, RenderJob
 
-# The renderers' file names (render.feeds, render.html, render.opml; a test keeps them
-# equal), here so that ordering files does not load the renderers.
-STYLESHEET_NAME = "feed.xsl"
-ARCHIVE_FOLDER = "archive"
-PAGE_NAME = "index.html"
-OPML_NAME = "index.opml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +42,7 @@ def plan_rendering(
     program: bytes,
     archives: dict[str, int],
 ) -> Rendering:
-    from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary
-    from aggregator.render.html import page_path
-    from aggregator.render.opml import OPML_NAME
-    from aggregator.render.site import RenderJob, feed_files
+    from aggregator.render.paths import FeedSummary, RenderJob, feed_files, page_path
 
     def current(relatives: Sequence[str], inputs: bytes) -> bool:
         return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import mimetypes
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import urljoin
 
@@ -21,15 +20,18 @@ from aggregator import markup
 from aggregator.config import SiteConfig
 from aggregator.model import Record, Related
 from aggregator.rank import FeedPlan, Topic
+from aggregator.render.paths import (
+    STYLESHEET_NAME,
+    FeedSummary,
+    archive_files,
+    newest_date,
+)
 from aggregator.topics import topic_key
 
 PROJECT_URL = "https://github.com/aggregator-feeds/aggregator"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the date of a feed that has no items yet
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
-STYLESHEET_NAME = "feed.xsl"  # beside the all-topics feed, at the top of the output folder
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
-ARCHIVE_FOLDER = "archive"  # a feed's archive documents, beside its files
 
 
 class _ItemExtension(BaseExtension):
@@ -116,22 +118,6 @@ class _FeedLinksExtension(BaseExtension):
 
 
 @dataclass(frozen=True, slots=True)
-class FeedSummary:
-    """What pages and the OPML list show of a feed besides its items: small enough to
-    send with each page to a worker process."""
-
-    topic: Topic | None
-    directory: str
-    total: int
-    newest: datetime
-    shown: int = 0  # the items the feed holds (at most [feeds] max_items of `total`)
-
-    @classmethod
-    def of(cls, plan: FeedPlan) -> FeedSummary:
-        return cls(plan.topic, plan.directory, plan.total, newest_date(plan), len(plan.items))
-
-
-@dataclass(frozen=True, slots=True)
 class FeedLinks:
     """Absolute URLs of one feed's files and of the page they belong to."""
 
@@ -154,14 +140,6 @@ class FeedLinks:
         return self.page + rss, self.page + atom
 
 
-def archive_files(directory: str, number: int) -> tuple[str, str]:
-    """Archive document `number` of a feed (RSS, Atom), relative to the output folder.
-    Not named rss.xml/atom.xml, so WebSub and webhooks never take one for a feed."""
-    prefix = f"{directory}/" if directory else ""
-    return (f"{prefix}{ARCHIVE_FOLDER}/rss-{number}.xml",
-            f"{prefix}{ARCHIVE_FOLDER}/atom-{number}.xml")  # fmt: skip
-
-
 def feed_title(site: SiteConfig, topic: Topic | None) -> str:
     if topic is None:
         return site.title
@@ -174,10 +152,6 @@ def feed_description(site: SiteConfig, topic: Topic | None) -> str:
     return topic.description or (
         f"The top stories about {topic.name}, ranked by quality, heat and freshness."
     )
-
-
-def newest_date(plan: FeedPlan) -> datetime:
-    return max((item.updated for item in plan.items), default=EPOCH)
 
 
 def render_feeds(

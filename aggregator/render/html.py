@@ -25,19 +25,11 @@ from jinja2 import (
 from aggregator.config import SiteConfig
 from aggregator.model import Record
 from aggregator.rank import FeedPlan, Topic
-from aggregator.render.feeds import (
-    FeedSummary,
-    copy_label,
-    feed_description,
-    feed_title,
-    newest_date,
-)
-from aggregator.render.jsonfeed import JSON_FEED_NAME
-from aggregator.render.opml import OPML_NAME
+from aggregator.render.feeds import copy_label, feed_description, feed_title
+from aggregator.render.paths import JSON_FEED_NAME, OPML_NAME, FeedSummary, newest_date, page_path
 from aggregator.topics import topic_key
 from aggregator.wording import plural
 
-PAGE_NAME = "index.html"
 MONTHS = (
     "January", "February", "March", "April", "May", "June", "July",
     "August", "September", "October", "November", "December",
@@ -115,11 +107,6 @@ def environment(templates: Path | None = None) -> Environment:
     env.globals["story_count"] = story_count
     env.filters["isodate"] = lambda moment: moment.astimezone(UTC).isoformat()
     return env
-
-
-def page_path(plan: FeedPlan | FeedSummary) -> str:
-    """A feed's page, relative to the output folder."""
-    return f"{plan.directory}/{PAGE_NAME}" if plan.directory else PAGE_NAME
 
 
 def render_pages(site: SiteConfig, plans: Sequence[FeedPlan]) -> dict[str, bytes]:

@@ -25,7 +25,6 @@ from aggregator.render.feeds import (
 from aggregator.topics import topic_key
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
-JSON_FEED_NAME = "feed.json"
 
 
 def rfc3339(moment: datetime) -> str:

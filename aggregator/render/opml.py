@@ -13,9 +13,9 @@ from datetime import UTC
 from email.utils import format_datetime
 
 from aggregator.config import SiteConfig
-from aggregator.render.feeds import EPOCH, FeedLinks, FeedSummary, feed_description, feed_title
+from aggregator.render.feeds import FeedLinks, feed_description, feed_title
+from aggregator.render.paths import EPOCH, FeedSummary
 
-OPML_NAME = "index.opml"
 OPML_DOCS = "http://opml.org/spec2.opml"
 
 

@@ -5,28 +5,20 @@ stylesheet are made once for the whole site."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from aggregator.config import SiteConfig
-from aggregator.rank import FeedPlan
-from aggregator.render.feeds import STYLESHEET_NAME, FeedSummary, feed_stylesheet, render_feeds
-from aggregator.render.html import page_path, render_page
-from aggregator.render.jsonfeed import JSON_FEED_NAME, render_json_feed
-from aggregator.render.opml import OPML_NAME, render_opml
-
-
-@dataclass(frozen=True, slots=True)
-class RenderJob:
-    plan: FeedPlan
-    feeds: bool  # its RSS, Atom and JSON Feed files
-    page: bool  # its HTML page
-    archive_pages: int = 0  # archive documents the feed links to (RFC 5005)
-
-
-def feed_files(plan: FeedPlan) -> tuple[str, str, str]:
-    """A feed's RSS, Atom and JSON Feed files, relative to the output folder."""
-    prefix = f"{plan.directory}/" if plan.directory else ""
-    return f"{prefix}rss.xml", f"{prefix}atom.xml", f"{prefix}{JSON_FEED_NAME}"
+from aggregator.render.feeds import feed_stylesheet, render_feeds
+from aggregator.render.html import render_page
+from aggregator.render.jsonfeed import render_json_feed
+from aggregator.render.opml import render_opml
+from aggregator.render.paths import (
+    OPML_NAME,
+    STYLESHEET_NAME,
+    FeedSummary,
+    RenderJob,
+    feed_files,
+    page_path,
+)
 
 
 def render_job(
