@@ -196,8 +196,8 @@ def story_key(record: Record, ranking: RankingConfig, rules: FeedRules | None = 
 
 def ranked_keys(keys: Iterable[StoryKey]) -> list[tuple[float, StoryKey]]:
     """(score, story), best first; ties: newer first, then by guid (as `scored`)."""
-    # Two stable sorts with C key functions (a lambda per story is most of the cost):
-    # by guid, then by score and time, best first; equal ones stay in guid order.
+    # Two stable sorts with C key functions instead of a lambda per story: by guid, then
+    # by score and time, best first; equal ones stay in guid order.
     ordered = sorted(keys, key=attrgetter("guid"))
     ordered.sort(key=attrgetter("score", "published"), reverse=True)
     return [(key.score, key) for key in ordered]

@@ -330,6 +330,7 @@ def run(count: int, repeat: int) -> dict[str, list[Step]]:
         steps["10 heat edits"].append(aggregator_build(folder))
         for path, text in before.items():
             path.write_text(text, encoding="utf-8")
+        aggregator_build(folder)  # back to the records as generated (not timed)
         # Ten old records withdrawn (moved aside, put back afterwards).
         aside.mkdir(exist_ok=True)
         gone = rng.sample([path for path in files if path not in before], 10)
@@ -340,6 +341,7 @@ def run(count: int, repeat: int) -> dict[str, list[Step]]:
             (aside / path.name).rename(path)
         for path in news.glob("*-extra-*.md"):
             path.unlink()
+        aggregator_build(folder)  # back again (not timed)
         steps["hugo"].append(timed(
             ["hugo", "--quiet", "--source", str(folder), "--cacheDir", str(folder / "hugo-cache")],
             folder,

@@ -102,7 +102,7 @@ def encode_result(result: DocumentResult) -> bytes:
     """A record file's result without its origin (the path is the cache key), deflated:
     links repeat (webUrl, originalUrl, the guid, images on the same host) and the
     parse cache is most of the state store, so this halves it (benchmarks/
-    bench_build.py reports the store's size per record)."""
+    bench_scale.py reports the store's size per record)."""
     return _DEFLATED + zlib.compress(marshal.dumps(result_values(result)), 1)
 
 

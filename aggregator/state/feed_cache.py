@@ -35,9 +35,9 @@ def feed_inputs(
     digest.update(repr((site, plan.topic, plan.directory, archive_pages)).encode())
     for item in plan.items:
         shown = [names.get(topic_key(name), name) for name in item.topics]
-        # The record's plain values: marshal is exact and several times faster than repr
-        # (which walks every nested dataclass). Format 0 writes values only; later formats
-        # also write which objects are shared or interned, which equal values need not be.
+        # The record's plain values, in marshal format 0, which writes values only (later
+        # formats also write which objects are shared or interned, which equal values
+        # need not be); repr would walk every nested dataclass.
         digest.update(marshal.dumps((record_values(item), shown), 0))
     return digest.digest()
 
