@@ -173,19 +173,7 @@ def generate(records_dir: Path, count: int, start: int = 0, seed: int = SEED) ->
     return made
 
 
-def prepare(count: int) -> Path:
-    """A folder with `count` records (reused when already generated)."""
-    folder = WORK / str(count)
-    records = folder / "records" / "news"
-    stamp = folder / "generated"
-    if not stamp.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        generate(records, count)
-        stamp.write_text(str(count))
-    for extra in records.glob("*-extra-*.md"):  # files added by an earlier run's +10 step
-        extra.unlink()
-    (folder / "config.toml").write_text(
-        f"""
+SITE_CONFIG = f"""
 [site]
 title = "Benchmark News"
 base_url = "https://bench.example.org/"
@@ -199,9 +187,21 @@ state_path = "state/state.db"
 
 [feeds]
 max_items = {FEED_ITEMS}
-""",
-        encoding="utf-8",
-    )
+"""
+
+
+def prepare(count: int) -> Path:
+    """A folder with `count` records (reused when already generated)."""
+    folder = WORK / str(count)
+    records = folder / "records" / "news"
+    stamp = folder / "generated"
+    if not stamp.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        generate(records, count)
+        stamp.write_text(str(count))
+    for extra in records.glob("*-extra-*.md"):  # files added by an earlier run's +10 step
+        extra.unlink()
+    (folder / "config.toml").write_text(SITE_CONFIG, encoding="utf-8")
     # The same build with story clustering off: what clustering costs a cold build.
     (folder / "config-no-clustering.toml").write_text(
         (folder / "config.toml").read_text(encoding="utf-8")

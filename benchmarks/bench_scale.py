@@ -22,7 +22,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_build import HEAT, SEED, WORK, RecordMaker, Step, aggregator_build
+from bench_build import (
+    HEAT,
+    SEED,
+    SITE_CONFIG,
+    WORK,
+    RecordMaker,
+    Step,
+    aggregator_build,
+)
 
 
 def prepare(count: int) -> Path:
@@ -41,24 +49,7 @@ def prepare(count: int) -> Path:
                 made.add(target)
             (target / name).write_text(text, encoding="utf-8")
         stamp.write_text(str(count))
-    (folder / "config.toml").write_text(
-        """
-[site]
-title = "Benchmark News"
-base_url = "https://bench.example.org/"
-output_dir = "feeds"
-
-[[sources]]
-path = "records"
-
-[build]
-state_path = "state/state.db"
-
-[feeds]
-max_items = 50
-""",
-        encoding="utf-8",
-    )
+    (folder / "config.toml").write_text(SITE_CONFIG, encoding="utf-8")
     return folder
 
 
