@@ -31,7 +31,8 @@ from aggregator.lock import (
     lock_path,
 )
 from aggregator.parallel import WorkerDied
-from aggregator.pipeline import BuildReport, build
+from aggregator.pipeline import build
+from aggregator.report import BuildReport
 from aggregator.state import unusable_state
 from aggregator.wording import plural
 

@@ -14,9 +14,9 @@ from aggregator.config import Config
 from aggregator.errors import StateUnavailable
 from aggregator.filters import FeedRules
 from aggregator.parallel import WorkerPool, worker_count
-from aggregator.pipeline import BuildReport
 from aggregator.progress import Progress
 from aggregator.rank import FeedPlan, StoryKey, Topic, plan_keys, story_key
+from aggregator.report import BuildReport
 from aggregator.sources.files import FoundFiles
 from aggregator.state import memory_store, open_read_only
 from aggregator.state.fingerprint import parse_context, program_digest

@@ -26,7 +26,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from aggregator.config import load_config
-from aggregator.pipeline import BuildReport, build
+from aggregator.pipeline import build
+from aggregator.report import BuildReport
 
 TOPICS = ("AI", "Cloud", "Security", "Data", "Robotics", "Chips", "Energy", "Health")
 START = datetime(2024, 3, 1, tzinfo=UTC)

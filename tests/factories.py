@@ -29,7 +29,8 @@ import yaml
 
 from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig, load_config
 from aggregator.model import Record
-from aggregator.pipeline import BuildReport, build
+from aggregator.pipeline import build
+from aggregator.report import BuildReport
 from aggregator.state.parse_cache import file_stamp
 from aggregator.state.snapshot import Snapshot
 from aggregator.validate import RecordDefaults, record_from_mapping

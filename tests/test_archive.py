@@ -20,7 +20,8 @@ import pytest
 from lxml import etree
 
 from aggregator.config import load_config
-from aggregator.pipeline import BuildReport, build
+from aggregator.pipeline import build
+from aggregator.report import BuildReport
 
 from .factories import BASE_URL, fields, write_config, write_record
 

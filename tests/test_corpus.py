@@ -21,7 +21,8 @@ from aggregator.collect import collect
 from aggregator.config import DEFAULT_TRACKING_PARAMS, load_config
 from aggregator.curate import curate
 from aggregator.model import Record
-from aggregator.pipeline import BuildReport, build
+from aggregator.pipeline import build
+from aggregator.report import BuildReport
 from aggregator.topics import topic_key
 from aggregator.urls import canonical_url, normalise_url
 

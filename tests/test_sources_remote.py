@@ -17,8 +17,9 @@ from werkzeug import Request, Response
 from aggregator.cli import main
 from aggregator.config import load_config
 from aggregator.errors import ConfigError
-from aggregator.pipeline import BuildReport, build
+from aggregator.pipeline import build
 from aggregator.progress import SilentProgress, TerminalProgress, progress_for
+from aggregator.report import BuildReport
 from aggregator.sources.remote import collect_remote, page_url
 from aggregator.state.sqlite import SqliteStore
 

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Callable, Iterator
 from operator import attrgetter
 from pathlib import Path
 
+from aggregator.state.parse_cache import STAMP
+
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
 _SUFFIXES = tuple(RECORD_SUFFIXES)
-_STAMP = struct.Struct("<qq")  # size, mtime_ns
 _NAME = attrgetter("name")
-STAMP_SIZE = _STAMP.size
 
 FileEntry = tuple[str, bytes | None]  # the path and its stamp (None: no stat to be had)
 
-
-def file_stamp(size: int, mtime_ns: int) -> bytes:
-    """What tells an unchanged file: its size and modification time in nanoseconds."""
-    return _STAMP.pack(size, mtime_ns)
 OnSkip = Callable[[Path, str], None]
 
 
@@ -71,7 +66,7 @@ def _scan(
             on_error(Path(folder), exc.strerror or str(exc))
         return
     folders = []
-    pack = _STAMP.pack
+    pack = STAMP.pack
     for entry in entries:
         name = entry.name
         if name[0] == "." or (entry.is_symlink() and not _inside(entry.path, real_root, on_skip)):

@@ -8,19 +8,27 @@ parsed again.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable
 
 from aggregator.model import DocumentResult
-from aggregator.sources.folder import STAMP_SIZE, file_stamp
 from aggregator.state.codec import Undecodable, decode_result
 from aggregator.state.store import StateStore
 
-__all__ = ["CONTEXT_KEY", "FILE_KEY", "PARSE", "STAMP_SIZE", "ParseCache", "ReadOnlyParseCache",
-           "cacheable", "file_stamp"]
+__all__ = ["CONTEXT_KEY", "FILE_KEY", "PARSE", "STAMP", "STAMP_SIZE", "ParseCache",
+           "ReadOnlyParseCache", "cacheable", "file_stamp"]
+
+STAMP = struct.Struct("<qq")  # what tells an unchanged file: size, mtime_ns
+STAMP_SIZE = STAMP.size
 
 PARSE = "parse"
 FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
 CONTEXT_KEY = "context"
+
+
+def file_stamp(size: int, mtime_ns: int) -> bytes:
+    """What tells an unchanged file: its size and modification time in nanoseconds."""
+    return STAMP.pack(size, mtime_ns)
 
 
 def cacheable(result: DocumentResult) -> bool:
