@@ -210,3 +210,26 @@ def _set_version(backend: StateBackend, version: int) -> None:
     db.execute(f"PRAGMA user_version = {version}")
     db.commit()
     db.close()
+
+
+def test_changed_files_are_applied_to_the_story_table_on_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The `changes` path keeps its story table in PostgreSQL as in SQLite: a heat edit
+    and a deletion are applied, with the bytes of a build from scratch."""
+    from aggregator.pipeline import build
+
+    from .factories import full_build_elsewhere
+
+    records = tmp_path / "records"
+    for n in range(1, 9):
+        write_record(records, f"record-{n}.md", fields(n, heat=n * 11))
+    config = load_config(write_config(tmp_path, [records], f'[state]\nurl = "{postgres_url}"\n'))
+    assert build(config).redo == "full"
+    write_record(records, "record-3.md", fields(3, heat=99))
+    (records / "record-5.md").unlink()
+    report = build(config)
+    assert (report.redo, report.parsed, report.records) == ("changes", 1, 7)
+    fresh = tmp_path / "fresh"
+    full_build_elsewhere(load_config(write_config(tmp_path / "sqlite", [records])), fresh)
+    assert tree_bytes(config.site.output_dir) == tree_bytes(fresh)
