@@ -14,7 +14,7 @@ from functools import partial
 
 from aggregator.config import Config
 from aggregator.errors import Problem
-from aggregator.filters import compile_rules, first_match
+from aggregator.filters import first_match, source_rules
 from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files, worker_count
 from aggregator.progress import Progress, progress_for
@@ -56,8 +56,7 @@ def filter_by_source(
 ) -> tuple[list[DocumentResult], list[tuple[Record, str]]]:
     """Each result without the records its source's filters leave out, and those records
     with the rule that left each out (a filtered record is not a problem)."""
-    rules = [compile_rules(source.filters, f"sources[{index + 1}]")
-             for index, source in enumerate(config.sources)]  # fmt: skip
+    rules = source_rules(config.sources)
     if not any(rules):
         return list(results), []
     kept_results, filtered = [], []
@@ -151,10 +150,9 @@ def _hold_sources(
     """
     held = 0
     kept: dict[int, int] = {}  # source index -> records kept from its unreadable folders
-    for prefix, root, index in found.unreadable:
-        source_prefix = ParseCache.key(os.path.abspath(root)).rstrip(os.sep) + os.sep
+    for prefix, _, index in found.unreadable:
         for key, result in cache.left_under(prefix):
-            results.append(_with_origin(result, root + os.sep + key[len(source_prefix) :]))
+            results.append(_with_origin(result, found.path_of(key)))
             kept[index] = kept.get(index, 0) + len(result.records)
         held += 1
     if store is None:
@@ -178,7 +176,7 @@ def _hold_sources(
                 changed.append(found.keys[i])
         cache.restore(changed)
         for key, result in cache.left_under(span.prefix):  # files that are gone
-            results.append(_with_origin(result, span.root + os.sep + key[len(span.prefix) :]))
+            results.append(_with_origin(result, found.path_of(key)))
         name = config.sources[span.index].name
         reason = (f"{now:,} records, down from {before:,} at the last build: more than "
                   f"{limit:.0%} fewer ([build] max_shrink)")  # fmt: skip

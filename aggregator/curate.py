@@ -67,7 +67,7 @@ def curate(config: Config, collection: Collection) -> Curation:
     key_plans, topics = plan_keys(keys, config.ranking, config.feeds.max_items, rules,
                                   config.feeds)  # fmt: skip
     by_guid = {story.guid: story for story in clustering.stories}
-    plans = [FeedPlan(p.topic, tuple(by_guid[g] for g in p.guids), p.total) for p in key_plans]
+    plans = [plan.with_stories(by_guid) for plan in key_plans]
     return Curation(clustering, plans, topics, rules, keys)
 
 

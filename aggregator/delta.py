@@ -19,20 +19,20 @@ random sequences of changes against full builds.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from aggregator.cluster import assign_leaders, clustering_inputs, link_record, story_record
 from aggregator.config import Config
 from aggregator.errors import Problem
-from aggregator.filters import FeedRules, Rule, compile_rules, first_match
+from aggregator.filters import FeedRules, first_match, source_rules
 from aggregator.incremental import Decision
 from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files
 from aggregator.rank import FeedPlan, Topic, plan_keys, story_key
+from aggregator.sources.files import FoundFiles
 from aggregator.state.codec import Undecodable, decode_result
-from aggregator.state.parse_cache import PARSE, STAMP_SIZE
+from aggregator.state.parse_cache import ParseCache
 from aggregator.state.store import StateStore
 from aggregator.state.stories import StoryTable
 
@@ -68,31 +68,18 @@ class Delta:
 
 
 class Sources:
-    """The record files of this build and their sources: paths, filters, parse entries."""
+    """The records of this build's files as their sources' filters keep them: the changed
+    files' as parsed, the others' read from the parse cache once each."""
 
-    def __init__(self, config: Config, found: object, store: StateStore) -> None:
-        self._found = found
+    def __init__(self, config: Config, found: FoundFiles, store: StateStore) -> None:
+        self.found = found
         self._store = store
-        self._rules: list[tuple[Rule, ...]] = [
-            compile_rules(source.filters, f"sources[{index + 1}]")
-            for index, source in enumerate(config.sources)
-        ]
+        self._rules = source_rules(config.sources)
         self._kept: dict[str, list[Record]] = {}
 
-    def span_of(self, key: str) -> object | None:
-        for span in self._found.spans:  # type: ignore[attr-defined]
-            if key.startswith(span.prefix):
-                return span
-        return None
-
-    def path_of(self, key: str) -> str:
-        span = self.span_of(key)
-        assert span is not None
-        return span.root.rstrip(os.sep) + os.sep + key[len(span.prefix) :]  # type: ignore[attr-defined]
-
     def source_of(self, key: str) -> int:
-        span = self.span_of(key)
-        return -1 if span is None else span.index  # type: ignore[attr-defined]
+        span = self.found.span_of(key)
+        return -1 if span is None else span.index
 
     def kept(self, result: DocumentResult, source: int) -> tuple[list[Record], int]:
         """The records a source's filters keep, and how many they left out."""
@@ -103,15 +90,15 @@ class Sources:
         return kept, len(result.records) - len(kept)
 
     def records(self, keys: Iterable[str]) -> dict[str, list[Record]]:
-        """The kept records of unchanged files, from the parse cache."""
+        """The kept records of these files (unchanged ones from the parse cache)."""
+        keys = list(keys)
         wanted = [key for key in keys if key not in self._kept]
         if wanted:
-            entries = self._store.get_many(PARSE, wanted)
+            stored = ParseCache.stored(self._store, wanted)
             for key in wanted:
-                entry = entries.get(key)
-                if entry is None:
+                if key not in stored:
                     raise Undecodable(f"{key}: not in the parse cache")
-                result = decode_result(memoryview(entry)[STAMP_SIZE:], self.path_of(key))
+                result = decode_result(stored[key], self.found.path_of(key))
                 self._kept[key] = self.kept(result, self.source_of(key))[0]
         return {key: self._kept[key] for key in keys}
 
@@ -123,7 +110,7 @@ def apply_changes(
     config: Config,
     table: StoryTable,
     store: StateStore,
-    found: object,
+    found: FoundFiles,
     decision: Decision,
     load: Loader,
     pool: WorkerPool,
@@ -146,9 +133,10 @@ def apply_changes(
     unpublished = previous_counts["unpublished"]
     filtered = table.filtered
     counts = dict(source_counts)
+    new_files: dict[str, list[str]] = {}  # guid -> changed files that hold it now
     for change in changes:
-        span = sources.span_of(change.key)
-        prefix = None if span is None else span.prefix  # type: ignore[attr-defined]
+        span = found.span_of(change.key)
+        prefix = None if span is None else span.prefix
         for result, sign, into in ((change.old, -1, old_by_guid), (change.new, 1, new_by_guid)):
             if result is None:
                 continue
@@ -161,7 +149,10 @@ def apply_changes(
             for record in kept:
                 into.setdefault(record.guid, []).append(record)
         if change.new is not None:
-            sources.remember(change.key, sources.kept(change.new, change.source)[0])
+            kept = sources.kept(change.new, change.source)[0]
+            sources.remember(change.key, kept)
+            for guid in dict.fromkeys(record.guid for record in kept):
+                new_files.setdefault(guid, []).append(change.key)
     affected: set[str] = set()  # shown stories to make again (by guid)
     moved: list[float] = []  # times of stories whose clustering inputs changed or went
     fresh: set[str] = set()  # guids (re)inserted: clustering decides them again
@@ -178,8 +169,7 @@ def apply_changes(
             files = kept_files
         else:
             new_records = new_by_guid.get(guid, [])
-        files.extend(c.key for c in changes if c.new is not None and guid in
-                     {r.guid for r in sources.records([c.key])[c.key]})  # fmt: skip
+        files.extend(new_files.get(guid, ()))
         if new_records:
             new_link = link_record(new_records)
         if position is not None:
@@ -253,10 +243,9 @@ def apply_changes(
     prefetch(p for members in chosen.values() for p in members)
     stories = {guid: story_record([link_of(p) for p in members])
                for guid, members in chosen.items()}  # fmt: skip
-    plans = [FeedPlan(plan.topic, tuple(stories[g] for g in plan.guids), plan.total)
-             for plan in key_plans]  # fmt: skip
+    plans = [plan.with_stories(stories) for plan in key_plans]
     table.filtered = filtered
-    problems = _problems(found, previous_problems, changes, sources)
+    problems = _problems(found, previous_problems, changes)
     return Delta(plans, topics, len(table.keys), records, unpublished, filtered, problems,
                  parsed, counts, tuple(changes))  # fmt: skip
 
@@ -264,7 +253,7 @@ def apply_changes(
 def _read_changes(
     sources: Sources,
     store: StateStore,
-    found: object,
+    found: FoundFiles,
     decision: Decision,
     load: Loader,
     pool: WorkerPool,
@@ -272,13 +261,10 @@ def _read_changes(
     """Each changed file's last result (from the parse cache) and new one (parsed)."""
     gone = [*decision.edited, *decision.deleted, *(old for old, _ in decision.renamed)]
     come = [*decision.added, *decision.edited, *(new for _, new in decision.renamed)]
-    entries = store.get_many(PARSE, gone)
-    old: dict[str, DocumentResult | None] = {}
-    for key in gone:
-        entry = entries.get(key)
-        old[key] = None if entry is None else decode_result(memoryview(entry)[STAMP_SIZE:], "")
-    where = {key: i for i, key in enumerate(found.keys)} if come else {}  # type: ignore[attr-defined]
-    files = found.files  # type: ignore[attr-defined]
+    stored = ParseCache.stored(store, gone)
+    old = {key: decode_result(stored[key], "") if key in stored else None for key in gone}
+    where = {key: i for i, key in enumerate(found.keys)} if come else {}
+    files = found.files
     paths = [files[where[key]][0] for key in come]
     parsed = parse_files(load, paths, pool)
     changes: dict[str, FileChange] = {}
@@ -287,7 +273,7 @@ def _read_changes(
     for key, path, (encoded, may_cache) in zip(come, paths, parsed, strict=True):
         stamp = files[where[key]][1]
         previous = changes.get(key)
-        changes[key] = FileChange(key, found.sources[where[key]],  # type: ignore[attr-defined]
+        changes[key] = FileChange(key, found.sources[where[key]],
                                   None if previous is None else previous.old,
                                   decode_result(encoded, path),
                                   encoded if may_cache else None, stamp)  # fmt: skip
@@ -390,15 +376,14 @@ def _members(table: StoryTable, leader: int, window: float) -> list[int]:
 
 
 def _problems(
-    found: object,
+    found: FoundFiles,
     previous: Sequence[Problem],
     changes: Sequence[FileChange],
-    sources: Sources,
 ) -> tuple[Problem, ...]:
     """Every record file's problems in the order the files were found, as a full build
     lists them: the last build's for unchanged files, the new ones for changed files."""
-    new = {sources.path_of(c.key): c.new.problems for c in changes if c.new is not None}
-    stale = {sources.path_of(c.key) for c in changes}
+    new = {found.path_of(c.key): c.new.problems for c in changes if c.new is not None}
+    stale = {found.path_of(c.key) for c in changes}
     if not previous and not any(new.values()):
         return ()
     by_origin: dict[str, list[Problem]] = {}
@@ -409,6 +394,6 @@ def _problems(
         if problems:
             by_origin[origin] = list(problems)
     ordered: list[Problem] = []
-    for path, _ in found.files:  # type: ignore[attr-defined]
+    for path, _ in found.files:
         ordered.extend(by_origin.get(path, ()))
     return tuple(ordered)

@@ -10,10 +10,10 @@ names the rule.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from aggregator.config import FeedFilterConfig, FilterConfig
+from aggregator.config import FeedFilterConfig, FilterConfig, SourceConfig
 from aggregator.model import Record
 from aggregator.patterns import compile_pattern
 from aggregator.topics import topic_key
@@ -69,6 +69,12 @@ def compile_rules(config: FilterConfig, where: str) -> tuple[Rule, ...]:
 def _matcher(name: str, pattern: str) -> Callable[[Record], bool]:
     search = compile_pattern(pattern).search
     return lambda record: any(search(text) for text in _field_texts(record, name))
+
+
+def source_rules(sources: Sequence[SourceConfig]) -> list[tuple[Rule, ...]]:
+    """Each `[[sources]]` table's rules, compiled, in order."""
+    return [compile_rules(source.filters, f"sources[{index + 1}]")
+            for index, source in enumerate(sources)]  # fmt: skip
 
 
 def first_match(rules: tuple[Rule, ...], record: Record) -> Rule | None:

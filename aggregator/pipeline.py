@@ -183,7 +183,7 @@ def _build_changes(
     from aggregator.delta import apply_changes
     from aggregator.output import publish
     from aggregator.state.codec import Undecodable
-    from aggregator.state.parse_cache import PARSE
+    from aggregator.state.parse_cache import ParseCache
     from aggregator.validate import RecordDefaults, load_record_file
 
     table = StoryTable.load(store)
@@ -208,12 +208,12 @@ def _build_changes(
         config, delta.plans, names, output, feed_cache, program, refused, pool, store
     )
     with store.transaction():
-        store.put_many(PARSE, [(c.key, c.stamp + c.encoded) for c in delta.changes
-                               if c.new is not None and c.encoded is not None
-                               and c.stamp is not None])  # fmt: skip
-        uncached = [c.key for c in delta.changes
-                    if c.new is None or c.encoded is None or c.stamp is None]  # fmt: skip
-        store.delete_many(PARSE, uncached)
+        cached = [(c.key, c.stamp, c.encoded) for c in delta.changes
+                  if c.new is not None and c.encoded is not None
+                  and c.stamp is not None]  # fmt: skip
+        ParseCache.add(store, cached)
+        kept = {key for key, _, _ in cached}
+        ParseCache.forget(store, [c.key for c in delta.changes if c.key not in kept])
         table.save(store)
         store.put_many(SOURCES, [(prefix, str(count).encode())
                                  for prefix, count in delta.source_counts.items()

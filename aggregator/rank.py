@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
 
@@ -256,6 +256,9 @@ class KeyPlan:
     guids: tuple[str, ...]
     total: int
 
+    def with_stories(self, stories: Mapping[str, Record]) -> FeedPlan:
+        return FeedPlan(self.topic, tuple(stories[guid] for guid in self.guids), self.total)
+
 
 def plan_keys(
     keys: Iterable[StoryKey],
@@ -294,4 +297,4 @@ def plan_feeds(
     by_guid = {record.guid: record for record in records}
     keys = [story_key(record, ranking, rules) for record in records]
     plans, topics = plan_keys(keys, ranking, max_items, rules, feeds)
-    return [FeedPlan(p.topic, tuple(by_guid[g] for g in p.guids), p.total) for p in plans], topics
+    return [plan.with_stories(by_guid) for plan in plans], topics

@@ -66,6 +66,21 @@ class FoundFiles:
     unreadable: list[tuple[str, str, int]] = field(default_factory=list)  # key prefix, root, source
     spans: list[SourceSpan] = field(default_factory=list)
 
+    def span_of(self, key: str) -> SourceSpan | None:
+        """The source whose folder holds the file of this key."""
+        for span in self.spans:
+            if key.startswith(span.prefix):
+                return span
+        return None
+
+    def path_of(self, key: str) -> str:
+        """The path of a file by its key, as found (relative to where the build runs if
+        its source is), also for a file that is gone."""
+        span = self.span_of(key)
+        if span is None:
+            raise KeyError(key)
+        return span.root.rstrip(os.sep) + os.sep + key[len(span.prefix) :]
+
 
 def find_files(config: Config) -> FoundFiles:
     found = FoundFiles([], [], [])

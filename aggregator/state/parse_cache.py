@@ -111,8 +111,20 @@ class ParseCache:
 
     @staticmethod
     def add(store: StateStore, items: Iterable[tuple[str, bytes, bytes]]) -> None:
-        """Remember new files' results without touching the others' (see Snapshot)."""
+        """Remember changed files' results without loading the others' (aggregator.delta)."""
         store.put_many(PARSE, [(key, stamp + encoded) for key, stamp, encoded in items])
+
+    @staticmethod
+    def forget(store: StateStore, keys: Iterable[str]) -> None:
+        """Forget the results of files that are gone or not cacheable this time."""
+        store.delete_many(PARSE, keys)
+
+    @staticmethod
+    def stored(store: StateStore, keys: Iterable[str]) -> dict[str, memoryview]:
+        """The encoded results remembered for these keys (the stamp left off), without
+        loading the others'."""
+        return {key: memoryview(entry)[STAMP_SIZE:]
+                for key, entry in store.get_many(PARSE, keys).items()}  # fmt: skip
 
     def finish(self) -> None:
         """Drop the entries of files that are gone (or not cacheable this time)."""
