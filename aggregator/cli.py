@@ -21,6 +21,7 @@ from aggregator.errors import (
     Problem,
     StateUnavailable,
     UploadFailed,
+    WorkerDied,
     WriteFailed,
 )
 from aggregator.lock import (
@@ -30,7 +31,6 @@ from aggregator.lock import (
     lock_holder,
     lock_path,
 )
-from aggregator.parallel import WorkerDied
 from aggregator.pipeline import build
 from aggregator.report import BuildReport
 from aggregator.state import unusable_state

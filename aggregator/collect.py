@@ -21,8 +21,9 @@ from aggregator.progress import Progress, progress_for
 from aggregator.sources.files import FoundFiles, find_files
 from aggregator.sources.results import FetchStats, RemoteCollection
 from aggregator.state import StateStore, open_read_only
-from aggregator.state.codec import Undecodable, decode_result
+from aggregator.state.codec import Undecodable
 from aggregator.state.parse_cache import ParseCache
+from aggregator.state.record_codec import decode_result
 from aggregator.validate import RecordDefaults, load_record_file
 
 
@@ -119,7 +120,7 @@ def collect(
         parsed=parsed,
         fetch=remote.stats,
         filtered=tuple(filtered),
-        excluded_files=found.excluded[0],
+        excluded_files=found.excluded,
         held=held,
     )
 

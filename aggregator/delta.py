@@ -31,8 +31,9 @@ from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files
 from aggregator.rank import FeedPlan, Topic, plan_keys, story_key
 from aggregator.sources.files import FoundFiles
-from aggregator.state.codec import Undecodable, decode_result
+from aggregator.state.codec import Undecodable
 from aggregator.state.parse_cache import ParseCache
+from aggregator.state.record_codec import decode_result
 from aggregator.state.store import StateStore
 from aggregator.state.stories import StoryTable
 
@@ -78,8 +79,7 @@ class Sources:
         self._kept: dict[str, list[Record]] = {}
 
     def source_of(self, key: str) -> int:
-        span = self.found.span_of(key)
-        return -1 if span is None else span.index
+        return self.found.source_of(key)
 
     def kept(self, result: DocumentResult, source: int) -> tuple[list[Record], int]:
         """The records a source's filters keep, and how many they left out."""
@@ -263,20 +263,18 @@ def _read_changes(
     come = [*decision.added, *decision.edited, *(new for _, new in decision.renamed)]
     stored = ParseCache.stored(store, gone)
     old = {key: decode_result(stored[key], "") if key in stored else None for key in gone}
-    where = {key: i for i, key in enumerate(found.keys)} if come else {}
-    files = found.files
-    paths = [files[where[key]][0] for key in come]
+    paths = [found.path_of(key) for key in come]
     parsed = parse_files(load, paths, pool)
     changes: dict[str, FileChange] = {}
     for key in gone:
         changes[key] = FileChange(key, sources.source_of(key), old[key], None)
     for key, path, (encoded, may_cache) in zip(come, paths, parsed, strict=True):
-        stamp = files[where[key]][1]
         previous = changes.get(key)
-        changes[key] = FileChange(key, found.sources[where[key]],
+        changes[key] = FileChange(key, found.source_of(key),
                                   None if previous is None else previous.old,
                                   decode_result(encoded, path),
-                                  encoded if may_cache else None, stamp)  # fmt: skip
+                                  encoded if may_cache else None,
+                                  found.stamp_of(key))  # fmt: skip
     return list(changes.values()), len(come)
 
 
@@ -394,6 +392,6 @@ def _problems(
         if problems:
             by_origin[origin] = list(problems)
     ordered: list[Problem] = []
-    for path, _ in found.files:
-        ordered.extend(by_origin.get(path, ()))
+    for origin in sorted(by_origin, key=found.order_of_path):
+        ordered.extend(by_origin[origin])
     return tuple(ordered)

@@ -12,7 +12,8 @@ was wrong, what was done). The tree, with where each is raised and what it costs
     ├── WriteFailed          an output file could not be written (output/): exit 5
     ├── BuildLocked          another build holds the lock (lock.py): exit 3 after
     │                        [build] lock_timeout
-    ├── WorkerDied           a worker process died (parallel.py): exit 4, rerun
+    ├── WorkerDied           a worker process died (raised in parallel.py): exit 4,
+    │                        rerun
     ├── UnsafePath           an output path that would leave the output folder
     ├── UnparseableBody      a fetched body is no feed, JSON or YAML (parse/feeds.py)
     ├── FetchError           a URL could not be fetched (sources/http.py): its source
@@ -39,6 +40,16 @@ from dataclasses import dataclass
 
 class AggregatorError(Exception):
     """Base class for every error this package raises on purpose."""
+
+
+class WorkerDied(AggregatorError):
+    """A worker process ended in the middle of its work (killed, or out of memory)."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(
+            f"one of the {workers} worker processes ended abruptly (killed, or out of "
+            "memory? `[build] workers` sets how many run); nothing more was written"
+        )
 
 
 class ConfigError(AggregatorError):

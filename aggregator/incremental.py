@@ -1,19 +1,23 @@
 """The one incremental decision: what changed since the last build, and what to redo.
 
 `decide` compares what the state remembers (the last build's Snapshot) with what is
-found now (the record files' stamps, the settings digest, remote sources, `--full`,
-whether the last build's output is still on disk as written) and returns a Decision.
-It is pure: plain values in, a frozen value out, no I/O. The build gathers the facts
-once and carries the Decision out; no stage looks at another stage's cache to decide.
+found now (the record files' listings with their stamps, the settings digest, remote
+sources, `--full`, whether the last build's output is still on disk as written) and
+returns a Decision. It is pure: plain values in, a frozen value out, no I/O. The build
+gathers the facts once and carries the Decision out; no stage looks at another stage's
+cache to decide.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from aggregator.state.snapshot import Snapshot
+if TYPE_CHECKING:
+    from aggregator.sources.folder import Listing
+    from aggregator.state.snapshot import Snapshot
 
 CHANGES_FLOOR = 100  # changed files always applied one by one
 CHANGES_SHARE = 0.05  # more changed files than this share of all: the full path
@@ -31,8 +35,8 @@ class Redo(enum.Enum):
 class Decision:
     """What changed since the last build and what to redo about it.
 
-    File lists hold parse-cache keys in the order the files were found (deleted ones:
-    in the order the last build remembered them), so equal inputs give equal Decisions.
+    File lists hold parse-cache keys in the order the files are found (deleted ones:
+    where they were), so equal inputs give equal Decisions.
     """
 
     redo: Redo
@@ -65,7 +69,7 @@ class Decision:
 
 def decide(
     remembered: Snapshot | None,
-    stamps: Mapping[str, bytes],
+    listings: Mapping[str, Listing],
     settings: bytes,
     *,
     unstamped: Iterable[str] = (),
@@ -74,13 +78,16 @@ def decide(
     output_intact: bool = False,
     held: bool = False,
     stories: bool = False,
+    order: Callable[[str], Any] | None = None,
 ) -> Decision:
-    """The Decision for a build that finds `stamps` (parse-cache key -> file stamp) and
-    `settings` (settings_digest) where the last build left `remembered`.
+    """The Decision for a build that finds the record files of `listings` (folder key
+    -> its files as listed, FoundFiles.listings) and `settings` (settings_digest) where
+    the last build left `remembered`.
 
-    `unstamped` are files found without a stat (not in `stamps`); `output_intact` says
-    every file the last build wrote is on disk with the bytes it wrote; `held`, that a
-    folder could not be read; `stories`, that the last build left its story table.
+    `unstamped` are files found without a stat; `output_intact` says every file the
+    last build wrote is on disk with the bytes it wrote; `held`, that a folder could not
+    be read; `stories`, that the last build left its story table; `order`, the sort key
+    that puts file keys in the order the files are found (FoundFiles.order_of).
 
     Redo.CHANGES when only record files changed, and few of them (at most
     CHANGES_SHARE of the files, or CHANGES_FLOOR): applying many changes one by one
@@ -89,20 +96,24 @@ def decide(
     unknown = tuple(unstamped)
     if remembered is None:
         return Decision(Redo.FULL, False, unstamped=unknown, remote=remote, forced=full)
-    before = remembered.stamps
+    before = remembered.listings
     added: list[str] = []
     edited: list[str] = []
     deleted: list[str] = []
-    if before != stamps:  # dict equality runs in C: the common no-change case stays cheap
-        # Set operations on the dicts' views run in C too; only the few changed keys are
-        # then put back in the order found.
-        differ = {key for key, _ in stamps.items() - before.items()}
-        fresh = differ - before.keys()
-        added = [key for key in stamps if key in fresh] if fresh else []
-        edited = [key for key in stamps if key in differ and key not in fresh] if differ else []
-        gone = before.keys() - stamps.keys() - set(unknown)  # unstamped: there, not measured
-        deleted = [key for key in before if key in gone] if gone else []
-    renamed = _renames(deleted, added, before, stamps)
+    renamed: tuple[tuple[str, str], ...] = ()
+    # Equal listings compare in C, folder by folder: the common no-change case stays
+    # cheap. Only the folders that differ are looked at file by file.
+    if before != listings:
+        old = _stamps(before, listings)
+        new = _stamps(listings, before)
+        for key in unknown:
+            new.pop(key, None)  # there, not measured: neither added, edited nor gone
+            old.pop(key, None)
+        differ = {key for key, _ in new.items() - old.items()}
+        added = sorted(differ - old.keys(), key=order)
+        edited = sorted(differ & old.keys(), key=order)
+        deleted = sorted(old.keys() - new.keys(), key=order)
+        renamed = _renames(deleted, added, old, new)
     if renamed:
         moved = {old for old, _ in renamed} | {new for _, new in renamed}
         added = [key for key in added if key not in moved]
@@ -130,21 +141,39 @@ def decide(
     )
     if same:
         return Decision(Redo.NOTHING, True)
-    few = decision.changed_files <= max(CHANGES_FLOOR, int(len(stamps) * CHANGES_SHARE))
+    total = sum(len(names) for names, _, _ in listings.values())
+    few = decision.changed_files <= max(CHANGES_FLOOR, int(total * CHANGES_SHARE))
     if (stories and few and not (decision.settings_changed or remote or full or held or unknown)
             and decision.files_changed):  # fmt: skip
         return replace(decision, redo=Redo.CHANGES)
     return decision
 
 
+def _stamps(
+    listings: Mapping[str, Listing], other: Mapping[str, Listing]
+) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) by file key, of the folders of `listings` that `other` does not
+    list the same."""
+    stamps: dict[str, tuple[int, int]] = {}
+    for folder, listing in listings.items():
+        if other.get(folder) != listing:
+            names, sizes, mtimes = listing
+            keys = [folder + name for name in names]
+            stamps.update(zip(keys, zip(sizes, mtimes, strict=True), strict=True))
+    return stamps
+
+
 def _renames(
-    deleted: list[str], added: list[str], before: Mapping[str, bytes], now: Mapping[str, bytes]
+    deleted: list[str],
+    added: list[str],
+    before: Mapping[str, tuple[int, int]],
+    now: Mapping[str, tuple[int, int]],
 ) -> tuple[tuple[str, str], ...]:
     """A deleted key and an added key with the same stamp (size and mtime_ns: a move
     keeps both) are one file renamed; equal stamps pair in the order found."""
     if not deleted or not added:
         return ()
-    gone: dict[bytes, list[str]] = {}
+    gone: dict[tuple[int, int], list[str]] = {}
     for key in deleted:
         gone.setdefault(before[key], []).append(key)
     pairs = []

@@ -22,18 +22,17 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
-from aggregator.errors import AggregatorError
-from aggregator.model import DocumentResult
-from aggregator.state.codec import encode_result
-from aggregator.state.parse_cache import cacheable
+from aggregator.errors import WorkerDied
 
 if TYPE_CHECKING:  # multiprocessing loads when a pool starts: most rebuilds start none
     from concurrent.futures import Future, ProcessPoolExecutor
     from multiprocessing.context import BaseContext
 
+    from aggregator.model import DocumentResult
+
 Job = TypeVar("Job")
 Result = TypeVar("Result")
-Loader = Callable[[str], DocumentResult]  # reads and parses one file; never raises
+Loader = Callable[[str], "DocumentResult"]  # reads and parses one file; never raises
 Parsed = tuple[bytes, bool]  # encoded result, whether it may be cached
 
 MIN_FILES_PER_WORKER = 200  # below this a pool costs more than it saves
@@ -49,16 +48,6 @@ def worker_count(configured: int) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on every platform
         return os.cpu_count() or 1
-
-
-class WorkerDied(AggregatorError):
-    """A worker process ended in the middle of its work (killed, or out of memory)."""
-
-    def __init__(self, workers: int) -> None:
-        super().__init__(
-            f"one of the {workers} worker processes ended abruptly (killed, or out of "
-            "memory? `[build] workers` sets how many run); nothing more was written"
-        )
 
 
 def _start_method() -> BaseContext:
@@ -181,6 +170,10 @@ def _run_jobs(function: Callable[[Job], Result], jobs: Sequence[Job]) -> list[Re
 
 
 def parse_one(load: Loader, path: str) -> Parsed:
+    # Imported here: a rebuild that parses nothing needs neither (nor the records' model).
+    from aggregator.state.parse_cache import cacheable
+    from aggregator.state.record_codec import encode_result
+
     result = load(path)
     return encode_result(result), cacheable(result)
 

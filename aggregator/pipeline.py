@@ -31,7 +31,7 @@ from aggregator.sources.files import FoundFiles, find_files
 from aggregator.state import StateStore, open_store
 from aggregator.state.feed_cache import FeedCache
 from aggregator.state.fingerprint import parse_context, program_digest
-from aggregator.state.snapshot import Snapshot, file_stamps, settings_digest
+from aggregator.state.snapshot import Snapshot, settings_digest
 from aggregator.state.stories import StoryTable
 
 if TYPE_CHECKING:
@@ -73,10 +73,11 @@ def build(
             # An output folder we cannot write is a setting to fix, not a crash.
             reason = f"expected a writable folder; {exc.filename or output}: {exc.strerror or exc}"
             raise ConfigError(str(config.path), key, reason) from None
-    from aggregator.output.changes import local_changes
+    if report.written_paths or report.removed_paths:
+        from aggregator.output.changes import local_changes
 
-    changed = local_changes(output, report.written_paths, report.removed_paths)
-    report = replace(report, changed_paths=changed)
+        changed = local_changes(output, report.written_paths, report.removed_paths)
+        report = replace(report, changed_paths=changed)
     if bucket is not None:
         with _open_state(config, []) as store:
             uploads = bucket.sync(output, store, full=full)
@@ -102,16 +103,16 @@ def _run(
         context = parse_context(config, program)
         found = find_files(config)
         settings = settings_digest(config, context, output)
-        stamps, unstamped = file_stamps(found.keys, found.files)
         # What the state remembers (not read with --full, which uses none of it).
         snapshot = None if store is None or full else Snapshot.load(store)
         intact = (
             store is not None and snapshot is not None and FeedCache(store, output).all_current()
         )
-        decision = decide(snapshot, stamps, settings, unstamped=unstamped,
+        decision = decide(snapshot, found.listings, settings, unstamped=found.unstamped,
                           remote=any(source.url for source in config.sources), full=full,
                           output_intact=intact, held=bool(found.unreadable),
-                          stories=store is not None and StoryTable.remembered(store))  # fmt: skip
+                          stories=store is not None and StoryTable.remembered(store),
+                          order=found.order_of)  # fmt: skip
         if decision.redo is Redo.NOTHING:
             assert store is not None and snapshot is not None
             return replace(_rerun(snapshot, output, found).report, redo=Redo.NOTHING.value,
@@ -136,12 +137,12 @@ def _run(
                 with store.transaction():
                     if report.table is not None:
                         report.table.save(store, everything=True)
-                    replace(report.snapshot, settings=settings, stamps=stamps).save(store)
+                    replace(report.snapshot, settings=settings, listings=found.listings).save(store)
             elif store is not None:
                 Snapshot.forget(store)
         else:
             with store.transaction():  # type: ignore[union-attr]
-                replace(report.snapshot, settings=settings, stamps=stamps).save(store)  # type: ignore[arg-type,union-attr]
+                replace(report.snapshot, settings=settings, listings=found.listings).save(store)  # type: ignore[arg-type,union-attr]
     return replace(report.report, problems=(*notes, *report.report.problems))
 
 
@@ -181,7 +182,7 @@ def _build_changes(
     # the renderers load only if a feed must be rendered, in output.publish).
     from aggregator.collect import SHRINK_FLOOR, SOURCES
     from aggregator.delta import apply_changes
-    from aggregator.output import publish
+    from aggregator.output.publishing import publish
     from aggregator.state.codec import Undecodable
     from aggregator.state.parse_cache import ParseCache
     from aggregator.validate import RecordDefaults, load_record_file
@@ -197,8 +198,8 @@ def _build_changes(
     except (Undecodable, KeyError, IndexError, ValueError):
         return None  # the state does not hold what it should: a full build redoes it
     limit = config.build.max_shrink
-    for span in found.spans:
-        before, now = counts.get(span.prefix, 0), delta.source_counts.get(span.prefix, 0)
+    for prefix in found.prefixes:
+        before, now = counts.get(prefix, 0), delta.source_counts.get(prefix, 0)
         if not accept_shrink and before >= SHRINK_FLOOR and now < before * (1 - limit):
             return None  # the full path holds the source and says why
     names = {key: topic.name for key, topic in delta.topics.items()}
@@ -220,7 +221,7 @@ def _build_changes(
                                  if counts.get(prefix) != count])  # fmt: skip
     problems = (*delta.problems, *found.skipped)
     report = BuildReport(
-        documents=len(found.files),
+        documents=found.count,
         records=delta.records,
         rejected=sum(1 for p in problems if p.severity == "error") + len(refused),
         unpublished=delta.unpublished,
@@ -234,7 +235,7 @@ def _build_changes(
         removed_paths=tuple(published.removed),
         parsed=delta.parsed,
         rendered=published.rendered,
-        filtered=delta.filtered + found.excluded[0],
+        filtered=delta.filtered + found.excluded,
         redo=Redo.CHANGES.value,
     )
     kept = Snapshot(b"", {}, {name: getattr(report, name) for name in Snapshot.COUNTS},
@@ -258,7 +259,7 @@ def _build_all(
 ) -> _Outcome:
     from aggregator.collect import collect
     from aggregator.curate import curate, story_table
-    from aggregator.output import publish
+    from aggregator.output.publishing import publish
     from aggregator.state.parse_cache import ParseCache
 
     written: list[Path] = []
@@ -305,7 +306,7 @@ def _build_all(
     skipped = set(found.skipped)
     snapshot = Snapshot(
         settings=b"",  # filled in by the caller, which knows the settings and stamps
-        stamps={},
+        listings={},
         counts={name: getattr(report, name) for name in Snapshot.COUNTS},
         problems=tuple(p for p in collection.problems if p not in skipped),
     )

@@ -31,7 +31,7 @@ from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig, load
 from aggregator.model import Record
 from aggregator.pipeline import build
 from aggregator.report import BuildReport
-from aggregator.state.parse_cache import file_stamp
+from aggregator.sources.folder import Listing
 from aggregator.state.snapshot import Snapshot
 from aggregator.validate import RecordDefaults, record_from_mapping
 
@@ -233,12 +233,24 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
     return {name: data for name, (data, _, _) in snapshot(root).items()}
 
 
+def listings_of(stamps: dict[str, tuple[int, int]]) -> dict[str, Listing]:
+    """Files with these (size, mtime_ns) stamps, by parse-cache key, as FoundFiles lists
+    them: by folder key, each folder's files in the order given."""
+    listings: dict[str, Listing] = {}
+    for key, (size, mtime) in stamps.items():
+        folder, _, name = key.rpartition(os.sep)
+        names, sizes, mtimes = listings.setdefault(folder + os.sep, ([], [], []))
+        names.append(name)
+        sizes.append(size)
+        mtimes.append(mtime)
+    return listings
+
+
 def build_snapshot(stamps: dict[str, tuple[int, int]], settings: bytes = b"settings") -> Snapshot:
     """What the state remembers of a last build that read files with these
     (size, mtime_ns) stamps, by parse-cache key."""
     counts = dict.fromkeys(Snapshot.COUNTS, 0)
-    packed = {key: file_stamp(*stamp) for key, stamp in stamps.items()}
-    return Snapshot(settings, packed, counts, ())
+    return Snapshot(settings, listings_of(stamps), counts, ())
 
 
 OLD_NS = 1_000_000_000 * 10**9  # 2001-09-09: any rewrite after this shows in st_mtime_ns

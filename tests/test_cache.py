@@ -15,8 +15,8 @@ from aggregator.config import load_config
 from aggregator.parallel import WorkerPool, _start_method, parse_files
 from aggregator.pipeline import build
 from aggregator.sources.folder import iter_record_files, scan_record_files
-from aggregator.state.codec import decode_result, encode_result
 from aggregator.state.parse_cache import FILE_KEY, PARSE, ParseCache, file_stamp
+from aggregator.state.record_codec import decode_result, encode_result
 from aggregator.state.sqlite import APPLICATION_ID, PAGE_SIZE, SCHEMA_VERSION, SqliteStore
 from aggregator.validate import RecordDefaults, load_record_file
 

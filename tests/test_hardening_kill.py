@@ -21,7 +21,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from aggregator.lock import lock_path
-from aggregator.output import WRITE_THREADS
+from aggregator.output.publishing import WRITE_THREADS
 
 from .factories import (
     all_feed_problems,

@@ -23,12 +23,13 @@ from aggregator import incremental
 from aggregator.config import load_config
 from aggregator.incremental import Decision, Redo, decide
 from aggregator.pipeline import build
-from aggregator.state.parse_cache import file_stamp
+from aggregator.sources.folder import Listing
 
 from .factories import (
     build_snapshot,
     fields,
     full_build_elsewhere,
+    listings_of,
     tree_bytes,
     write_config,
     write_record,
@@ -38,16 +39,16 @@ A, B, C = "file:/r/a.md", "file:/r/b.md", "file:/r/c.md"
 LAST = {A: (10, 1), B: (20, 2)}  # (size, mtime_ns) of the files the last build read
 
 
-def now(**changes: tuple[int, int] | None) -> dict[str, bytes]:
-    """The stamps found now: the last build's, with `changes` (a key of None: gone)."""
-    found = {key: file_stamp(*stamp) for key, stamp in LAST.items()}
+def now(**changes: tuple[int, int] | None) -> dict[str, Listing]:
+    """The files found now: the last build's, with `changes` (a key of None: gone)."""
+    found = dict(LAST)
     names = {"a": A, "b": B, "c": C, "d": "file:/r/d.md"}
     for name, stamp in changes.items():
         if stamp is None:
             found.pop(names[name])
         else:
-            found[names[name]] = file_stamp(*stamp)
-    return found
+            found[names[name]] = stamp
+    return listings_of(found)
 
 
 def test_the_same_files_settings_and_output_redo_nothing() -> None:
@@ -98,7 +99,7 @@ def test_a_deleted_file_and_an_added_one_with_another_stamp_are_no_rename() -> N
 
 def test_renames_with_equal_stamps_pair_in_the_order_found() -> None:
     last = {A: (5, 5), B: (5, 5)}
-    found = {C: file_stamp(5, 5), "file:/r/d.md": file_stamp(5, 5)}
+    found = listings_of({C: (5, 5), "file:/r/d.md": (5, 5)})
     decision = decide(build_snapshot(last), found, b"settings", output_intact=True)
     assert decision.renamed == ((A, C), (B, "file:/r/d.md"))
 
@@ -151,7 +152,8 @@ def test_the_decision_is_pure_and_frozen() -> None:
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    allowed = {"__future__", "enum", "collections.abc", "dataclasses", "aggregator.state.snapshot"}
+    allowed = {"__future__", "enum", "collections.abc", "dataclasses", "typing",
+               "aggregator.sources.folder", "aggregator.state.snapshot"}  # types only
     assert imported <= allowed
     calls = {node.func.id for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from aggregator.output.folder import write_if_changed
-from aggregator.output.plan import PAGE_NAME  # served for its folder's URL too
+from aggregator.render.paths import PAGE_NAME  # served for its folder's URL too
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,114 +1,235 @@
-"""Find the record files of every `path` source: their paths, stamps and cache keys.
+"""Find the record files of every `path` source: their listings, stamps and cache keys.
 
-One pass over each folder (sources/folder.py) gives every file's stamp; the keys name
-the source folder by a digest of its absolute path (ParseCache.key) and the file by its
-path inside it, so builds started from any folder share the cache.
+One pass over each folder (sources/folder.py) gives every file's stamp, folder by
+folder in the order the OS lists them: what aggregator.incremental compares with the
+last build's listings. The keys name the source folder by a digest of its absolute
+path (`folder_key`) and the file by its path inside it, so builds started from any
+folder share the cache. The files in sorted order (`FoundFiles.files`, `keys`,
+`sources`, `spans`) are made only when a build reads, parses or reports them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.config import Config, SourceConfig, locate
 from aggregator.errors import ConfigError, ConfigErrors, Problem
-from aggregator.filters import path_allowed
-from aggregator.sources.folder import scan_record_files
-from aggregator.state.parse_cache import ParseCache
+from aggregator.sources.folder import NO_STAT, STAMP, Listing, folder_order, list_folders
+
+FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
 
 
-def _source_files(
-    source: SourceConfig, index: int, config: Config, found: FoundFiles
-) -> list[tuple[str, bytes | None]]:
-    assert source.path is not None
-    if not source.path.is_dir():
-        key = f"sources[{index + 1}].path"  # counted from 1, as people count
-        raise ConfigError(str(config.path), key,
-                          f"expected an existing directory, {source.path} is not one",
-                          line=locate(config.path, key))  # fmt: skip
-
-    def on_skip(path: Path, reason: str) -> None:
-        reason, _, action = reason.rpartition("; ")
-        found.skipped.append(Problem(str(path), None, None, reason, action, "warning"))
-
-    def on_error(path: Path, reason: str) -> None:
-        # Its files are missing, not removed: their last records stay (see collect).
-        reason = f"cannot read this folder: {reason}"
-        action = "kept the records its files gave at the last build"
-        found.skipped.append(Problem(str(path), None, None, reason, action))
-        folder = ParseCache.key(os.path.abspath(source.path)) + str(path)[len(str(source.path)) :]
-        found.unreadable.append((folder.rstrip(os.sep) + os.sep, str(source.path), index))
-
-    return scan_record_files(source.path, on_skip, on_error)
+def folder_key(folder: str) -> str:
+    """The key of a source folder (an absolute path): its files' keys are this plus
+    their path inside it. A short digest stands for the folder's path, which every key
+    would otherwise repeat (in the parse cache, its index, the snapshot and the story
+    table)."""
+    return FILE_KEY + hashlib.sha256(folder.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)
 class SourceSpan:
-    """Where one `path` source's files are in FoundFiles, and its parse-cache key prefix."""
+    """One `path` source: where its files are in FoundFiles.files, and its key prefix."""
 
     index: int  # in config.sources
     start: int
     end: int
-    prefix: str  # ParseCache key of the folder, with a trailing separator
+    prefix: str  # the folder's key (folder_key), with a trailing separator
     root: str  # the folder as configured (origins are shown relative to it)
 
 
-@dataclass(frozen=True, slots=True)
 class FoundFiles:
-    """The record files of every `path` source, with their stats and parse-cache keys."""
+    """The record files of every `path` source: by folder as listed (`listings`, by the
+    folder's key), and in sorted order with their stamps and keys (made when asked)."""
 
-    files: list[tuple[str, bytes | None]]
-    keys: list[str]
-    skipped: list[Problem]  # links not followed (warnings), folders not readable (errors)
-    sources: list[int] = field(default_factory=list)  # each file's index in config.sources
-    excluded: list[int] = field(default_factory=lambda: [0])  # files left out by globs
-    unreadable: list[tuple[str, str, int]] = field(default_factory=list)  # key prefix, root, source
-    spans: list[SourceSpan] = field(default_factory=list)
+    __slots__ = (
+        "_ordered",
+        "_roots",
+        "count",
+        "excluded",
+        "listings",
+        "skipped",
+        "unreadable",
+        "unstamped",
+    )  # fmt: skip
 
+    def __init__(self) -> None:
+        self.listings: dict[str, Listing] = {}  # folder key (with a trailing separator)
+        self.skipped: list[Problem] = []  # links not followed (warnings), unreadable folders
+        self.excluded = 0  # files left out by the sources' globs
+        self.unreadable: list[tuple[str, str, int]] = []  # key prefix, root, source index
+        self.count = 0  # files in all
+        self.unstamped: list[str] = []  # keys of files found without a stat
+        self._roots: list[tuple[int, str, str]] = []  # source index, key prefix, root
+        self._ordered: tuple[list[tuple[str, bytes | None]], list[str], list[int],
+                             list[SourceSpan]] | None = None  # fmt: skip
+
+    @property
+    def prefixes(self) -> list[str]:
+        """Each `path` source's key prefix, in config order."""
+        return [prefix for _, prefix, _ in self._roots]
+
+    # --- one file by its key (no sorting) ------------------------------------------------
     def span_of(self, key: str) -> SourceSpan | None:
-        """The source whose folder holds the file of this key."""
-        for span in self.spans:
-            if key.startswith(span.prefix):
-                return span
+        """The source whose folder holds the file of this key (its span in `files` is
+        empty unless the sorted files were made)."""
+        for index, prefix, root in self._roots:
+            if key.startswith(prefix):
+                if self._ordered is not None:
+                    for span in self._ordered[3]:
+                        if span.prefix == prefix:
+                            return span
+                return SourceSpan(index, 0, 0, prefix, root)
         return None
+
+    def source_of(self, key: str) -> int:
+        """The index in config.sources of the source holding this key (-1: none)."""
+        for index, prefix, _ in self._roots:
+            if key.startswith(prefix):
+                return index
+        return -1
 
     def path_of(self, key: str) -> str:
         """The path of a file by its key, as found (relative to where the build runs if
         its source is), also for a file that is gone."""
-        span = self.span_of(key)
-        if span is None:
-            raise KeyError(key)
-        return span.root.rstrip(os.sep) + os.sep + key[len(span.prefix) :]
+        for _, prefix, root in self._roots:
+            if key.startswith(prefix):
+                return root.rstrip(os.sep) + os.sep + key[len(prefix) :]
+        raise KeyError(key)
+
+    def stamp_of(self, key: str) -> bytes | None:
+        """The stamp of a file found (None: found without a stat); KeyError if not found."""
+        folder, _, name = key.rpartition(os.sep)
+        names, sizes, mtimes = self.listings[folder + os.sep]
+        at = names.index(name)
+        return None if sizes[at] == NO_STAT else STAMP.pack(sizes[at], mtimes[at])
+
+    def order_of(self, key: str) -> tuple[object, ...]:
+        """Sort key of a file's key: the order `files` lists it in (sources in config
+        order, then folder by folder, each folder's files by name)."""
+        for position, (_, prefix, _) in enumerate(self._roots):
+            if key.startswith(prefix):
+                folder, _, name = key[len(prefix) :].rpartition(os.sep)
+                return position, folder_order(folder), name
+        return len(self._roots), (), key
+
+    def order_of_path(self, path: str) -> tuple[object, ...]:
+        """`order_of` for a file by its path (as `path_of` gives it)."""
+        for _, prefix, root in self._roots:
+            base = root.rstrip(os.sep) + os.sep
+            if path.startswith(base):
+                return self.order_of(prefix + path[len(base) :])
+        return len(self._roots), (), path
+
+    # --- every file in sorted order ------------------------------------------------------
+    @property
+    def files(self) -> list[tuple[str, bytes | None]]:
+        """Every file's path and stamp, in sorted order."""
+        return self._sorted()[0]
+
+    @property
+    def keys(self) -> list[str]:
+        return self._sorted()[1]
+
+    @property
+    def sources(self) -> list[int]:
+        """Each file's index in config.sources."""
+        return self._sorted()[2]
+
+    @property
+    def spans(self) -> list[SourceSpan]:
+        return self._sorted()[3]
+
+    def _sorted(
+        self,
+    ) -> tuple[list[tuple[str, bytes | None]], list[str], list[int], list[SourceSpan]]:
+        if self._ordered is None:
+            files: list[tuple[str, bytes | None]] = []
+            keys: list[str] = []
+            sources: list[int] = []
+            spans: list[SourceSpan] = []
+            pack = STAMP.pack
+            for index, prefix, root in self._roots:
+                start = len(files)
+                base = root.rstrip(os.sep) + os.sep
+                folders = [k for k in self.listings if k.startswith(prefix)]
+                folders.sort(key=lambda k: folder_order(k[len(prefix) : -1]))
+                for folder in folders:
+                    names, sizes, mtimes = self.listings[folder]
+                    inside = folder[len(prefix) :]
+                    for name, size, mtime in sorted(zip(names, sizes, mtimes, strict=True)):
+                        files.append((base + inside + name,
+                                      None if size == NO_STAT else pack(size, mtime)))  # fmt: skip
+                        keys.append(folder + name)
+                sources.extend([index] * (len(files) - start))
+                spans.append(SourceSpan(index, start, len(files), prefix, root))
+            self._ordered = (files, keys, sources, spans)
+        return self._ordered
+
+    # --- finding ---------------------------------------------------------------------
+    def add_source(self, source: SourceConfig, index: int, config: Config) -> None:
+        assert source.path is not None
+        if not source.path.is_dir():
+            key = f"sources[{index + 1}].path"  # counted from 1, as people count
+            raise ConfigError(str(config.path), key,
+                              f"expected an existing directory, {source.path} is not one",
+                              line=locate(config.path, key))  # fmt: skip
+        root = str(source.path)
+        # Keys name the folder by its absolute path, whatever folder the build is started
+        # from (folder_key), and the file by its path inside it.
+        prefix = folder_key(os.path.abspath(source.path)) + os.sep
+
+        def on_skip(path: Path, reason: str) -> None:
+            reason, _, action = reason.rpartition("; ")
+            self.skipped.append(Problem(str(path), None, None, reason, action, "warning"))
+
+        def on_error(path: Path, reason: str) -> None:
+            # Its files are missing, not removed: their last records stay (see collect).
+            reason = f"cannot read this folder: {reason}"
+            action = "kept the records its files gave at the last build"
+            self.skipped.append(Problem(str(path), None, None, reason, action))
+            inside = str(path)[len(root) :].strip(os.sep)
+            self.unreadable.append((prefix + (inside + os.sep if inside else ""), root, index))
+
+        listings = list_folders(source.path, on_skip, on_error)
+        if source.include or source.exclude:
+            listings = self._globbed(listings, source)
+        self._roots.append((index, prefix, root))
+        for folder, listing in listings.items():
+            key = prefix + (folder + os.sep if folder else "")
+            self.listings[key] = listing
+            self.count += len(listing[0])
+            if NO_STAT in listing[1]:
+                self.unstamped.extend(key + name for name, size in zip(*listing[:2], strict=True)
+                                      if size == NO_STAT)  # fmt: skip
+
+    def _globbed(self, listings: dict[str, Listing], source: SourceConfig) -> dict[str, Listing]:
+        from aggregator.filters import path_allowed
+
+        kept: dict[str, Listing] = {}
+        for folder, (names, sizes, mtimes) in listings.items():
+            inside = folder.replace(os.sep, "/") + "/" if folder else ""
+            rows = [row for row in zip(names, sizes, mtimes, strict=True)
+                    if path_allowed(inside + row[0], source.include, source.exclude)]  # fmt: skip
+            self.excluded += len(names) - len(rows)
+            if rows:
+                kept[folder] = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+        return kept
 
 
 def find_files(config: Config) -> FoundFiles:
-    found = FoundFiles([], [], [])
+    found = FoundFiles()
     missing = []
     for index, source in enumerate(config.sources):
         if source.path is None:
             continue  # remote: fetched in collect
-        start = len(found.files)
         try:
-            files = _source_files(source, index, config, found)
+            found.add_source(source, index, config)
         except ConfigError as error:
             missing.append(error)  # every missing folder in one run, not one per run
-            continue
-        # Cache keys name the folder by its absolute path, whatever folder the build is
-        # started from (ParseCache.key), and the file by its path inside it.
-        root, absolute = str(source.path), ParseCache.key(os.path.abspath(source.path))
-        if source.include or source.exclude:
-            cut = len(root) + 1
-            kept = [entry for entry in files
-                    if path_allowed(entry[0][cut:].replace(os.sep, "/"),
-                                    source.include, source.exclude)]  # fmt: skip
-            found.excluded[0] += len(files) - len(kept)
-            files = kept
-        found.files.extend(files)
-        found.keys.extend(absolute + path[len(root) :] for path, _ in files)
-        found.sources.extend([index] * len(files))
-        prefix = absolute.rstrip(os.sep) + os.sep
-        found.spans.append(SourceSpan(index, start, len(found.files), prefix, root))
     if missing:
         raise missing[0] if len(missing) == 1 else ConfigErrors(missing)
     return found

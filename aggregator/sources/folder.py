@@ -1,19 +1,30 @@
-"""Find record files in a source directory (recursively)."""
+"""Find record files in a source directory (recursively).
+
+`list_folders` is what every build runs first, over every file: one scandir per
+folder, one stat per record file, each folder's files kept in the order the OS lists
+them (a directory that did not change lists the same way again), so that the next
+step can compare them with the last build's in C (aggregator.incremental). The
+sorted order that problems and clustering follow is made from it only when a build
+has work to do (`ordered`).
+"""
 
 from __future__ import annotations
 
+import array
 import os
+import struct
 from collections.abc import Callable, Iterator
-from operator import attrgetter
 from pathlib import Path
-
-from aggregator.state.parse_cache import STAMP
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
 _SUFFIXES = tuple(RECORD_SUFFIXES)
-_NAME = attrgetter("name")
+NO_STAT = -1  # size and mtime of a file found without a stat
+STAMP = struct.Struct("<qq")  # a file's stamp as the parse cache keeps it: size, mtime_ns
 
-FileEntry = tuple[str, bytes | None]  # the path and its stamp (None: no stat to be had)
+# One folder's record files as listed: (names, sizes, mtime_ns), three lists of one
+# length. Plain lists, so that two listings compare (and marshal) at C speed.
+Listing = tuple[list[str], list[int], list[int]]
+FileEntry = tuple[str, bytes | None]  # a path and its STAMP (None: no stat to be had)
 
 OnSkip = Callable[[Path, str], None]
 
@@ -27,64 +38,177 @@ def iter_record_files(root: Path, on_skip: OnSkip | None = None) -> Iterator[Pat
 def scan_record_files(
     root: Path, on_skip: OnSkip | None = None, on_error: OnSkip | None = None
 ) -> list[FileEntry]:
-    """Every record file under `root`, each with its stamp (`file_stamp`; None if no
-    stat can be had: the file is then read anyway, to report why).
+    """Every record file under `root` in sorted order (`ordered`), each with its stamp
+    (None if no stat can be had: the file is then read anyway, to report why)."""
+    return ordered(str(root), list_folders(root, on_skip, on_error))
+
+
+def list_folders(
+    root: Path, on_skip: OnSkip | None = None, on_error: OnSkip | None = None
+) -> dict[str, Listing]:
+    """Every folder under `root` that holds record files, by its path inside `root`
+    ("" for `root` itself, os.sep between parts), with its files as listed.
 
     Hidden files and folders are skipped (editors and VCS keep state there). Symbolic
     links are followed only while they lead somewhere inside `root`: a link out of the
     source (to /etc, to another user's files) is not read, and a folder reached twice
     (a link loop) is walked once. `on_skip(path, reason)` hears about each link left
-    alone. Files of a folder come before its subfolders, each in name order.
-    `on_error(folder, reason)` hears about each folder that cannot be listed (no
+    alone. `on_error(folder, reason)` hears about each folder that cannot be listed (no
     permission, an unmounted share): its files are missing from the result.
     """
-    found: list[FileEntry] = []
+    named: dict[str, tuple[str, list[str]]] = {}
     real_root = os.path.realpath(root)
-    _scan(str(root), real_root, found, set(), on_skip, on_error)
-    return found
+    top = str(root)
+    _list(top, len(top.rstrip(os.sep)) + 1, real_root, named, set(), on_skip, on_error)
+    stats = _stat_all([(path, names) for path, names in named.values()])
+    return {folder: (names, *stats[index])
+            for index, (folder, (_, names)) in enumerate(named.items())}  # fmt: skip
 
 
-def _scan(
+def _list(
     folder: str,
+    cut: int,
     real_root: str,
-    found: list[FileEntry],
+    found: dict[str, tuple[str, list[str]]],
     seen: set[str],
     on_skip: OnSkip | None,
-    on_error: OnSkip | None = None,
+    on_error: OnSkip | None,
 ) -> None:
-    # This runs for every file on every build, so it is kept lean: one scandir per
-    # folder gives names, types and (cached) stats.
+    """The record files' names of `folder` and its subfolders, into `found` (by the
+    folder's path inside the source: its path, and the names)."""
+    # This runs for every file of every build, so it is kept lean: one scandir per
+    # folder gives names and types, a regular file costs one test; nothing is sorted.
     real_folder = os.path.realpath(folder)
     if real_folder in seen:
         return
     seen.add(real_folder)
+    names: list[str] = []
+    folders = []
     try:
         with os.scandir(folder) as listing:
-            entries = sorted(listing, key=_NAME)
+            for entry in listing:
+                name = entry.name
+                if name[0] == ".":
+                    continue
+                if entry.is_file(follow_symlinks=False):
+                    if name.lower().endswith(_SUFFIXES):
+                        names.append(name)
+                    continue
+                if entry.is_symlink() and not _inside(entry.path, real_root, on_skip):
+                    continue
+                try:
+                    is_folder = entry.is_dir()
+                except OSError:
+                    is_folder = False
+                if is_folder:
+                    folders.append(entry.path)
+                elif name.lower().endswith(_SUFFIXES):
+                    names.append(name)  # a link to a file inside, or a dangling link
     except OSError as exc:
         if on_error is not None:
             on_error(Path(folder), exc.strerror or str(exc))
         return
-    folders = []
-    pack = STAMP.pack
-    for entry in entries:
-        name = entry.name
-        if name[0] == "." or (entry.is_symlink() and not _inside(entry.path, real_root, on_skip)):
-            continue
-        try:
-            is_folder = entry.is_dir()
-        except OSError:
-            is_folder = False
-        if is_folder:
-            folders.append(entry.path)
-        elif name.lower().endswith(_SUFFIXES):
-            try:
-                info = entry.stat()
-                found.append((entry.path, pack(info.st_size, info.st_mtime_ns)))
-            except OSError:
-                found.append((entry.path, None))
+    if names:
+        found[folder[cut:]] = (folder, names)
     for path in folders:
-        _scan(path, real_root, found, seen, on_skip, on_error)
+        _list(path, cut, real_root, found, seen, on_skip, on_error)
+
+
+SPLIT_AT = 20_000  # files from which a second process shares the stats (see _stat_all)
+
+
+def _stat_all(folders: list[tuple[str, list[str]]]) -> list[tuple[list[int], list[int]]]:
+    """(sizes, mtime_ns) of the named files of each folder (NO_STAT where a file has
+    none).
+
+    A stat is a system call, and at 100 000 files their time is most of a build that
+    finds nothing changed; from SPLIT_AT files, a forked process stats the second half
+    while this one stats the first (benchmarks/bench_build.py, "no change"). Should
+    it fail, this process stats its half too.
+    """
+    jobs = [(path, name) for path, names in folders for name in names]
+    half = len(jobs) // 2 if len(jobs) >= SPLIT_AT and hasattr(os, "fork") else len(jobs)
+    child = _stat_in_child(jobs[half:]) if half < len(jobs) else None
+    stamps = _stats(jobs[:half])
+    stamps.extend(_stats(jobs[half:]) if child is None else _collect(child, jobs[half:]))
+    result = []
+    at = 0
+    for _, names in folders:
+        part = stamps[2 * at : 2 * (at + len(names))]
+        result.append((part[0::2].tolist(), part[1::2].tolist()))
+        at += len(names)
+    return result
+
+
+def _stats(jobs: list[tuple[str, str]]) -> array.array[int]:
+    """size, mtime_ns, size, mtime_ns, ... of each (folder, name)."""
+    out = array.array("q")
+    append, stat, sep = out.append, os.stat, os.sep
+    for folder, name in jobs:
+        try:
+            info = stat(folder + sep + name)
+            append(info.st_size)
+            append(info.st_mtime_ns)
+        except (OSError, ValueError):
+            append(NO_STAT)
+            append(NO_STAT)
+    return out
+
+
+def _stat_in_child(jobs: list[tuple[str, str]]) -> tuple[int, int] | None:
+    """A forked process that writes `_stats(jobs)` to a pipe: (its pid, the read end)."""
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: stat, write, and leave without running any cleanup
+        code = 0
+        try:
+            os.close(read)
+            view = memoryview(_stats(jobs).tobytes())
+            while view:
+                view = view[os.write(write, view) :]
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write)
+    return pid, read
+
+
+def _collect(child: tuple[int, int], jobs: list[tuple[str, str]]) -> array.array[int]:
+    pid, read = child
+    chunks = []
+    with os.fdopen(read, "rb") as pipe:
+        while chunk := pipe.read(1 << 20):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    stamps = array.array("q")
+    data = b"".join(chunks)
+    if status == 0 and len(data) == 16 * len(jobs):
+        stamps.frombytes(data)
+        return stamps
+    return _stats(jobs)  # the child failed: its half again, here
+
+
+def folder_order(folder: str) -> tuple[str, ...]:
+    """Sort key of a folder (its path inside the source): a folder's own files come
+    before its subfolders, subfolders in name order (a walk in sorted order)."""
+    return tuple(folder.split(os.sep)) if folder else ()
+
+
+def ordered(root: str, listings: dict[str, Listing]) -> list[FileEntry]:
+    """The files of `listings` (under `root`) in sorted order: folder by folder
+    (`folder_order`), each folder's files by name."""
+    base = root.rstrip(os.sep) + os.sep
+    files: list[FileEntry] = []
+    pack = STAMP.pack
+    for folder in sorted(listings, key=folder_order):
+        names, sizes, mtimes = listings[folder]
+        prefix = base + folder + os.sep if folder else base
+        for name, size, mtime in sorted(zip(names, sizes, mtimes, strict=True)):
+            files.append((prefix + name, None if size == NO_STAT else pack(size, mtime)))
+    return files
 
 
 def _inside(path: str, real_root: str, on_skip: OnSkip | None) -> bool:

@@ -17,7 +17,8 @@ from datetime import datetime
 from aggregator.model import DocumentResult
 from aggregator.sources.http import NO_VALIDATORS, Validators
 from aggregator.state import StateStore
-from aggregator.state.codec import Undecodable, pack, result_from_values, result_values, unpack
+from aggregator.state.codec import Undecodable, pack, unpack
+from aggregator.state.record_codec import result_from_values, result_values
 
 NAMESPACE = "http"
 

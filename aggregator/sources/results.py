@@ -7,9 +7,12 @@ stack (httpx and feedparser cost a quarter of the start-up time).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from aggregator.model import DocumentResult
 from aggregator.wording import plural
+
+if TYPE_CHECKING:
+    from aggregator.model import DocumentResult
 
 
 @dataclass(frozen=True, slots=True)

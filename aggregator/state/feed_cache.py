@@ -11,9 +11,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator.model import record_values
 from aggregator.state.store import StateStore
-from aggregator.topics import topic_key
 
 if TYPE_CHECKING:
     from aggregator.config import SiteConfig
@@ -31,6 +29,10 @@ def feed_inputs(
     """Digest of everything a feed's bytes are made from: the program, the site settings,
     the feed's topic, how many archive documents it links to, and its items in order,
     with the topic names shown for them."""
+    # Imported here: a rebuild that renders nothing checks the cache without them.
+    from aggregator.model import record_values
+    from aggregator.topics import topic_key
+
     digest = hashlib.sha256(program)
     digest.update(repr((site, plan.topic, plan.directory, archive_pages)).encode())
     for item in plan.items:

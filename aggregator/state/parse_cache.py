@@ -8,21 +8,21 @@ parsed again.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable
 
 from aggregator.model import DocumentResult
-from aggregator.state.codec import Undecodable, decode_result
+from aggregator.sources.files import FILE_KEY, folder_key
+from aggregator.sources.folder import STAMP
+from aggregator.state.codec import Undecodable
+from aggregator.state.record_codec import decode_result
 from aggregator.state.store import StateStore
 
 __all__ = ["CONTEXT_KEY", "FILE_KEY", "PARSE", "STAMP", "STAMP_SIZE", "ParseCache",
            "ReadOnlyParseCache", "cacheable", "file_stamp"]
 
-STAMP = struct.Struct("<qq")  # what tells an unchanged file: size, mtime_ns
 STAMP_SIZE = STAMP.size
 
 PARSE = "parse"
-FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
 CONTEXT_KEY = "context"
 
 
@@ -52,13 +52,7 @@ class ParseCache:
         self._kept: set[str] = set()
         self._replaced: dict[str, bytes] = {}  # entries of files that changed, until finish
 
-    @staticmethod
-    def key(folder: str) -> str:
-        """The key of a source folder (an absolute path): its files' keys are this plus
-        their path inside it. A short digest stands for the folder's path, which every
-        key would otherwise repeat (in the parse cache, its index, the snapshot and the
-        story table)."""
-        return FILE_KEY + hashlib.sha256(folder.encode()).hexdigest()[:12]
+    key = staticmethod(folder_key)  # a source folder's key: its files' keys begin so
 
     def lookup(self, key: str, stamp: bytes | None) -> memoryview | None:
         """The encoded result for `key` if it was made from a file with this stamp."""

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.config import Config
 from aggregator.errors import Problem
-from aggregator.model import field_values
 from aggregator.state.codec import Undecodable, pack, unpack
 from aggregator.state.store import StateStore
+
+if TYPE_CHECKING:
+    from aggregator.sources.folder import Listing
 
 SNAPSHOT = "build"  # state namespace: what the last build read and chose
 
@@ -32,25 +34,13 @@ def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
     return digest.digest()
 
 
-def file_stamps(
-    keys: Sequence[str], files: Sequence[tuple[str, bytes | None]]
-) -> tuple[dict[str, bytes], list[str]]:
-    """Every record file's stamp by cache key, and the keys of files found without a
-    stat (their state cannot be known without reading them)."""
-    stamps = {key: stamp for key, (_, stamp) in zip(keys, files, strict=True)}
-    unstamped = [key for key, stamp in stamps.items() if stamp is None]
-    for key in unstamped:
-        del stamps[key]
-    return stamps, unstamped  # type: ignore[return-value]
-
-
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the last build read, so that the next one can skip the work: a rerun over
     the very same files, settings and program is that build again."""
 
     settings: bytes  # settings_digest
-    stamps: dict[str, bytes]  # every record file read, by parse-cache key
+    listings: dict[str, Listing]  # every record file read, by its folder's key (FoundFiles)
     counts: dict[str, int]  # BuildReport counts, by field name (COUNTS)
     problems: tuple[Problem, ...]  # what the sources' files were found to hold
 
@@ -65,21 +55,26 @@ class Snapshot:
         if data is None:
             return None
         try:
-            stored, stamps, counts, problems = unpack(data)
+            stored, listings, counts, problems = unpack(data)
+            if not all(type(listing) is tuple and len(listing) == 3
+                       for listing in listings.values()):  # fmt: skip
+                return None  # written by an earlier version: a full build replaces it
             return cls(
                 stored,
-                stamps,
+                listings,
                 dict(zip(cls.COUNTS, counts, strict=True)),
                 tuple(Problem(*values) for values in problems),
             )
-        except (Undecodable, ValueError, TypeError):
+        except (Undecodable, ValueError, TypeError, AttributeError):
             return None
 
     def save(self, store: StateStore) -> None:
+        from aggregator.model import field_values  # not needed to load one
+
         data = pack(
             (
                 self.settings,
-                self.stamps,
+                self.listings,
                 tuple(self.counts[name] for name in self.COUNTS),
                 tuple(field_values(problem) for problem in self.problems),
             )

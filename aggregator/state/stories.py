@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from aggregator.rank import StoryKey
 from aggregator.state.codec import Undecodable, pack, unpack
 from aggregator.state.store import StateStore
+
+if TYPE_CHECKING:
+    from aggregator.rank import StoryKey
 
 STORIES = "stories"
 META = "meta"
@@ -99,6 +102,8 @@ class StoryTable:
     @classmethod
     def load(cls, store: StateStore) -> StoryTable | None:
         """The table the last build left, or None if there is none or it is damaged."""
+        from aggregator.rank import StoryKey  # not imported by a build that needs no table
+
         stored = store.items(STORIES)
         meta = stored.pop(META, None)
         if meta is None:
