@@ -15,7 +15,15 @@ from aggregator.errors import StateUnavailable
 from aggregator.filters import FeedRules
 from aggregator.parallel import WorkerPool, worker_count
 from aggregator.progress import Progress
-from aggregator.rank import FeedPlan, StoryKey, Topic, plan_keys, story_key
+from aggregator.rank import (
+    FeedPlan,
+    Rankings,
+    StoryKey,
+    Topic,
+    plan_ranked,
+    rank_stories,
+    story_key,
+)
 from aggregator.report import BuildReport
 from aggregator.sources.files import FoundFiles
 from aggregator.state import memory_store, open_read_only
@@ -35,12 +43,25 @@ def story_table(curated: Curation, collection: Collection, found: FoundFiles) ->
             return None
         files.setdefault(record.guid, set()).add(key)
     table = StoryTable(filtered=len(collection.filtered))
+    keys = {key.guid: key for key in curated.keys}
     for record, leader in curated.clustering.by_link:
-        table.times.append(record.published.timestamp())
+        time = record.published.timestamp()
+        table.times.append(time)
         table.guids.append(record.guid)
         table.files.append(tuple(sorted(files[record.guid])))
         table.leaders.append(leader)
-    table.keys = {key.guid: key for key in curated.keys}
+        key = keys.get(record.guid) if leader == record.guid else None
+        if key is None:
+            for column in (table.scores, table.published, table.providers, table.topics,
+                           table.failed):  # fmt: skip
+                column.append(None)
+        else:
+            table.scores.append(key.score)
+            table.published.append(None if key.published == time else key.published)
+            table.providers.append(key.provider_key)
+            table.topics.append(key.topics)
+            table.failed.append(key.filtered_by)
+    table.rankings = curated.rankings
     return table
 
 
@@ -53,6 +74,7 @@ class Curation:
     topics: dict[str, Topic]
     rules: FeedRules
     keys: tuple[StoryKey, ...] = ()  # every story's, in the order of clustering.stories
+    rankings: Rankings | None = None  # every feed's stories in rank order
 
     @property
     def names(self) -> dict[str, str]:
@@ -64,11 +86,13 @@ def curate(config: Config, collection: Collection) -> Curation:
     clustering = cluster(collection.records, config.clustering)
     rules = FeedRules.of(config.filters)
     keys = tuple(story_key(story, config.ranking, rules) for story in clustering.stories)
-    key_plans, topics = plan_keys(keys, config.ranking, config.feeds.max_items, rules,
-                                  config.feeds)  # fmt: skip
+    by_key = {key.guid: key for key in keys}
+    rankings = rank_stories(by_key.values())
+    key_plans, topics = plan_ranked(rankings, by_key.__getitem__, config.ranking,
+                                    config.feeds.max_items, rules, config.feeds)  # fmt: skip
     by_guid = {story.guid: story for story in clustering.stories}
     plans = [plan.with_stories(by_guid) for plan in key_plans]
-    return Curation(clustering, plans, topics, rules, keys)
+    return Curation(clustering, plans, topics, rules, keys, rankings)
 
 
 @dataclass(frozen=True, slots=True)

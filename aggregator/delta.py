@@ -29,7 +29,7 @@ from aggregator.filters import FeedRules, first_match, source_rules
 from aggregator.incremental import Decision
 from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files
-from aggregator.rank import FeedPlan, Topic, plan_keys, story_key
+from aggregator.rank import FeedPlan, StoryKey, Topic, plan_ranked, rerank, story_key
 from aggregator.sources.files import FoundFiles
 from aggregator.state.codec import Undecodable
 from aggregator.state.parse_cache import ParseCache
@@ -156,8 +156,15 @@ def apply_changes(
     affected: set[str] = set()  # shown stories to make again (by guid)
     moved: list[float] = []  # times of stories whose clustering inputs changed or went
     fresh: set[str] = set()  # guids (re)inserted: clustering decides them again
+    before: dict[str, StoryKey | None] = {}  # shown stories' keys, before any change
+    # Decided from the table as the last build left it, then carried out at once: each
+    # removal or insertion would otherwise renumber the table for the next guid.
+    removals: list[int] = []
+    insertions: list[tuple[float, str, tuple[str, ...]]] = []
     for guid in sorted(old_by_guid.keys() | new_by_guid.keys()):
         position = table.position(guid)
+        if position is not None:
+            before[guid] = table.key(guid)
         old_link = new_link = None
         files: list[str] = []
         if position is not None:
@@ -177,7 +184,7 @@ def apply_changes(
         if new_link is None:
             assert position is not None and old_link is not None
             moved.append(table.times[position])
-            table.remove(position)
+            removals.append(position)
             continue
         time = new_link.published.timestamp()
         if old_link is not None and position is not None and (
@@ -189,10 +196,14 @@ def apply_changes(
             continue
         if position is not None:
             moved.append(table.times[position])
-            table.remove(position)
-        table.insert(time, guid, tuple(sorted(set(files))), guid)
+            removals.append(position)
+        insertions.append((time, guid, tuple(sorted(set(files)))))
         fresh.add(guid)
         affected.add(guid)
+    for position in sorted(removals, reverse=True):
+        table.remove(position)
+    for time, guid, held in insertions:
+        table.insert(time, guid, held, guid)
 
     # 2. Clustering, again where its inputs changed.
     links: dict[str, Record] = {}
@@ -219,6 +230,8 @@ def apply_changes(
     rules = FeedRules.of(config.filters)
     shown = {}
     for guid in sorted(affected):
+        if guid not in before:
+            before[guid] = table.key(guid)
         position = table.position(guid)
         if position is None or table.leaders[position] != guid:
             table.set_key(guid, None)
@@ -229,9 +242,22 @@ def apply_changes(
         story = story_record([link_of(p) for p in members])
         table.set_key(guid, story_key(story, config.ranking, rules))
 
-    # 4. Every feed, from the keys; only the chosen stories are made.
-    key_plans, topics = plan_keys(table.keys.values(), config.ranking, config.feeds.max_items,
-                                  rules, config.feeds)  # fmt: skip
+    # 4. Every feed, from the rankings moved by what changed; only the chosen stories
+    # are made.
+    if table.rankings is None:
+        raise Undecodable("a story table without its rankings")
+    made: dict[str, StoryKey] = {}  # a story is read by the all-topics feed and its topics'
+
+    def key_of(guid: str) -> StoryKey:
+        key = made.get(guid)
+        if key is None:
+            key = made[guid] = table.key_of(guid)
+        return key
+
+    rerank(table.rankings, [(old, table.key(guid)) for guid, old in sorted(before.items())],
+           key_of)  # fmt: skip
+    key_plans, topics = plan_ranked(table.rankings, key_of, config.ranking,
+                                    config.feeds.max_items, rules, config.feeds)  # fmt: skip
     chosen: dict[str, list[int]] = {}
     for plan in key_plans:
         for guid in plan.guids:
@@ -246,7 +272,7 @@ def apply_changes(
     plans = [plan.with_stories(stories) for plan in key_plans]
     table.filtered = filtered
     problems = _problems(found, previous_problems, changes)
-    return Delta(plans, topics, len(table.keys), records, unpublished, filtered, problems,
+    return Delta(plans, topics, table.shown, records, unpublished, filtered, problems,
                  parsed, counts, tuple(changes))  # fmt: skip
 
 

@@ -104,14 +104,17 @@ def decide(
     # Equal listings compare in C, folder by folder: the common no-change case stays
     # cheap. Only the folders that differ are looked at file by file.
     if before != listings:
-        old = _stamps(before, listings)
-        new = _stamps(listings, before)
+        old: dict[str, tuple[int, int]] = {}  # stamps before, of files edited or gone
+        new: dict[str, tuple[int, int]] = {}  # stamps now, of files edited or added
+        for folder in listings.keys() | before.keys():
+            then, now = before.get(folder), listings.get(folder)
+            if then != now:
+                _compare(folder, then, now, old, new)
         for key in unknown:
             new.pop(key, None)  # there, not measured: neither added, edited nor gone
             old.pop(key, None)
-        differ = {key for key, _ in new.items() - old.items()}
-        added = sorted(differ - old.keys(), key=order)
-        edited = sorted(differ & old.keys(), key=order)
+        added = sorted(new.keys() - old.keys(), key=order)
+        edited = sorted(new.keys() & old.keys(), key=order)
         deleted = sorted(old.keys() - new.keys(), key=order)
         renamed = _renames(deleted, added, old, new)
     if renamed:
@@ -149,18 +152,41 @@ def decide(
     return decision
 
 
-def _stamps(
-    listings: Mapping[str, Listing], other: Mapping[str, Listing]
-) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) by file key, of the folders of `listings` that `other` does not
-    list the same."""
-    stamps: dict[str, tuple[int, int]] = {}
-    for folder, listing in listings.items():
-        if other.get(folder) != listing:
-            names, sizes, mtimes = listing
-            keys = [folder + name for name in names]
-            stamps.update(zip(keys, zip(sizes, mtimes, strict=True), strict=True))
-    return stamps
+def _compare(
+    folder: str,
+    then: Listing | None,
+    now: Listing | None,
+    old: dict[str, tuple[int, int]],
+    new: dict[str, tuple[int, int]],
+) -> None:
+    """Into `old` and `new`, by file key, the stamps of the files of one folder that
+    differ between two listings of it (either may be None: no such folder)."""
+    if then is None or now is None:
+        names, sizes, mtimes = then or now  # type: ignore[misc]
+        into = old if now is None else new
+        into.update(zip([folder + name for name in names], zip(sizes, mtimes, strict=True),
+                        strict=True))  # fmt: skip
+        return
+    names, sizes, mtimes = now
+    old_names, old_sizes, old_mtimes = then
+    if names == old_names:  # the same files in the same order: edits only, found by place
+        for at, (size, old_size, mtime, old_mtime) in enumerate(
+            zip(sizes, old_sizes, mtimes, old_mtimes, strict=True)
+        ):
+            if size != old_size or mtime != old_mtime:
+                old[folder + names[at]] = old_size, old_mtime
+                new[folder + names[at]] = size, mtime
+        return
+    was = {name: (size, mtime) for name, size, mtime in zip(old_names, old_sizes, old_mtimes,
+                                                          strict=True)}  # fmt: skip
+    for name, size, mtime in zip(names, sizes, mtimes, strict=True):
+        stamp = was.pop(name, None)
+        if stamp is None:
+            new[folder + name] = size, mtime
+        elif stamp != (size, mtime):
+            old[folder + name] = stamp
+            new[folder + name] = size, mtime
+    old.update((folder + name, stamp) for name, stamp in was.items())
 
 
 def _renames(

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import insort
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import filterfalse
 from operator import attrgetter
 
 from aggregator.cluster import outlets
@@ -203,39 +205,138 @@ def ranked_keys(keys: Iterable[StoryKey]) -> list[tuple[float, StoryKey]]:
     return [(key.score, key) for key in ordered]
 
 
+@dataclass(slots=True)
+class Rankings:
+    """Every story in rank order, by guid, for the all-topics feed and for each topic,
+    before the feeds' filters; and how often each spelling of a topic name is used (the
+    topics' display names come from it). What choosing feeds reads (`plan_ranked`);
+    the story table keeps it, so that a build that changes a few stories moves a few
+    entries (`rerank`) instead of sorting every story again. Mutable: `rerank` edits
+    it in place."""
+
+    order: list[str]  # every shown story, best first
+    by_topic: dict[str, list[str]]  # topic key -> its stories, best first
+    spellings: dict[str, int]  # topic name as written -> stories that write it so
+
+
+def rank_stories(keys: Iterable[StoryKey]) -> Rankings:
+    """The Rankings of these stories, from scratch."""
+    ranked = ranked_keys(keys)
+    # Count each list of topics once (far fewer lists than stories), then its names.
+    spellings: Counter[str] = Counter()
+    for listed, count in Counter(key.topics for _, key in ranked).items():
+        for name in listed:
+            spellings[name] += count
+    by_topic: dict[str, list[str]] = {}
+    spelled: dict[str, list[str]] = {}  # each spelling's list, found once
+    for _, key in ranked:
+        for name in key.topics:
+            found = spelled.get(name)
+            if found is None:
+                found = spelled[name] = by_topic.setdefault(topic_key(name), [])
+            found.append(key.guid)
+    return Rankings([key.guid for _, key in ranked], by_topic, dict(spellings))
+
+
+def rerank(
+    rankings: Rankings,
+    changes: Iterable[tuple[StoryKey | None, StoryKey | None]],
+    key_of: Callable[[str], StoryKey],
+) -> None:
+    """Apply changed stories to `rankings` in place: each (key before, key now), None
+    for a story not shown before or now. `key_of` gives every other story's key.
+
+    What leaves goes in one pass over each list it was in, and what comes is put in
+    its place by bisection: the same lists `rank_stories` would make from every key.
+    """
+    changes = [(old, new) for old, new in changes if old != new]
+    gone = {old.guid for old, _ in changes if old is not None}
+    if gone:  # filterfalse over a set's __contains__ runs in C
+        rankings.order = list(filterfalse(gone.__contains__, rankings.order))
+    left = {topic_key(name) for old, _ in changes if old is not None for name in old.topics}
+    for topic in left:
+        listed = rankings.by_topic.get(topic)
+        if listed is not None:
+            rankings.by_topic[topic] = list(filterfalse(gone.__contains__, listed))
+    spellings = rankings.spellings
+    for old, new in changes:
+        if old is not None:
+            for name in old.topics:
+                spellings[name] -= 1
+                if not spellings[name]:
+                    del spellings[name]
+        if new is not None:
+            for name in new.topics:
+                spellings[name] = spellings.get(name, 0) + 1
+
+    def order(guid: str) -> tuple[float, float, str]:
+        key = key_of(guid)
+        return -key.score, -key.published, guid  # as ranked_keys orders them
+
+    came = {topic_key(name) for _, new in changes if new is not None for name in new.topics}
+    for _, new in changes:
+        if new is None:
+            continue
+        insort(rankings.order, new.guid, key=order)
+        for name in new.topics:
+            insort(rankings.by_topic.setdefault(topic_key(name), []), new.guid, key=order)
+    for topic in left | came:
+        if not rankings.by_topic.get(topic, True):
+            del rankings.by_topic[topic]  # no story is left in it
+
+
+class _Ranked(Sequence[tuple[float, StoryKey]]):
+    """A feed's stories in rank order as `choose` reads them, (score, key), each key
+    made only when read: a feed reads a few of its stories."""
+
+    __slots__ = ("_guids", "_key_of")
+
+    def __init__(self, guids: list[str], key_of: Callable[[str], StoryKey]) -> None:
+        self._guids = guids
+        self._key_of = key_of
+
+    def __len__(self) -> int:
+        return len(self._guids)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._guids)))]
+        key = self._key_of(self._guids[index])
+        return key.score, key
+
+
+def _feed_lists(
+    rankings: Rankings,
+    key_of: Callable[[str], StoryKey],
+    rules: FeedRules | None,
+) -> tuple[dict[str, Topic], list[tuple[Topic | None, list[str]]]]:
+    """Every topic, and each feed's stories in rank order after the feed's filters: the
+    all-topics feed first, then one feed per topic in slug order."""
+    topics = _topics_from(Counter(rankings.spellings))
+    feeds: list[tuple[Topic | None, list[str]]] = [(None, rankings.order)]
+    feeds.extend((topic, rankings.by_topic[topic.key])
+                 for topic in sorted(topics.values(), key=lambda t: t.slug))  # fmt: skip
+    if rules is None or not rules.indices:
+        return topics, feeds
+    filtered = []
+    for topic, guids in feeds:
+        applied = rules.indices_for(None if topic is None else topic.key,
+                                    None if topic is None else topic.slug)  # fmt: skip
+        if applied:
+            guids = [g for g in guids if applied.isdisjoint(key_of(g).filtered_by)]
+        filtered.append((topic, guids))
+    return topics, filtered
+
+
 def key_candidates(
     keys: Iterable[StoryKey], rules: FeedRules | None = None
 ) -> tuple[dict[str, Topic], list[tuple[Topic | None, list[tuple[float, StoryKey]]]]]:
     """Every topic, and each feed's stories in rank order after the feed's filters: the
     all-topics feed first, then one feed per topic in slug order."""
-    ranked = ranked_keys(keys)
-    # Count each list of topics once (far fewer lists than stories), then its names.
-    names: Counter[str] = Counter()
-    for listed, count in Counter(key.topics for _, key in ranked).items():
-        for name in listed:
-            names[name] += count
-    topics = _topics_from(names)
-    members: dict[str, list[tuple[float, StoryKey]]] = {key: [] for key in topics}
-    spelled: dict[str, list[tuple[float, StoryKey]]] = {}  # each spelling's list, found once
-    for entry in ranked:
-        for name in entry[1].topics:
-            found = spelled.get(name)
-            if found is None:
-                found = spelled[name] = members[topic_key(name)]
-            found.append(entry)
-    feeds: list[tuple[Topic | None, list[tuple[float, StoryKey]]]] = [(None, ranked)]
-    feeds.extend((topic, members[topic.key]) for topic in sorted(topics.values(),
-                                                                 key=lambda t: t.slug))  # fmt: skip
-    if rules is None or not rules.indices:
-        return topics, feeds
-    filtered = []
-    for topic, entries in feeds:
-        applied = rules.indices_for(None if topic is None else topic.key,
-                                    None if topic is None else topic.slug)  # fmt: skip
-        if applied:
-            entries = [e for e in entries if applied.isdisjoint(e[1].filtered_by)]
-        filtered.append((topic, entries))
-    return topics, filtered
+    by_guid = {key.guid: key for key in keys}
+    topics, feeds = _feed_lists(rank_stories(by_guid.values()), by_guid.__getitem__, rules)
+    return topics, [(topic, [(by_guid[guid].score, by_guid[guid]) for guid in guids])
+                    for topic, guids in feeds]  # fmt: skip
 
 
 def feed_candidates(
@@ -267,11 +368,26 @@ def plan_keys(
     rules: FeedRules | None = None,
     feeds: FeedsConfig | None = None,
 ) -> tuple[list[KeyPlan], dict[str, Topic]]:
-    """The all-topics feed first, then one feed per topic in slug order; `feeds` gives
-    topics their own settings ([feeds.topics]: max_items, title, description, hidden)."""
-    topics, candidates = key_candidates(keys, rules)
+    """`plan_ranked` for these stories, ranked from scratch."""
+    by_guid = {key.guid: key for key in keys}
+    rankings = rank_stories(by_guid.values())
+    return plan_ranked(rankings, by_guid.__getitem__, ranking, max_items, rules, feeds)
+
+
+def plan_ranked(
+    rankings: Rankings,
+    key_of: Callable[[str], StoryKey],
+    ranking: RankingConfig,
+    max_items: int,
+    rules: FeedRules | None = None,
+    feeds: FeedsConfig | None = None,
+) -> tuple[list[KeyPlan], dict[str, Topic]]:
+    """Every feed's choice: the all-topics feed first, then one feed per topic in slug
+    order; `feeds` gives topics their own settings ([feeds.topics]: max_items, title,
+    description, hidden). Reads each feed's stories only as far as choosing does."""
+    topics, candidates = _feed_lists(rankings, key_of, rules)
     plans = []
-    for topic, entries in candidates:
+    for topic, guids in candidates:
         limit = max_items
         if topic is not None and feeds is not None:
             own = feeds.for_topic(topic.key, topic.slug)
@@ -281,8 +397,9 @@ def plan_keys(
             if own is not None:
                 topic = replace(topic, title=own.title, description=own.description)
                 topics[topic.key] = topic
-        chosen = tuple(choice.record.guid for choice in choose(entries, limit, ranking))
-        plans.append(KeyPlan(topic, chosen, len(entries)))
+        ranked = _Ranked(guids, key_of)
+        chosen = tuple(choice.record.guid for choice in choose(ranked, limit, ranking))
+        plans.append(KeyPlan(topic, chosen, len(guids)))
     return plans, topics
 
 

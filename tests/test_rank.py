@@ -15,7 +15,18 @@ from freezegun import freeze_time
 from aggregator.config import RankingConfig, load_config
 from aggregator.model import Related
 from aggregator.pipeline import build
-from aggregator.rank import choose, plan_feeds, rank, score, score_parts, scored, select
+from aggregator.rank import (
+    StoryKey,
+    choose,
+    plan_feeds,
+    rank,
+    rank_stories,
+    rerank,
+    score,
+    score_parts,
+    scored,
+    select,
+)
 
 from .factories import fields, make_record, tree_bytes, write_config, write_record
 
@@ -235,3 +246,38 @@ def test_a_topic_can_have_its_own_max_items_title_and_description_or_be_hidden(
     opml = (output / "index.opml").read_text("utf-8")
     assert "Machine minds" in opml and "robots" not in opml.lower()
     assert "topics/robots/" not in (output / "index.html").read_text("utf-8")
+
+
+def _random_key(rng: random.Random, guid: str) -> StoryKey:
+    spellings = ["AI", "ai", "Climate", "Space", "Chips", "Health"]
+    topics = tuple(rng.sample(spellings, rng.randint(0, 3)))
+    # Few distinct scores and times, so that ties (broken by time, then guid) happen.
+    return StoryKey(float(rng.randint(0, 5)), float(rng.randint(0, 3)), guid,
+                    f"p{rng.randint(0, 3)}", topics)  # fmt: skip
+
+
+def test_rerank_moves_what_changed_to_where_ranking_from_scratch_puts_it() -> None:
+    """rerank (the changes path) gives the very lists rank_stories makes from every key:
+    edits, additions and removals, ties, several spellings of one topic, emptied topics."""
+    rng = random.Random(5)
+    for _ in range(200):
+        keys = {f"g{n:03d}": _random_key(rng, f"g{n:03d}") for n in range(rng.randint(0, 40))}
+        rankings = rank_stories(keys.values())
+        changes = []
+        for guid in rng.sample(sorted(keys), min(len(keys), rng.randint(0, 6))):
+            old = keys[guid]
+            if rng.random() < 0.3:
+                del keys[guid]
+                changes.append((old, None))
+            else:
+                keys[guid] = _random_key(rng, guid)
+                changes.append((old, keys[guid]))
+        for n in range(rng.randint(0, 4)):
+            guid = f"new{n}"
+            keys[guid] = _random_key(rng, guid)
+            changes.append((None, keys[guid]))
+        rerank(rankings, changes, keys.__getitem__)
+        fresh = rank_stories(keys.values())
+        assert (rankings.order, rankings.by_topic, rankings.spellings) == (
+            fresh.order, fresh.by_topic, fresh.spellings
+        )  # fmt: skip

@@ -1,17 +1,21 @@
 """The story table ("stories" namespace): every same-link story of the last build, in
-time order, so that the next build can apply a few changed files without reading the
-others (aggregator.delta).
+time order, and every feed's stories in rank order, so that the next build can apply a
+few changed files without reading the others (aggregator.delta).
 
 Per same-link story: its time (what clustering orders by), guid, the parse-cache keys
 of the files holding its records, and its cluster's first story (the story it is shown
-as); per shown story, its StoryKey (what ranking needs). Stored in one value per UTC
-day of publication, so a build that changes a few stories rewrites a few days. It is
-remembered together with the snapshot and is valid only with it: a full build rewrites
-it, and forgets it first, so a build killed half-way leaves none to be misled by.
+as); per shown story, the parts of its StoryKey (what ranking needs). Stored column by
+column, one value per UTC day of publication, so that a build that changes a few
+stories rewrites a few days and loading is a few list extensions per day. The
+Rankings (aggregator.rank) are stored beside it in one value, as places in the
+table rather than guids (a few bytes a story instead of a link). The table is remembered
+together with the snapshot and is valid only with it: a full build rewrites it, and
+forgets it first, so a build killed half-way leaves none to be misled by.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -20,11 +24,26 @@ from aggregator.state.codec import Undecodable, pack, unpack
 from aggregator.state.store import StateStore
 
 if TYPE_CHECKING:
-    from aggregator.rank import StoryKey
+    from aggregator.rank import Rankings, StoryKey
 
 STORIES = "stories"
 META = "meta"
+RANKED = "rank"  # the rankings: every feed's order, and the spellings
+TABLE_LAYOUT = 2  # of the values below; another one reads as no table
 DAY = 86_400
+_COLUMNS = 9
+
+
+def _rankings_from(values: tuple[bytes, dict[str, bytes], dict[str, int]],
+                   guids: list[str]) -> Rankings:  # fmt: skip
+    """The Rankings that `StoryTable._ranked_values` stored, by the table's guids."""
+    from aggregator.rank import Rankings  # not imported by a build that needs no table
+
+    places, topics, spellings = values
+    order = list(map(guids.__getitem__, array("I", places)))
+    by_topic = {topic: list(map(order.__getitem__, array("I", places)))
+                for topic, places in topics.items()}  # fmt: skip
+    return Rankings(order, by_topic, dict(spellings))
 
 
 @dataclass(slots=True)
@@ -35,7 +54,13 @@ class StoryTable:
     guids: list[str] = field(default_factory=list)
     files: list[tuple[str, ...]] = field(default_factory=list)
     leaders: list[str] = field(default_factory=list)  # guid of the cluster's first story
-    keys: dict[str, StoryKey] = field(default_factory=dict)  # by shown story's guid
+    # The StoryKey of each shown story, part by part (None where a story is not shown).
+    scores: list[float | None] = field(default_factory=list)
+    published: list[float | None] = field(default_factory=list)  # None: its time
+    providers: list[str | None] = field(default_factory=list)
+    topics: list[tuple[str, ...] | None] = field(default_factory=list)
+    failed: list[tuple[int, ...] | None] = field(default_factory=list)  # FeedRules indices
+    rankings: Rankings | None = None
     filtered: int = 0  # records the sources' filters left out
     dirty: set[int] = field(default_factory=set)  # days to write again
     _positions: dict[str, int] | None = None
@@ -48,11 +73,41 @@ class StoryTable:
                                                              strict=True) if leader != guid}
         return self._clusters
 
+    @property
+    def shown(self) -> int:
+        """How many stories are shown (have a key)."""
+        return len(self.scores) - self.scores.count(None)
+
     # --- finding and editing ----------------------------------------------------------
     def position(self, guid: str) -> int | None:
+        return self._places().get(guid)
+
+    def _places(self) -> dict[str, int]:
         if self._positions is None:
-            self._positions = {guid: position for position, guid in enumerate(self.guids)}
-        return self._positions.get(guid)
+            self._positions = dict(zip(self.guids, range(len(self.guids)), strict=True))
+        return self._positions
+
+    def key(self, guid: str) -> StoryKey | None:
+        """The StoryKey of a shown story (None: not shown, or not in the table)."""
+        position = self.position(guid)
+        if position is None or self.scores[position] is None:
+            return None
+        return self._key_at(position)
+
+    def key_of(self, guid: str) -> StoryKey:
+        """The StoryKey of a story known to be shown."""
+        position = self.position(guid)
+        if position is None or self.scores[position] is None:
+            raise KeyError(guid)
+        return self._key_at(position)
+
+    def _key_at(self, position: int) -> StoryKey:
+        from aggregator.rank import StoryKey
+
+        published = self.published[position]
+        return StoryKey(self.scores[position], self.times[position] if published is None  # type: ignore[arg-type]
+                        else published, self.guids[position], self.providers[position],  # type: ignore[arg-type]
+                        self.topics[position], self.failed[position])  # type: ignore[arg-type]  # fmt: skip
 
     def slot(self, time: float, guid: str) -> int:
         """Where a story of this time and guid goes in the time order."""
@@ -63,12 +118,17 @@ class StoryTable:
             position += 1
         return position
 
+    def _columns(self) -> tuple[list, ...]:  # type: ignore[type-arg]
+        return (self.times, self.guids, self.files, self.leaders, self.scores, self.published,
+                self.providers, self.topics, self.failed)  # fmt: skip
+
     def insert(self, time: float, guid: str, files: tuple[str, ...], leader: str) -> int:
         position = self.slot(time, guid)
-        self.times.insert(position, time)
-        self.guids.insert(position, guid)
-        self.files.insert(position, files)
-        self.leaders.insert(position, leader)
+        for column, value in zip(self._columns(), (time, guid, files, leader),
+                                 strict=False):  # fmt: skip
+            column.insert(position, value)
+        for column in self._columns()[4:]:
+            column.insert(position, None)
         self._positions = None
         self._clusters = None
         self.dirty.add(int(time // DAY))
@@ -76,7 +136,7 @@ class StoryTable:
 
     def remove(self, position: int) -> None:
         self.dirty.add(int(self.times[position] // DAY))
-        for column in (self.times, self.guids, self.files, self.leaders):
+        for column in self._columns():
             del column[position]
         self._positions = None
         self._clusters = None
@@ -88,73 +148,90 @@ class StoryTable:
             self._clusters = None
 
     def set_key(self, guid: str, key: StoryKey | None) -> None:
-        if self.keys.get(guid) == key:
-            return
-        if key is None:
-            self.keys.pop(guid, None)
-        else:
-            self.keys[guid] = key
         position = self.position(guid)
-        if position is not None:
-            self.dirty.add(int(self.times[position] // DAY))
+        if position is None:
+            return  # gone: its key went with it
+        values = (None,) * 5 if key is None else (
+            key.score, None if key.published == self.times[position] else key.published,
+            key.provider_key, key.topics, key.filtered_by)  # fmt: skip
+        for column, value in zip(self._columns()[4:], values, strict=True):
+            if column[position] != value:
+                column[position] = value
+                self.dirty.add(int(self.times[position] // DAY))
 
     # --- the store ------------------------------------------------------------------
     @classmethod
     def load(cls, store: StateStore) -> StoryTable | None:
         """The table the last build left, or None if there is none or it is damaged."""
-        from aggregator.rank import StoryKey  # not imported by a build that needs no table
-
         stored = store.items(STORIES)
         meta = stored.pop(META, None)
-        if meta is None:
+        ranked = stored.pop(RANKED, None)
+        if meta is None or ranked is None:
             return None
         table = cls()
         try:
-            table.filtered = int(unpack(meta))
-            times, guids, files, leaders = table.times, table.guids, table.files, table.leaders
-            keys = table.keys
+            layout, table.filtered = unpack(meta)
+            if layout != TABLE_LAYOUT:
+                return None
+            columns = table._columns()
             for day in sorted(stored, key=int):
-                for time, guid, held, leader, key in unpack(stored[day]):
-                    times.append(time)
-                    guids.append(guid)
-                    files.append(held)
-                    leaders.append(leader or guid)
-                    if key is not None:
-                        published = time if key[1] is None else key[1]
-                        keys[guid] = StoryKey(key[0], published, guid, *key[2:])
-        except (Undecodable, ValueError, TypeError, IndexError):
+                values = unpack(stored[day])
+                if len(values) != _COLUMNS or len({len(v) for v in values}) != 1:
+                    return None
+                for column, value in zip(columns, values, strict=True):
+                    column.extend(value)
+            guids, leaders = table.guids, table.leaders
+            for position in [p for p, leader in enumerate(leaders) if not leader]:
+                leaders[position] = guids[position]  # stored as "": leads itself
+            table.rankings = _rankings_from(unpack(ranked), guids)
+        except (Undecodable, ValueError, TypeError, IndexError, AttributeError):
             return None
         return table
 
     def save(self, store: StateStore, *, everything: bool = False) -> None:
-        """Write the days that changed (every day with `everything`) and the counts."""
+        """Write the days that changed (every day with `everything`), the rankings and
+        the counts."""
         days = self._by_day(None if everything else self.dirty)
+        rankings = self.rankings
         with store.transaction():
             if everything:
                 store.delete_many(STORIES, list(store.keys(STORIES)))
             else:
                 store.delete_many(STORIES, [str(day) for day, rows in days.items() if not rows])
             store.put_many(STORIES, [(str(day), pack(rows)) for day, rows in days.items() if rows])
-            store.put(STORIES, META, pack(self.filtered))
+            if rankings is not None:
+                store.put(STORIES, RANKED, pack(self._ranked_values(rankings)))
+            store.put(STORIES, META, pack((TABLE_LAYOUT, self.filtered)))
         self.dirty = set()
 
-    def _by_day(self, wanted: set[int] | None) -> dict[int, list[tuple[object, ...]]]:
-        days: dict[int, list[tuple[object, ...]]] = {day: [] for day in wanted or ()}
-        spans = ([(0, len(self.times))] if wanted is None else
-                 [(bisect_left(self.times, day * DAY), bisect_left(self.times, (day + 1) * DAY))
-                  for day in sorted(wanted)])  # fmt: skip
-        for low, high in spans:
-            for position in range(low, high):
-                guid, time = self.guids[position], self.times[position]
-                key = self.keys.get(guid)
-                leader = self.leaders[position]
-                value = None if key is None else (
-                    key.score, None if key.published == time else key.published,
-                    key.provider_key, key.topics, key.filtered_by)  # fmt: skip
-                days.setdefault(int(time // DAY), []).append(
-                    (time, guid, self.files[position], "" if leader == guid else leader, value)
-                )
+    def _by_day(self, wanted: set[int] | None) -> dict[int, tuple[list, ...]]:  # type: ignore[type-arg]
+        days: dict[int, tuple[list, ...]] = {day: () for day in wanted or ()}  # type: ignore[type-arg]
+        columns = self._columns()
+        low = 0
+        for day in sorted(wanted) if wanted is not None else self._days():
+            low = bisect_left(self.times, day * DAY, low)
+            high = bisect_left(self.times, (day + 1) * DAY, low)
+            if high > low:
+                days[day] = tuple(column[low:high] for column in columns)
+                guids, leaders = days[day][1], days[day][3]
+                for at, (guid, leader) in enumerate(zip(guids, leaders, strict=True)):
+                    if guid == leader:
+                        leaders[at] = ""  # most stories lead themselves: no guid twice
+            low = high
         return days
+
+    def _ranked_values(self, rankings: Rankings) -> tuple[object, ...]:
+        """The rankings as positions: the order by each story's place in the table, each
+        topic by its stories' places in the order (guids are long; places are 4 bytes)."""
+        # map() over a dict's __getitem__ runs in C: these are a few hundred thousand.
+        place = dict(zip(rankings.order, range(len(rankings.order)), strict=True))
+        order = array("I", map(self._places().__getitem__, rankings.order))
+        by_topic = {topic: array("I", map(place.__getitem__, guids)).tobytes()
+                    for topic, guids in rankings.by_topic.items()}  # fmt: skip
+        return order.tobytes(), by_topic, rankings.spellings
+
+    def _days(self) -> list[int]:
+        return sorted({int(time // DAY) for time in self.times})
 
     @staticmethod
     def remembered(store: StateStore) -> bool:
