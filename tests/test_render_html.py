@@ -505,12 +505,14 @@ def test_the_xslt_banner_leaves_the_subscribe_note_visible(
     def pixel(x: float, y: float) -> tuple[int, ...]:
         return tuple(rows[int(y * scale)][int(x * scale) * size : int(x * scale) * size + 3])
 
-    assert pixel(5, banner / 2) == MAGENTA, "the simulated banner is in the screenshot"
+    # The top of the screenshot is the simulated banner, or (Chromium 156.0.8078.114 and
+    # later draw their own) Chromium's banner over it: neither may cover the address.
+    shown_at_top = pixel(5, banner / 2)
     left, top, right, bottom = layout["code"]
     assert right * scale <= width and bottom * scale <= height, "the address is on screen"
     region = {pixel(x, y) for x in range(int(left) + 2, int(right) - 2, 2)
               for y in range(int(top) + 2, int(bottom) - 2)}  # fmt: skip
-    assert MAGENTA not in region
+    assert MAGENTA not in region and shown_at_top not in region
     assert len(region) > 3, "the address is drawn (text, not a blank box)"
     if os.environ.get(SCREENSHOT_ENV):
         target = Path(os.environ[SCREENSHOT_ENV])
