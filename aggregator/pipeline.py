@@ -137,12 +137,15 @@ def _run(
                 with store.transaction():
                     if report.table is not None:
                         report.table.save(store, everything=True)
-                    replace(report.snapshot, settings=settings, listings=found.listings).save(store)
+                    kept = replace(report.snapshot, settings=settings, listings=found.listings)
+                    kept.save(store, snapshot)
             elif store is not None:
                 Snapshot.forget(store)
         else:
             with store.transaction():  # type: ignore[union-attr]
-                replace(report.snapshot, settings=settings, listings=found.listings).save(store)  # type: ignore[arg-type,union-attr]
+                kept = replace(report.snapshot, settings=settings,  # type: ignore[arg-type]
+                               listings=found.listings)  # fmt: skip
+                kept.save(store, snapshot)  # type: ignore[arg-type]
     return replace(report.report, problems=(*notes, *report.report.problems))
 
 

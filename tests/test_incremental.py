@@ -304,3 +304,36 @@ def test_a_rebuild_with_nothing_changed_imports_no_renderer(tmp_path: Path) -> N
     assert "feedgen" in loaded_by("build", "--config", str(config))  # this one renders
     assert loaded_by("build", "--config", str(config)) == set()
     assert not loaded_by("check", "--config", str(config)) & {*RENDERING, *REMOTE}
+
+
+def test_a_snapshot_rewrites_only_what_changed_in_each_folder(monkeypatch: Any) -> None:
+    """A heat edit rewrites its folder's stamps, not every file name; a folder that did
+    not change is not written at all; a folder that is gone is deleted."""
+    from aggregator.state import memory_store
+    from aggregator.state.snapshot import Snapshot
+
+    counts = dict.fromkeys(Snapshot.COUNTS, 0)
+    last = Snapshot(b"s", listings_of({A: (10, 1), B: (20, 2), "file:/s/x.md": (5, 5)}),
+                    counts, ())  # fmt: skip
+    with memory_store() as store:
+        last.save(store)
+        written: list[str] = []
+        put_many = type(store).put_many
+
+        def recording(self: Any, namespace: str, items: Any) -> None:
+            items = list(items)
+            written.extend(key for key, _ in items)
+            put_many(self, namespace, items)
+
+        monkeypatch.setattr(type(store), "put_many", recording)
+        edited = Snapshot(b"s", listings_of({A: (11, 3), B: (20, 2), "file:/s/x.md": (5, 5)}),
+                          counts, ())  # fmt: skip
+        edited.save(store, last)
+        assert sorted(written) == ["last", "stamps:file:/r/"]
+        assert Snapshot.load(store) == edited
+        written.clear()
+        fewer = Snapshot(b"s", listings_of({A: (11, 3), B: (20, 2)}), counts, ())
+        fewer.save(store, edited)
+        assert written == ["last"]
+        assert Snapshot.load(store) == fewer
+        assert sorted(store.keys("build")) == ["last", "names:file:/r/", "stamps:file:/r/"]

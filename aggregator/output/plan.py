@@ -47,8 +47,9 @@ def plan_rendering(
     def current(relatives: Sequence[str], inputs: bytes) -> bool:
         return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
 
+    seen: dict[int, bytes] = {}  # the plans hold every item while this runs
     digests = [
-        feed_inputs(program, config.site, plan, names, archives.get(plan.directory, 0))
+        feed_inputs(program, config.site, plan, names, archives.get(plan.directory, 0), seen)
         for plan in plans
     ]
     # The index and the OPML list show every feed: they change when any feed does.

@@ -24,11 +24,18 @@ _FEED_ENTRY = struct.Struct("<32s32sqq")
 
 
 def feed_inputs(
-    program: bytes, site: SiteConfig, plan: FeedPlan, names: dict[str, str], archive_pages: int = 0
+    program: bytes,
+    site: SiteConfig,
+    plan: FeedPlan,
+    names: dict[str, str],
+    archive_pages: int = 0,
+    seen: dict[int, bytes] | None = None,
 ) -> bytes:
     """Digest of everything a feed's bytes are made from: the program, the site settings,
     the feed's topic, how many archive documents it links to, and its items in order,
-    with the topic names shown for them."""
+    with the topic names shown for them. `seen` keeps each item's part by the item's
+    id across the feeds of one build (a story is in the all-topics feed and its
+    topics'); it must not outlive the items."""
     # Imported here: a rebuild that renders nothing checks the cache without them.
     from aggregator.model import record_values
     from aggregator.topics import topic_key
@@ -36,11 +43,16 @@ def feed_inputs(
     digest = hashlib.sha256(program)
     digest.update(repr((site, plan.topic, plan.directory, archive_pages)).encode())
     for item in plan.items:
-        shown = [names.get(topic_key(name), name) for name in item.topics]
-        # The record's plain values, in marshal format 0, which writes values only (later
-        # formats also write which objects are shared or interned, which equal values
-        # need not be); repr would walk every nested dataclass.
-        digest.update(marshal.dumps((record_values(item), shown), 0))
+        part = None if seen is None else seen.get(id(item))
+        if part is None:
+            shown = [names.get(topic_key(name), name) for name in item.topics]
+            # The record's plain values, in marshal format 0, which writes values only
+            # (later formats also write which objects are shared or interned, which equal
+            # values need not be); repr would walk every nested dataclass.
+            part = marshal.dumps((record_values(item), shown), 0)
+            if seen is not None:
+                seen[id(item)] = part
+        digest.update(part)
     return digest.digest()
 
 

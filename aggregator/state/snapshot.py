@@ -1,5 +1,6 @@
 """The snapshot ("build" namespace): what the last build read and counted, so that
-aggregator.incremental can tell what changed since.
+aggregator.incremental can tell what changed since. Each folder's file names and
+stamps are values of their own, so that a build rewrites only what changed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from aggregator.sources.folder import Listing
 
 SNAPSHOT = "build"  # state namespace: what the last build read and chose
+LAST = "last"  # the settings, the folders, the counts and the problems
+NAMES = "names:"  # + folder key: the folder's file names as listed
+STAMPS = "stamps:"  # + folder key: their sizes and mtimes
 
 
 def settings_digest(config: Config, context: bytes, output: Path) -> bytes:
@@ -51,36 +55,55 @@ class Snapshot:
     def load(cls, store: StateStore) -> Snapshot | None:
         """The last build's snapshot, whatever its settings (aggregator.incremental
         compares them); None if there is none or it cannot be read."""
-        data = store.get(SNAPSHOT, "last")
+        stored = store.items(SNAPSHOT)
+        data = stored.get(LAST)
         if data is None:
             return None
         try:
-            stored, listings, counts, problems = unpack(data)
-            if not all(type(listing) is tuple and len(listing) == 3
-                       for listing in listings.values()):  # fmt: skip
+            settings, folders, counts, problems = unpack(data)
+            if type(folders) is not tuple:
                 return None  # written by an earlier version: a full build replaces it
+            listings: dict[str, Listing] = {}
+            for folder in folders:
+                sizes, mtimes = unpack(stored[STAMPS + folder])
+                listings[folder] = (unpack(stored[NAMES + folder]), sizes, mtimes)
             return cls(
-                stored,
+                settings,
                 listings,
                 dict(zip(cls.COUNTS, counts, strict=True)),
                 tuple(Problem(*values) for values in problems),
             )
-        except (Undecodable, ValueError, TypeError, AttributeError):
+        except (Undecodable, ValueError, TypeError, AttributeError, KeyError):
             return None
 
-    def save(self, store: StateStore) -> None:
+    def save(self, store: StateStore, previous: Snapshot | None = None) -> None:
+        """Write the snapshot; with the `previous` one (as loaded at the start of this
+        build), only the folders' names and stamps that differ from it: a build that
+        edits a few files rewrites a few folders' stamps, not every file name."""
         from aggregator.model import field_values  # not needed to load one
 
+        before = {} if previous is None else previous.listings
         data = pack(
             (
                 self.settings,
-                self.listings,
+                tuple(self.listings),
                 tuple(self.counts[name] for name in self.COUNTS),
                 tuple(field_values(problem) for problem in self.problems),
             )
         )
-        store.put(SNAPSHOT, "last", data)
+        writes = [(LAST, data)]
+        for folder, (names, sizes, mtimes) in self.listings.items():
+            then = before.get(folder)
+            if then is None or then[0] != names:
+                writes.append((NAMES + folder, pack(names)))
+            if then is None or then[1] != sizes or then[2] != mtimes:
+                writes.append((STAMPS + folder, pack((sizes, mtimes))))
+        with store.transaction():
+            gone = [key for key in store.keys(SNAPSHOT) if key != LAST and
+                    key.partition(":")[2] not in self.listings]  # fmt: skip
+            store.delete_many(SNAPSHOT, gone)
+            store.put_many(SNAPSHOT, writes)
 
     @staticmethod
     def forget(store: StateStore) -> None:
-        store.delete_many(SNAPSHOT, ["last"])
+        store.delete_many(SNAPSHOT, [LAST])
