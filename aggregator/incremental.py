@@ -144,7 +144,7 @@ def decide(
     )
     if same:
         return Decision(Redo.NOTHING, True)
-    total = sum(len(names) for names, _, _ in listings.values())
+    total = sum(len(sizes) for _, sizes, _ in listings.values())
     few = decision.changed_files <= max(CHANGES_FLOOR, int(total * CHANGES_SHARE))
     if (stories and few and not (decision.settings_changed or remote or full or held or unknown)
             and decision.files_changed):  # fmt: skip
@@ -162,14 +162,16 @@ def _compare(
     """Into `old` and `new`, by file key, the stamps of the files of one folder that
     differ between two listings of it (either may be None: no such folder)."""
     if then is None or now is None:
-        names, sizes, mtimes = then or now  # type: ignore[misc]
+        listed = then or now
+        assert listed is not None
         into = old if now is None else new
-        into.update(zip([folder + name for name in names], zip(sizes, mtimes, strict=True),
-                        strict=True))  # fmt: skip
+        into.update(zip([folder + name for name in _names(listed)],
+                        zip(listed[1], listed[2], strict=True), strict=True))  # fmt: skip
         return
-    names, sizes, mtimes = now
-    old_names, old_sizes, old_mtimes = then
-    if names == old_names:  # the same files in the same order: edits only, found by place
+    _, sizes, mtimes = now
+    _, old_sizes, old_mtimes = then
+    names = _names(now)
+    if now[0] == then[0]:  # the same files in the same order: edits only, found by place
         for at, (size, old_size, mtime, old_mtime) in enumerate(
             zip(sizes, old_sizes, mtimes, old_mtimes, strict=True)
         ):
@@ -177,7 +179,7 @@ def _compare(
                 old[folder + names[at]] = old_size, old_mtime
                 new[folder + names[at]] = size, mtime
         return
-    was = {name: (size, mtime) for name, size, mtime in zip(old_names, old_sizes, old_mtimes,
+    was = {name: (size, mtime) for name, size, mtime in zip(_names(then), old_sizes, old_mtimes,
                                                           strict=True)}  # fmt: skip
     for name, size, mtime in zip(names, sizes, mtimes, strict=True):
         stamp = was.pop(name, None)
@@ -187,6 +189,11 @@ def _compare(
             old[folder + name] = stamp
             new[folder + name] = size, mtime
     old.update((folder + name, stamp) for name, stamp in was.items())
+
+
+def _names(listed: Listing) -> list[str]:
+    """A listing's file names (sources.folder.names_of, whose module does I/O)."""
+    return listed[0].split("\0") if listed[0] else []
 
 
 def _renames(

@@ -31,7 +31,7 @@ from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig, load
 from aggregator.model import Record
 from aggregator.pipeline import build
 from aggregator.report import BuildReport
-from aggregator.sources.folder import Listing
+from aggregator.sources.folder import Listing, listing
 from aggregator.state.snapshot import Snapshot
 from aggregator.validate import RecordDefaults, record_from_mapping
 
@@ -236,14 +236,12 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 def listings_of(stamps: dict[str, tuple[int, int]]) -> dict[str, Listing]:
     """Files with these (size, mtime_ns) stamps, by parse-cache key, as FoundFiles lists
     them: by folder key, each folder's files in the order given."""
-    listings: dict[str, Listing] = {}
+    rows: dict[str, list[tuple[str, int, int]]] = {}
     for key, (size, mtime) in stamps.items():
         folder, _, name = key.rpartition(os.sep)
-        names, sizes, mtimes = listings.setdefault(folder + os.sep, ([], [], []))
-        names.append(name)
-        sizes.append(size)
-        mtimes.append(mtime)
-    return listings
+        rows.setdefault(folder + os.sep, []).append((name, size, mtime))
+    return {folder: listing([r[0] for r in found], [r[1] for r in found], [r[2] for r in found])
+            for folder, found in rows.items()}  # fmt: skip
 
 
 def build_snapshot(stamps: dict[str, tuple[int, int]], settings: bytes = b"settings") -> Snapshot:

@@ -556,3 +556,21 @@ def test_a_new_state_file_has_large_pages_and_wal(tmp_path: Path) -> None:
     assert db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_stats_shared_with_a_forked_process_are_the_same(tmp_path: Path) -> None:
+    """From `split_at` files a forked process stats half of them: the listings are the
+    same as one process makes, folder by folder, files without a stat included."""
+    from aggregator.sources.folder import list_folders
+
+    root = tmp_path / "records"
+    for folder in ("", "a", "a/b", "c"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for n in range(7):
+            (root / folder / f"r{n}.md").write_text("x" * n)
+    (root / "c" / "dangling.md").symlink_to(root / "missing.md")
+    alone = list_folders(root, split_at=10**9)
+    shared = list_folders(root, split_at=1)
+    assert shared == alone and len(alone) == 4
+    assert sum(len(sizes) for _, sizes, _ in alone.values()) == 29
+    assert -1 in alone["c"][1]  # the dangling link: found, without a stat

@@ -17,7 +17,15 @@ from pathlib import Path
 
 from aggregator.config import Config, SourceConfig, locate
 from aggregator.errors import ConfigError, ConfigErrors, Problem
-from aggregator.sources.folder import NO_STAT, STAMP, Listing, folder_order, list_folders
+from aggregator.sources.folder import (
+    NO_STAT,
+    STAMP,
+    Listing,
+    folder_order,
+    list_folders,
+    listing,
+    names_of,
+)
 
 FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
 
@@ -103,8 +111,9 @@ class FoundFiles:
     def stamp_of(self, key: str) -> bytes | None:
         """The stamp of a file found (None: found without a stat); KeyError if not found."""
         folder, _, name = key.rpartition(os.sep)
-        names, sizes, mtimes = self.listings[folder + os.sep]
-        at = names.index(name)
+        listed = self.listings[folder + os.sep]
+        at = names_of(listed).index(name)
+        _, sizes, mtimes = listed
         return None if sizes[at] == NO_STAT else STAMP.pack(sizes[at], mtimes[at])
 
     def order_of(self, key: str) -> tuple[object, ...]:
@@ -158,7 +167,8 @@ class FoundFiles:
                 folders = [k for k in self.listings if k.startswith(prefix)]
                 folders.sort(key=lambda k: folder_order(k[len(prefix) : -1]))
                 for folder in folders:
-                    names, sizes, mtimes = self.listings[folder]
+                    _, sizes, mtimes = self.listings[folder]
+                    names = names_of(self.listings[folder])
                     inside = folder[len(prefix) :]
                     for name, size, mtime in sorted(zip(names, sizes, mtimes, strict=True)):
                         files.append((base + inside + name,
@@ -198,25 +208,27 @@ class FoundFiles:
         if source.include or source.exclude:
             listings = self._globbed(listings, source)
         self._roots.append((index, prefix, root))
-        for folder, listing in listings.items():
+        for folder, listed in listings.items():
             key = prefix + (folder + os.sep if folder else "")
-            self.listings[key] = listing
-            self.count += len(listing[0])
-            if NO_STAT in listing[1]:
-                self.unstamped.extend(key + name for name, size in zip(*listing[:2], strict=True)
+            self.listings[key] = listed
+            self.count += len(listed[1])
+            if NO_STAT in listed[1]:
+                self.unstamped.extend(key + name for name, size in zip(names_of(listed), listed[1],
+                                                                       strict=True)
                                       if size == NO_STAT)  # fmt: skip
 
     def _globbed(self, listings: dict[str, Listing], source: SourceConfig) -> dict[str, Listing]:
         from aggregator.filters import path_allowed
 
         kept: dict[str, Listing] = {}
-        for folder, (names, sizes, mtimes) in listings.items():
+        for folder, listed in listings.items():
             inside = folder.replace(os.sep, "/") + "/" if folder else ""
-            rows = [row for row in zip(names, sizes, mtimes, strict=True)
+            rows = [row for row in zip(names_of(listed), listed[1], listed[2], strict=True)
                     if path_allowed(inside + row[0], source.include, source.exclude)]  # fmt: skip
-            self.excluded += len(names) - len(rows)
+            self.excluded += len(listed[1]) - len(rows)
             if rows:
-                kept[folder] = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+                kept[folder] = listing([r[0] for r in rows], [r[1] for r in rows],
+                                       [r[2] for r in rows])  # fmt: skip
         return kept
 
 

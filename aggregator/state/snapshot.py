@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,7 +66,12 @@ class Snapshot:
                 return None  # written by an earlier version: a full build replaces it
             listings: dict[str, Listing] = {}
             for folder in folders:
-                sizes, mtimes = unpack(stored[STAMPS + folder])
+                sizes, mtimes = array("q"), array("q")
+                packed_sizes, packed_mtimes = unpack(stored[STAMPS + folder])
+                sizes.frombytes(packed_sizes)
+                mtimes.frombytes(packed_mtimes)
+                if len(sizes) != len(mtimes):
+                    return None
                 listings[folder] = (unpack(stored[NAMES + folder]), sizes, mtimes)
             return cls(
                 settings,
@@ -97,7 +103,7 @@ class Snapshot:
             if then is None or then[0] != names:
                 writes.append((NAMES + folder, pack(names)))
             if then is None or then[1] != sizes or then[2] != mtimes:
-                writes.append((STAMPS + folder, pack((sizes, mtimes))))
+                writes.append((STAMPS + folder, pack((sizes.tobytes(), mtimes.tobytes()))))
         with store.transaction():
             gone = [key for key in store.keys(SNAPSHOT) if key != LAST and
                     key.partition(":")[2] not in self.listings]  # fmt: skip
