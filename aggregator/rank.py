@@ -25,7 +25,7 @@ import math
 from bisect import insort
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import filterfalse
 from operator import attrgetter
 
@@ -217,6 +217,7 @@ class Rankings:
     order: list[str]  # every shown story, best first
     by_topic: dict[str, list[str]]  # topic key -> its stories, best first
     spellings: dict[str, int]  # topic name as written -> stories that write it so
+    changed: set[str] = field(default_factory=set)  # topic keys `rerank` edited
 
 
 def rank_stories(keys: Iterable[StoryKey]) -> Rankings:
@@ -283,6 +284,7 @@ def rerank(
     for topic in left | came:
         if not rankings.by_topic.get(topic, True):
             del rankings.by_topic[topic]  # no story is left in it
+    rankings.changed |= left | came
 
 
 class _Ranked(Sequence[tuple[float, StoryKey]]):

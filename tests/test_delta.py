@@ -137,3 +137,31 @@ def test_the_table_round_trips_through_the_store(tmp_path: Path) -> None:
     assert (again.rankings.order, again.rankings.by_topic, again.rankings.spellings) == (
         table.rankings.order, table.rankings.by_topic, table.rankings.spellings)  # fmt: skip
     assert [again.key(guid) for guid in again.guids] == [table.key(guid) for guid in table.guids]
+
+
+def test_rankings_stay_those_of_every_key_through_edits_additions_and_deletions(
+    tmp_path: Path,
+) -> None:
+    """The stored rankings (places in the table, a topic's value kept while nothing
+    came or went) are after each build what ranking every story from scratch gives."""
+    from aggregator.rank import rank_stories
+
+    records, config = site(tmp_path)
+    build(config)
+    steps = [
+        lambda: bump(records / "record-03.md", fields(3, heat=99, topics=TOPICS[3])),
+        lambda: bump(records / "record-05.md", fields(5, heat=1, topics=TOPICS[1])),
+        lambda: (records / "record-07.md").unlink(),
+        lambda: write_record(records, "record-20.md", fields(20, heat=50, topics=TOPICS[2])),
+        lambda: bump(records / "record-09.md", fields(9, heat=98, topics=TOPICS[0])),
+    ]
+    for step in steps:
+        step()
+        assert build(config).redo == "changes"
+        with SqliteStore.open(config.build.state_path) as store:
+            table = StoryTable.load(store)
+        assert table is not None and table.rankings is not None
+        keys = [table.key(guid) for guid in table.guids]
+        fresh = rank_stories([key for key in keys if key is not None])
+        assert (table.rankings.order, table.rankings.by_topic, table.rankings.spellings) == (
+            fresh.order, fresh.by_topic, fresh.spellings)  # fmt: skip

@@ -55,6 +55,7 @@ class FoundFiles:
 
     __slots__ = (
         "_ordered",
+        "_places",
         "_roots",
         "count",
         "excluded",
@@ -72,6 +73,7 @@ class FoundFiles:
         self.count = 0  # files in all
         self.unstamped: list[str] = []  # keys of files found without a stat
         self._roots: list[tuple[int, str, str]] = []  # source index, key prefix, root
+        self._places: dict[str, dict[str, int]] = {}  # folder key -> name -> place (stamp_of)
         self._ordered: tuple[list[tuple[str, bytes | None]], list[str], list[int],
                              list[SourceSpan]] | None = None  # fmt: skip
 
@@ -111,9 +113,13 @@ class FoundFiles:
     def stamp_of(self, key: str) -> bytes | None:
         """The stamp of a file found (None: found without a stat); KeyError if not found."""
         folder, _, name = key.rpartition(os.sep)
-        listed = self.listings[folder + os.sep]
-        at = names_of(listed).index(name)
-        _, sizes, mtimes = listed
+        folder += os.sep
+        places = self._places.get(folder)
+        if places is None:  # a folder's names split once, however many of its files are asked
+            names = names_of(self.listings[folder])
+            places = self._places[folder] = dict(zip(names, range(len(names)), strict=True))
+        at = places[name]
+        _, sizes, mtimes = self.listings[folder]
         return None if sizes[at] == NO_STAT else STAMP.pack(sizes[at], mtimes[at])
 
     def order_of(self, key: str) -> tuple[object, ...]:

@@ -8,7 +8,7 @@ as); per shown story, the parts of its StoryKey (what ranking needs). Stored col
 column, one value per UTC day of publication, so that a build that changes a few
 stories rewrites a few days and loading is a few list extensions per day. The
 Rankings (aggregator.rank) are stored beside it in one value, as places in the
-table rather than guids (a few bytes a story instead of a link). The table is remembered
+table rather than guids (4 bytes a story instead of a link). The table is remembered
 together with the snapshot and is valid only with it: a full build rewrites it, and
 forgets it first, so a build killed half-way leaves none to be misled by.
 """
@@ -41,7 +41,7 @@ def _rankings_from(values: tuple[bytes, dict[str, bytes], dict[str, int]],
 
     places, topics, spellings = values
     order = list(map(guids.__getitem__, array("I", places)))
-    by_topic = {topic: list(map(order.__getitem__, array("I", places)))
+    by_topic = {topic: list(map(guids.__getitem__, array("I", places)))
                 for topic, places in topics.items()}  # fmt: skip
     return Rankings(order, by_topic, dict(spellings))
 
@@ -62,6 +62,8 @@ class StoryTable:
     failed: list[tuple[int, ...] | None] = field(default_factory=list)  # FeedRules indices
     rankings: Rankings | None = None
     filtered: int = 0  # records the sources' filters left out
+    _encoded: dict[str, bytes] = field(default_factory=dict)  # topic places as stored
+    _reshaped: bool = False  # a story came or went: every place may have moved
     dirty: set[int] = field(default_factory=set)  # days to write again
     _positions: dict[str, int] | None = None
     _clusters: set[str] | None = None
@@ -131,6 +133,7 @@ class StoryTable:
             column.insert(position, None)
         self._positions = None
         self._clusters = None
+        self._reshaped = True
         self.dirty.add(int(time // DAY))
         return position
 
@@ -140,6 +143,7 @@ class StoryTable:
             del column[position]
         self._positions = None
         self._clusters = None
+        self._reshaped = True
 
     def set_leader(self, position: int, leader: str) -> None:
         if self.leaders[position] != leader:
@@ -183,7 +187,9 @@ class StoryTable:
             guids, leaders = table.guids, table.leaders
             for position in [p for p, leader in enumerate(leaders) if not leader]:
                 leaders[position] = guids[position]  # stored as "": leads itself
-            table.rankings = _rankings_from(unpack(ranked), guids)
+            values = unpack(ranked)
+            table.rankings = _rankings_from(values, guids)
+            table._encoded = dict(values[1])
         except (Undecodable, ValueError, TypeError, IndexError, AttributeError):
             return None
         return table
@@ -201,6 +207,8 @@ class StoryTable:
             store.put_many(STORIES, [(str(day), pack(rows)) for day, rows in days.items() if rows])
             if rankings is not None:
                 store.put(STORIES, RANKED, pack(self._ranked_values(rankings)))
+                rankings.changed = set()
+                self._reshaped = False
             store.put(STORIES, META, pack((TABLE_LAYOUT, self.filtered)))
         self.dirty = set()
 
@@ -221,14 +229,20 @@ class StoryTable:
         return days
 
     def _ranked_values(self, rankings: Rankings) -> tuple[object, ...]:
-        """The rankings as positions: the order by each story's place in the table, each
-        topic by its stories' places in the order (guids are long; places are 4 bytes)."""
+        """The rankings as places in the table (guids are long; places are 4 bytes).
+        While no story came or went, the places of a topic `rerank` left alone are as
+        they were: its value as loaded is written again."""
         # map() over a dict's __getitem__ runs in C: these are a few hundred thousand.
-        place = dict(zip(rankings.order, range(len(rankings.order)), strict=True))
-        order = array("I", map(self._places().__getitem__, rankings.order))
-        by_topic = {topic: array("I", map(place.__getitem__, guids)).tobytes()
-                    for topic, guids in rankings.by_topic.items()}  # fmt: skip
-        return order.tobytes(), by_topic, rankings.spellings
+        in_table = self._places().__getitem__
+        encoded = self._encoded
+        for topic in list(encoded):
+            if topic not in rankings.by_topic or self._reshaped or topic in rankings.changed:
+                del encoded[topic]
+        for topic, guids in rankings.by_topic.items():
+            if topic not in encoded:
+                encoded[topic] = array("I", map(in_table, guids)).tobytes()
+        order = array("I", map(in_table, rankings.order)).tobytes()
+        return order, dict(sorted(encoded.items())), rankings.spellings
 
     def _days(self) -> list[int]:
         return sorted({int(time // DAY) for time in self.times})
