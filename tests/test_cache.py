@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -559,8 +560,9 @@ def test_a_new_state_file_has_large_pages_and_wal(tmp_path: Path) -> None:
 
 
 def test_stats_shared_with_a_forked_process_are_the_same(tmp_path: Path) -> None:
-    """From `split_at` files a forked process stats half of them: the listings are the
-    same as one process makes, folder by folder, files without a stat included."""
+    """A forked process lists half the subfolders and, from `split_at` files, stats half
+    the files: the listings are the same as one process makes, folder by folder, files
+    without a stat included, and so are the links and folders it reports."""
     from aggregator.sources.folder import list_folders
 
     root = tmp_path / "records"
@@ -569,8 +571,19 @@ def test_stats_shared_with_a_forked_process_are_the_same(tmp_path: Path) -> None
         for n in range(7):
             (root / folder / f"r{n}.md").write_text("x" * n)
     (root / "c" / "dangling.md").symlink_to(root / "missing.md")
-    alone = list_folders(root, split_at=10**9)
-    shared = list_folders(root, split_at=1)
+    (root / "a" / "to-c").symlink_to(root / "c", target_is_directory=True)  # reached twice
+    (root / "d").mkdir()
+    (root / "d" / "outside").symlink_to(tmp_path, target_is_directory=True)  # not followed
+    (root / "e").mkdir(mode=0)  # cannot be listed (unless run as root)
+    heard: dict[bool, list[tuple[Path, str]]] = {True: [], False: []}
+
+    def hear(parallel: bool) -> Callable[[Path, str], None]:
+        return lambda path, reason: heard[parallel].append((path, reason))
+
+    alone = list_folders(root, hear(False), hear(False), parallel=False)
+    shared = list_folders(root, hear(True), hear(True), split_at=1)
+    (root / "e").chmod(0o755)
     assert shared == alone and len(alone) == 4
+    assert sorted(heard[True]) == sorted(heard[False]) and heard[False]
     assert sum(len(sizes) for _, sizes, _ in alone.values()) == 29
     assert -1 in alone["c"][1]  # the dangling link: found, without a stat

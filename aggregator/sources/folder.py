@@ -11,10 +11,12 @@ has work to do (`ordered`).
 from __future__ import annotations
 
 import array
+import marshal
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
 _SUFFIXES = tuple(RECORD_SUFFIXES)
@@ -60,6 +62,7 @@ def list_folders(
     on_error: OnSkip | None = None,
     *,
     split_at: int | None = None,
+    parallel: bool = True,
 ) -> dict[str, Listing]:
     """Every folder under `root` that holds record files, by its path inside `root`
     ("" for `root` itself, os.sep between parts), with its files as listed.
@@ -69,15 +72,37 @@ def list_folders(
     source (to /etc, to another user's files) is not read, and a folder reached twice
     (a link loop) is walked once. `on_skip(path, reason)` hears about each link left
     alone. `on_error(folder, reason)` hears about each folder that cannot be listed (no
-    permission, an unmounted share): its files are missing from the result. From
-    `split_at` files (default SPLIT_AT) a forked process shares the stats.
+    permission, an unmounted share): its files are missing from the result.
+    With `parallel` a forked process lists half the subfolders of `root`, and from
+    `split_at` files (default SPLIT_AT) makes half the stats; the result is the same.
     """
     named: dict[str, tuple[str, list[str]]] = {}
     real_root = os.path.realpath(root)
     top = str(root)
-    _list(top, len(top.rstrip(os.sep)) + 1, real_root, named, set(), on_skip, on_error)
-    stats = _stat_all([(path, names) for path, names in named.values()],
-                      SPLIT_AT if split_at is None else split_at)  # fmt: skip
+    cut = len(top.rstrip(os.sep)) + 1
+    seen: set[str] = set()
+    below = _list(top, cut, real_root, named, seen, on_skip, on_error, descend=False)
+    # Listing a folder costs about half of what its stats cost: with two or more
+    # subfolders, a forked process lists the later half of them meanwhile.
+    forks = parallel and hasattr(os, "fork")
+    theirs = below[len(below) // 2 :] if forks and len(below) >= 2 else []
+    child = _list_in_child(theirs, cut, real_root, seen) if theirs else None
+    for path in below[: len(below) - len(theirs)] if child is not None else below:
+        _list(path, cut, real_root, named, seen, on_skip, on_error)
+    if child is not None:
+        listed = _collect_listing(child)
+        if listed is None or not seen.isdisjoint(listed[2]):
+            for path in theirs:  # the child failed, or both reached one folder (links)
+                _list(path, cut, real_root, named, seen, on_skip, on_error)
+        else:
+            found, events, _ = listed
+            named.update((folder, (path, names)) for folder, path, names in found)
+            for skipped, path, reason in events:
+                report = on_skip if skipped else on_error
+                if report is not None:
+                    report(Path(path), reason)
+    split = (SPLIT_AT if split_at is None else split_at) if forks else 1 << 62
+    stats = _stat_all([(path, names) for path, names in named.values()], split)
     return {folder: ("\0".join(names), *stats[index])
             for index, (folder, (_, names)) in enumerate(named.items())}  # fmt: skip
 
@@ -90,14 +115,17 @@ def _list(
     seen: set[str],
     on_skip: OnSkip | None,
     on_error: OnSkip | None,
-) -> None:
+    *,
+    descend: bool = True,
+) -> list[str]:
     """The record files' names of `folder` and its subfolders, into `found` (by the
-    folder's path inside the source: its path, and the names)."""
+    folder's path inside the source: its path, and the names); with `descend=False`
+    only the folder's own, and its subfolders are returned."""
     # This runs for every file of every build, so it is kept lean: one scandir per
     # folder gives names and types, a regular file costs one test; nothing is sorted.
     real_folder = os.path.realpath(folder)
     if real_folder in seen:
-        return
+        return []
     seen.add(real_folder)
     names: list[str] = []
     folders = []
@@ -124,11 +152,61 @@ def _list(
     except OSError as exc:
         if on_error is not None:
             on_error(Path(folder), exc.strerror or str(exc))
-        return
+        return []
     if names:
         found[folder[cut:]] = (folder, names)
+    if not descend:
+        return folders
     for path in folders:
         _list(path, cut, real_root, found, seen, on_skip, on_error)
+    return []
+
+
+def _list_in_child(
+    folders: list[str], cut: int, real_root: str, seen: set[str]
+) -> tuple[int, int] | None:
+    """A forked process that lists these folders (`_list`) and writes to a pipe, in
+    marshal: what it found, what it reported and every folder it reached."""
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: list, write, and leave without running any cleanup
+        code = 0
+        try:
+            os.close(read)
+            found: dict[str, tuple[str, list[str]]] = {}
+            events: list[tuple[bool, str, str]] = []
+            reached = set(seen)
+            for path in folders:
+                _list(path, cut, real_root, found, reached,
+                      lambda p, reason: events.append((True, str(p), reason)),
+                      lambda p, reason: events.append((False, str(p), reason)))  # fmt: skip
+            data = marshal.dumps(([(k, v[0], v[1]) for k, v in found.items()], events,
+                                  sorted(reached - seen)))  # fmt: skip
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write, view) :]
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write)
+    return pid, read
+
+
+def _collect_listing(child: tuple[int, int]) -> Any:
+    """What `_list_in_child` wrote; None if it failed."""
+    pid, read = child
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        return None
+    try:
+        return marshal.loads(data)
+    except (EOFError, ValueError, TypeError):
+        return None
 
 
 SPLIT_AT = 20_000  # files from which a second process shares the stats (see _stat_all)
