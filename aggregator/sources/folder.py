@@ -165,27 +165,45 @@ def _list(
 def _list_in_child(
     folders: list[str], cut: int, real_root: str, seen: set[str]
 ) -> tuple[int, int] | None:
-    """A forked process that lists these folders (`_list`) and writes to a pipe, in
-    marshal: what it found, what it reported and every folder it reached."""
+    """A forked process that lists these folders (`_list`): in marshal, what it found,
+    what it reported and every folder it reached."""
+
+    def work() -> bytes:
+        found: dict[str, tuple[str, list[str]]] = {}
+        events: list[tuple[bool, str, str]] = []
+        reached = set(seen)
+        for path in folders:
+            _list(path, cut, real_root, found, reached,
+                  lambda p, reason: events.append((True, str(p), reason)),
+                  lambda p, reason: events.append((False, str(p), reason)))  # fmt: skip
+        return marshal.dumps(([(k, v[0], v[1]) for k, v in found.items()], events,
+                              sorted(reached - seen)))  # fmt: skip
+
+    return _in_child(work)
+
+
+def _collect_listing(child: tuple[int, int]) -> Any:
+    """What `_list_in_child` found; None if it failed."""
+    data = _child_result(child)
+    try:
+        return None if data is None else marshal.loads(data)
+    except (EOFError, ValueError, TypeError):
+        return None
+
+
+def _in_child(work: Callable[[], bytes]) -> tuple[int, int] | None:
+    """A forked process that runs `work` and writes what it gives to a pipe: (its pid,
+    the read end); None if no process could be started."""
     try:
         read, write = os.pipe()
         pid = os.fork()
     except OSError:
         return None
-    if pid == 0:  # the child: list, write, and leave without running any cleanup
+    if pid == 0:  # the child: work, write, and leave without running any cleanup
         code = 0
         try:
             os.close(read)
-            found: dict[str, tuple[str, list[str]]] = {}
-            events: list[tuple[bool, str, str]] = []
-            reached = set(seen)
-            for path in folders:
-                _list(path, cut, real_root, found, reached,
-                      lambda p, reason: events.append((True, str(p), reason)),
-                      lambda p, reason: events.append((False, str(p), reason)))  # fmt: skip
-            data = marshal.dumps(([(k, v[0], v[1]) for k, v in found.items()], events,
-                                  sorted(reached - seen)))  # fmt: skip
-            view = memoryview(data)
+            view = memoryview(work())
             while view:
                 view = view[os.write(write, view) :]
         except BaseException:
@@ -195,18 +213,13 @@ def _list_in_child(
     return pid, read
 
 
-def _collect_listing(child: tuple[int, int]) -> Any:
-    """What `_list_in_child` wrote; None if it failed."""
+def _child_result(child: tuple[int, int]) -> bytes | None:
+    """All that an `_in_child` process wrote, once it has ended; None if it failed."""
     pid, read = child
     with os.fdopen(read, "rb") as pipe:
         data = pipe.read()
     _, status = os.waitpid(pid, 0)
-    if status != 0:
-        return None
-    try:
-        return marshal.loads(data)
-    except (EOFError, ValueError, TypeError):
-        return None
+    return data if status == 0 else None
 
 
 SPLIT_AT = 20_000  # files from which a second process shares the stats (see _stat_all)
@@ -253,36 +266,14 @@ def _stats(jobs: list[tuple[str, str]]) -> array.array[int]:
 
 
 def _stat_in_child(jobs: list[tuple[str, str]]) -> tuple[int, int] | None:
-    """A forked process that writes `_stats(jobs)` to a pipe: (its pid, the read end)."""
-    try:
-        read, write = os.pipe()
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid == 0:  # the child: stat, write, and leave without running any cleanup
-        code = 0
-        try:
-            os.close(read)
-            view = memoryview(_stats(jobs).tobytes())
-            while view:
-                view = view[os.write(write, view) :]
-        except BaseException:
-            code = 1
-        os._exit(code)
-    os.close(write)
-    return pid, read
+    """A forked process that makes `_stats(jobs)`."""
+    return _in_child(lambda: _stats(jobs).tobytes())
 
 
 def _collect(child: tuple[int, int], jobs: list[tuple[str, str]]) -> array.array[int]:
-    pid, read = child
-    chunks = []
-    with os.fdopen(read, "rb") as pipe:
-        while chunk := pipe.read(1 << 20):
-            chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
+    data = _child_result(child)
     stamps = array.array("q")
-    data = b"".join(chunks)
-    if status == 0 and len(data) == 16 * len(jobs):
+    if data is not None and len(data) == 16 * len(jobs):
         stamps.frombytes(data)
         return stamps
     return _stats(jobs)  # the child failed: its half again, here
