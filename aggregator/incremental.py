@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from aggregator.state.keys import Listing, names_of
+
 if TYPE_CHECKING:
-    from aggregator.sources.folder import Listing
     from aggregator.state.snapshot import Snapshot
 
 CHANGES_FLOOR = 100  # changed files always applied one by one
@@ -165,12 +166,12 @@ def _compare(
         listed = then or now
         assert listed is not None
         into = old if now is None else new
-        into.update(zip([folder + name for name in _names(listed)],
+        into.update(zip([folder + name for name in names_of(listed)],
                         zip(listed[1], listed[2], strict=True), strict=True))  # fmt: skip
         return
     _, sizes, mtimes = now
     _, old_sizes, old_mtimes = then
-    names = _names(now)
+    names = names_of(now)
     if now[0] == then[0]:  # the same files in the same order: edits only, found by place
         for at, (size, old_size, mtime, old_mtime) in enumerate(
             zip(sizes, old_sizes, mtimes, old_mtimes, strict=True)
@@ -179,7 +180,7 @@ def _compare(
                 old[folder + names[at]] = old_size, old_mtime
                 new[folder + names[at]] = size, mtime
         return
-    was = {name: (size, mtime) for name, size, mtime in zip(_names(then), old_sizes, old_mtimes,
+    was = {name: (size, mtime) for name, size, mtime in zip(names_of(then), old_sizes, old_mtimes,
                                                           strict=True)}  # fmt: skip
     for name, size, mtime in zip(names, sizes, mtimes, strict=True):
         stamp = was.pop(name, None)
@@ -189,11 +190,6 @@ def _compare(
             old[folder + name] = stamp
             new[folder + name] = size, mtime
     old.update((folder + name, stamp) for name, stamp in was.items())
-
-
-def _names(listed: Listing) -> list[str]:
-    """A listing's file names (sources.folder.names_of, whose module does I/O)."""
-    return listed[0].split("\0") if listed[0] else []
 
 
 def _renames(

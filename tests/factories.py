@@ -31,7 +31,7 @@ from aggregator.config import DEFAULT_TRACKING_PARAMS, Config, FetchConfig, load
 from aggregator.model import Record
 from aggregator.pipeline import build
 from aggregator.report import BuildReport
-from aggregator.sources.folder import Listing, listing
+from aggregator.state.keys import Listing, listing
 from aggregator.state.snapshot import Snapshot
 from aggregator.validate import RecordDefaults, record_from_mapping
 

@@ -10,32 +10,14 @@ folder share the cache. The files in sorted order (`FoundFiles.files`, `keys`,
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.config import Config, SourceConfig, locate
 from aggregator.errors import ConfigError, ConfigErrors, Problem
-from aggregator.sources.folder import (
-    NO_STAT,
-    STAMP,
-    Listing,
-    folder_order,
-    list_folders,
-    listing,
-    names_of,
-)
-
-FILE_KEY = "file:"  # parse-cache keys of local files; other keys are not ours to drop
-
-
-def folder_key(folder: str) -> str:
-    """The key of a source folder (an absolute path): its files' keys are this plus
-    their path inside it. A short digest stands for the folder's path, which every key
-    would otherwise repeat (in the parse cache, its index, the snapshot and the story
-    table)."""
-    return FILE_KEY + hashlib.sha256(folder.encode()).hexdigest()[:12]
+from aggregator.sources.folder import NO_STAT, folder_order, list_folders
+from aggregator.state.keys import STAMP, Listing, folder_key, listing, names_of
 
 
 @dataclass(frozen=True, slots=True)

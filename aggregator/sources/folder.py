@@ -13,30 +13,16 @@ from __future__ import annotations
 import array
 import marshal
 import os
-import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from aggregator.state.keys import STAMP, Listing, names_of
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
 _SUFFIXES = tuple(RECORD_SUFFIXES)
 NO_STAT = -1  # size and mtime of a file found without a stat
-STAMP = struct.Struct("<qq")  # a file's stamp as the parse cache keeps it: size, mtime_ns
 
-# One folder's record files as listed: their names joined by NUL (which no file name
-# holds), their sizes and their mtime_ns as arrays of 64-bit ints. Compact (a million
-# files take about 60 MB, where lists of strings and ints take about 300 MB), and two
-# listings compare in C.
-Listing = tuple[str, "array.array[int]", "array.array[int]"]
-
-
-def listing(names: list[str], sizes: Iterable[int], mtimes: Iterable[int]) -> Listing:
-    return "\0".join(names), array.array("q", sizes), array.array("q", mtimes)
-
-
-def names_of(listed: Listing) -> list[str]:
-    """The file names of a listing, in its order."""
-    return listed[0].split("\0") if listed[0] else []
 FileEntry = tuple[str, bytes | None]  # a path and its STAMP (None: no stat to be had)
 
 OnSkip = Callable[[Path, str], None]

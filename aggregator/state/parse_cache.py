@@ -11,9 +11,8 @@ import hashlib
 from collections.abc import Iterable
 
 from aggregator.model import DocumentResult
-from aggregator.sources.files import FILE_KEY, folder_key
-from aggregator.sources.folder import STAMP
 from aggregator.state.codec import Undecodable
+from aggregator.state.keys import FILE_KEY, STAMP, folder_key
 from aggregator.state.record_codec import decode_result
 from aggregator.state.store import StateStore
 

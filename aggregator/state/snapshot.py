@@ -10,15 +10,12 @@ import os
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aggregator.config import Config
 from aggregator.errors import Problem
 from aggregator.state.codec import Undecodable, pack, unpack
+from aggregator.state.keys import Listing
 from aggregator.state.store import StateStore
-
-if TYPE_CHECKING:
-    from aggregator.sources.folder import Listing
 
 SNAPSHOT = "build"  # state namespace: what the last build read and chose
 LAST = "last"  # the settings, the folders, the counts and the problems
