@@ -184,14 +184,22 @@ def _parse_chunk(load: Loader, paths: Sequence[str]) -> list[Parsed]:
 
 def parse_files(load: Loader, paths: Sequence[str], pool: WorkerPool) -> Iterator[Parsed]:
     """Yield the parse of each path, in order; on the workers when it pays."""
+    return map_files(partial(_parse_chunk, load), paths, pool)
+
+
+def map_files(
+    job: Callable[[Sequence[str]], list[Result]], paths: Sequence[str], pool: WorkerPool
+) -> Iterator[Result]:
+    """Yield `job`'s result for each path, in order, `job` taking a chunk of paths at a
+    time; on the workers when it pays."""
     if not pool.pays(len(paths), MIN_FILES_PER_WORKER):
-        for path in paths:
-            yield parse_one(load, path)
+        for start in range(0, len(paths), CHUNK_FILES):
+            yield from job(paths[start : start + CHUNK_FILES])
         return
     size = max(1, min(CHUNK_FILES, len(paths) // (4 * pool.workers)))
     chunks = [paths[start : start + size] for start in range(0, len(paths), size)]
-    for parsed in pool.map(partial(_parse_chunk, load), chunks):
-        yield from parsed
+    for results in pool.map(job, chunks):
+        yield from results
 
 
 def _broken() -> type[Exception]:

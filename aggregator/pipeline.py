@@ -275,7 +275,7 @@ def _build_all(
                          persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
     curated = curate(config, collection)
     plans, names = curated.plans, curated.names
-    stories, duplicates = curated.clustering.stories, curated.clustering.duplicates
+    stories, duplicates = curated.stories.briefs, curated.stories.duplicates
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
         published = publish(
@@ -285,7 +285,7 @@ def _build_all(
         removed = published.removed
     report = BuildReport(
         documents=collection.documents,
-        records=len(collection.records),
+        records=len(collection.read),
         rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
         unpublished=collection.unpublished,
         duplicates=duplicates,
