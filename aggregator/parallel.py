@@ -117,6 +117,18 @@ class WorkerPool:
             self._executor.shutdown(cancel_futures=kind is not WorkerDied)
             self._executor = None
 
+    def close(self) -> None:
+        """Stop the processes once their work is done (they start again if more comes)."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def start(self) -> None:
+        """Start the processes now rather than with the first jobs: a worker starts as
+        a copy of this process, so the sooner, the less of it each one holds."""
+        with _ctrl_c_held():
+            self._pool().submit(int)  # the processes start with the first task
+
     def pays(self, jobs: int, min_jobs_per_worker: int) -> bool:
         """True if `jobs` should go to the workers: they run already, or there is
         enough work for at least two of them."""
