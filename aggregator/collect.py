@@ -51,7 +51,7 @@ class Briefed:
     origin: str
     brief: Brief
     key: StoryKey
-    stored: str = ""  # its parse-cache key, once the cache holds it
+    stored: str = ""  # its parse-cache key: where it is read back from without `encoded`
     problems: ClassVar[tuple[Problem, ...]] = ()  # a result with problems comes whole
     unpublished: ClassVar[int] = 0
 
@@ -375,51 +375,33 @@ def read_record_files(
                 results[position] = result
                 if _briefly(result):
                     values = _brief_values(result.records[0], ranking, rules)
-                    briefed = _briefed(values, hit, path, shared.setdefault)
-                    results[position] = _left(briefed, key) if fetch else briefed
+                    results[position] = _briefed(values, None if fetch else hit, path, key,
+                                                 shared.setdefault)  # fmt: skip
                 continue
         misses.append((position, stamp))
     fresh: list[tuple[str, bytes, bytes]] = []
-    saving: list[int] = []  # the positions of `fresh`
     job = partial(_parse_briefly, load, ranking, filters)
     parsed = map_files(job, [files[position][0] for position, _ in misses], pool)
     for (position, stamp), (encoded, may_cache, brief) in zip(misses, parsed, strict=True):
-        path = files[position][0]
+        path, key = files[position][0], keys[position]
+        saved = cache is not None and may_cache and stamp is not None
         if brief is None:
             results[position] = decode_result(encoded, path)
         else:
-            results[position] = _briefed(marshal.loads(brief), encoded, path, shared.setdefault)
-        if cache is not None and may_cache and stamp is not None:
-            fresh.append((keys[position], stamp, encoded))
-            saving.append(position)
+            # Once saved, the cache holds the bytes for this process to read back.
+            results[position] = _briefed(marshal.loads(brief), None if saved and fetch else encoded,
+                                         path, key, shared.setdefault)  # fmt: skip
+        if saved:
+            assert cache is not None and stamp is not None
+            fresh.append((key, stamp, encoded))
             if len(fresh) == SAVE_BATCH:
-                _save(cache, fresh, saving, results, fetch)
-                fresh, saving = [], []
+                cache.save(fresh)
+                fresh = []
     if cache is not None:
-        _save(cache, fresh, saving, results, fetch)
+        cache.save(fresh)
         if finish:
             cache.finish()
     return results, len(misses)  # type: ignore[return-value]
-
-
-def _save(
-    cache: ParseCache,
-    fresh: list[tuple[str, bytes, bytes]],
-    positions: list[int],
-    results: list[Read | None],
-    fetch: Fetch | None,
-) -> None:
-    cache.save(fresh)
-    if fetch is not None:
-        for (key, _, _), position in zip(fresh, positions, strict=True):
-            result = results[position]
-            if isinstance(result, Briefed):
-                results[position] = _left(result, key)
-
-
-def _left(result: Briefed, key: str) -> Briefed:
-    """The result without its bytes, which the parse cache holds under `key`."""
-    return replace(result, encoded=None, stored=key)
 
 
 def _briefly(result: DocumentResult) -> bool:
@@ -436,16 +418,19 @@ def _brief_values(record: Record, ranking: RankingConfig, rules: FeedRules) -> t
 
 def _briefed(
     values: Sequence[Any],
-    encoded: bytes | memoryview,
+    encoded: bytes | memoryview | None,
     origin: str,
+    stored: str,
     share: Callable[[Any, Any], Any],
 ) -> Briefed:
+    """The Briefed of `_brief_values`; without `encoded`, read back from the parse cache
+    by the key it is `stored` under."""
     guid, published, title, words, provider_key, score, topics, failed = values
     moment = datetime.fromisoformat(published)
     provider_key, topics = share(provider_key, provider_key), share(topics, topics)
     brief = Brief(guid, moment, title, words, provider_key)
     key = StoryKey(score, moment.timestamp(), guid, provider_key, topics, failed)
-    return Briefed(encoded, origin, brief, key)
+    return Briefed(encoded, origin, brief, key, stored)
 
 
 def _parse_briefly(
