@@ -342,6 +342,8 @@ def assign_leaders(
             found = signatures[position] = signature(ordered[position])
         return found
 
+    # This runs for every story of a full build: the names it uses are looked up once.
+    find, add_text, add_time = index.get, texts.append, times.append
     position = 0
     while position < len(ordered) or (more is not None and more()):
         record = ordered[position]
@@ -349,21 +351,18 @@ def assign_leaders(
         text = " ".join(sorted(words))
         if position >= start and position > final and now - window > mismatch:
             return position  # a window as before past the last change: settled
-        texts.append(text)
-        times.append(now)
-        pairs = (
-            set(map(hash, map(" ".join, pairwise(words))))
-            if len(words) > 1
-            else {hash(word) for word in words}
-        )
-        deciding = position >= start
+        add_text(text)
+        add_time(now)
+        pairs = set(map(hash, pairwise(words))) if len(words) > 1 else set(map(hash, words))
+        deciding = position >= start and text
         scores: dict[int, float] = {}  # leader -> its cluster's best match with this story
         for pair in pairs:
-            posting = index.get(pair)
+            posting = find(pair)
             if posting is None:
                 index[pair] = array("l", (position,))
                 continue
-            if deciding and text:
+            # Most pairs were last used before the window: nothing to read back.
+            if deciding and now - times[posting[-1]] <= window:
                 for earlier in islice(reversed(posting), MAX_CANDIDATES_PER_PAIR):
                     if now - times[earlier] > window:
                         break
@@ -376,21 +375,24 @@ def assign_leaders(
                     ):
                         scores[group] = score
             posting.append(position)
-        if deciding:
-            best = -1
+        if position >= start:
+            best = position
             # The best match first; a cluster any of whose stories is the same template
             # filled otherwise is not joined (one copy must not chain in another story).
-            for group in sorted(scores, key=lambda g: (-scores[g], g)):
+            for group in sorted(scores, key=lambda g: (-scores[g], g)) if scores else ():
                 if not any(templated_apart(sig(position), sig(m), record.title, ordered[m].title)
                            for m in members_of[group]):  # fmt: skip
                     best = group
                     break
-            if best < 0:
-                best = position
             if leaders[position] != best:
                 mismatch = now
                 leaders[position] = best
-        members_of.setdefault(leaders[position], []).append(position)
+        leader = leaders[position]
+        members = members_of.get(leader)
+        if members is None:
+            members_of[leader] = [position]
+        else:
+            members.append(position)
         position += 1
     return position
 
