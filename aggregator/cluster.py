@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from itertools import islice, pairwise
 
 from aggregator.config import ClusteringConfig
-from aggregator.merge import group_by_link, merge_group, preference, union_topics, unique_related
+from aggregator.merge import merge_group, preference, union_topics, unique_related
 from aggregator.model import Record, Related
 
 _WORD = re.compile(r"\d+|[^\W\d_]+")  # digits and letters apart: "38M" -> "38", "M"
@@ -75,9 +76,29 @@ class Signature:
         return CALENDAR.intersection(self.words)
 
 
-def content_words(record: Record) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Brief:
+    """What clustering reads of a record: a build holds this, made where the record was
+    parsed, instead of the record, which it makes again only for a story it merges or
+    a feed shows (aggregator.collect)."""
+
+    guid: str
+    published: datetime
+    title: str
+    words: str  # content_words, joined by spaces (a word holds none)
+    provider_key: str
+
+
+def brief_of(record: Record) -> Brief:
+    return Brief(record.guid, record.published, record.title, " ".join(content_words(record)),
+                 record.provider_key)  # fmt: skip
+
+
+def content_words(record: Record | Brief) -> list[str]:
     """The title's words, lower-cased, without small words; where fewer than four are
     left, the excerpt's first words too."""
+    if isinstance(record, Brief):
+        return record.words.split()  # worked out when the record was read
     # One casefold and one findall per title: this runs for every story of a build.
     words = [word for word in _WORD.findall(record.title.casefold()) if word not in SMALL_WORDS]
     if len(words) < SHORT_TITLE_WORDS and record.excerpt:
@@ -86,7 +107,7 @@ def content_words(record: Record) -> list[str]:
     return words
 
 
-def signature(record: Record) -> Signature:
+def signature(record: Record | Brief) -> Signature:
     words = content_words(record)
     return Signature(tuple(words), " ".join(sorted(words)))
 
@@ -133,7 +154,7 @@ def templated_apart(a: Signature, b: Signature, title_a: str, title_b: str) -> b
 
 
 def similarity(
-    a: Record, sa: Signature, b: Record, sb: Signature, config: ClusteringConfig
+    a: Record | Brief, sa: Signature, b: Record | Brief, sb: Signature, config: ClusteringConfig
 ) -> float:
     """How alike two stories are (0-100), or 0 when they must stay apart."""
     if not sa.text or not sb.text:
@@ -146,7 +167,7 @@ def similarity(
     return score
 
 
-def _may_be_one(a: Record, sa: Signature, b: Record, sb: Signature) -> bool:
+def _may_be_one(a: Record | Brief, sa: Signature, b: Record | Brief, sb: Signature) -> bool:
     """The checks past the similarity of the words: templates, and a provider's series."""
     if templated_apart(sa, sb, a.title, b.title):
         return False
@@ -164,6 +185,39 @@ class Clustering:
     # Each same-link record (what clustering compares) with its story's guid, in time
     # order: what an incremental build starts from (aggregator.delta).
     by_link: tuple[tuple[Record, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Stories:
+    """The stories of a build as `cluster_briefs` finds them, from the records' briefs:
+    every record a story or a link merges is made (`record`), the others are not."""
+
+    briefs: list[Brief]  # one per story, in the order of Clustering.stories
+    merged: dict[str, Record]  # story guid -> its record, for stories of several records
+    links: dict[str, Record]  # guid -> its records merged, for links of several records
+    first: dict[str, int]  # guid -> its first record (an index into the briefs given)
+    members: dict[str, tuple[int, ...]]  # as Clustering.members, the records by index
+    duplicates: int
+    by_link: tuple[tuple[Brief, str], ...]  # as Clustering.by_link
+
+    def story(self, guid: str, record: Callable[[int], Record]) -> Record:
+        """The record of the story `guid` (`record(index)` makes a record read)."""
+        found = self.merged.get(guid)
+        return record(self.first[guid]) if found is None else found
+
+    def link(self, guid: str, record: Callable[[int], Record]) -> Record:
+        """The record of the same-link records of `guid`."""
+        found = self.links.get(guid)
+        return record(self.first[guid]) if found is None else found
+
+    def clustering(self, record: Callable[[int], Record]) -> Clustering:
+        """The same stories, every one a record (what `explain` shows)."""
+        members = {guid: tuple(record(index) for index in indices)
+                   for guid, indices in self.members.items()}  # fmt: skip
+        return Clustering([self.story(brief.guid, record) for brief in self.briefs], members,
+                          self.duplicates,
+                          tuple((self.link(brief.guid, record), leader)
+                                for brief, leader in self.by_link))  # fmt: skip
 
 
 def link_record(group: list[Record]) -> Record:
@@ -184,40 +238,68 @@ def clustering_inputs(record: Record) -> tuple[object, ...]:
 
 def cluster(records: Iterable[Record], config: ClusteringConfig) -> Clustering:
     """Merge same-link records, then cluster copies of one story (see the module)."""
-    same_link = group_by_link(records)
-    by_link = [link_record(g) for g in same_link.values()]
-    members = {guid: tuple(group) for guid, group in same_link.items() if len(group) > 1}
-    ordered = sorted(by_link, key=lambda r: (r.published, r.guid))
+    records = list(records)
+    found = cluster_briefs([brief_of(record) for record in records], records.__getitem__, config)
+    return found.clustering(records.__getitem__)
+
+
+def cluster_briefs(
+    briefs: Sequence[Brief], record: Callable[[int], Record], config: ClusteringConfig
+) -> Stories:
+    """`cluster` from the records' briefs: `record(index)` makes the record of
+    `briefs[index]`, asked only for the records of a link or a story that merges several."""
+    first: dict[str, int] = {}  # guid -> its first record, in the order records came
+    more: dict[str, list[int]] = {}  # guid -> every record, for links of several records
+    for index, brief in enumerate(briefs):
+        at = first.setdefault(brief.guid, index)
+        if at != index:
+            more.setdefault(brief.guid, [at]).append(index)
+    links = {guid: merge_group([record(index) for index in indices])
+             for guid, indices in more.items()}  # fmt: skip
+    by_link = [briefs[index] if guid not in links else brief_of(links[guid])
+               for guid, index in first.items()]  # fmt: skip
+    # In the order the links came, as Clustering.members has always been.
+    members = {guid: tuple(more[guid]) for guid in first if guid in more}
+    ordered = sorted(by_link, key=lambda b: (b.published, b.guid))
     if not config.enabled or len(by_link) < 2:
-        return Clustering(by_link, members, sum(len(g) - 1 for g in members.values()),
-                          tuple((record, record.guid) for record in ordered))  # fmt: skip
-    groups = _group(ordered, config)
+        return Stories(by_link, dict(links), links, first, members,
+                       sum(len(g) - 1 for g in members.values()),
+                       tuple((brief, brief.guid) for brief in ordered))  # fmt: skip
     stories = []
+    merged = {}
     leader_of: dict[str, str] = {}
-    for group in groups:
-        story = story_record(group)
-        stories.append(story)
+    for group in _group(ordered, config):
+        lead = group[0]
+        if len(group) == 1:
+            stories.append(lead)
+            if lead.guid in links:
+                merged[lead.guid] = links[lead.guid]
+        else:
+            story = merge_cluster([links.get(b.guid) or record(first[b.guid]) for b in group])
+            stories.append(brief_of(story))
+            merged[story.guid] = story
+            members[story.guid] = tuple(
+                index for b in group for index in more.get(b.guid) or (first[b.guid],)
+            )
         for copy in group:
-            leader_of[copy.guid] = story.guid
-        if len(group) > 1:
-            members[story.guid] = tuple(r for copy in group for r in same_link[copy.guid])
+            leader_of[copy.guid] = lead.guid
     duplicates = sum(len(group) - 1 for group in members.values())
-    by_story = tuple((record, leader_of[record.guid]) for record in ordered)
-    return Clustering(stories, members, duplicates, by_story)
+    by_story = tuple((brief, leader_of[brief.guid]) for brief in ordered)
+    return Stories(stories, merged, links, first, members, duplicates, by_story)
 
 
-def _group(ordered: list[Record], config: ClusteringConfig) -> list[list[Record]]:
+def _group(ordered: list[Brief], config: ClusteringConfig) -> list[list[Brief]]:
     """Leader clustering in time order over a sliding window (see the module)."""
     leaders = [-1] * len(ordered)
     assign_leaders(ordered, config, leaders)
-    groups: dict[int, list[Record]] = {}
+    groups: dict[int, list[Brief]] = {}
     for position, leader in enumerate(leaders):
         groups.setdefault(leader, []).append(ordered[position])
     return list(groups.values())  # by leader position: the order the clusters began
 
 
 def assign_leaders(
-    ordered: list[Record],
+    ordered: list[Record] | list[Brief],
     config: ClusteringConfig,
     leaders: list[int],
     *,
@@ -260,6 +342,8 @@ def assign_leaders(
             found = signatures[position] = signature(ordered[position])
         return found
 
+    # This runs for every story of a full build: the names it uses are looked up once.
+    find, add_text, add_time = index.get, texts.append, times.append
     position = 0
     while position < len(ordered) or (more is not None and more()):
         record = ordered[position]
@@ -267,21 +351,18 @@ def assign_leaders(
         text = " ".join(sorted(words))
         if position >= start and position > final and now - window > mismatch:
             return position  # a window as before past the last change: settled
-        texts.append(text)
-        times.append(now)
-        pairs = (
-            set(map(hash, map(" ".join, pairwise(words))))
-            if len(words) > 1
-            else {hash(word) for word in words}
-        )
-        deciding = position >= start
+        add_text(text)
+        add_time(now)
+        pairs = set(map(hash, pairwise(words))) if len(words) > 1 else set(map(hash, words))
+        deciding = position >= start and text
         scores: dict[int, float] = {}  # leader -> its cluster's best match with this story
         for pair in pairs:
-            posting = index.get(pair)
+            posting = find(pair)
             if posting is None:
                 index[pair] = array("l", (position,))
                 continue
-            if deciding and text:
+            # Most pairs were last used before the window: nothing to read back.
+            if deciding and now - times[posting[-1]] <= window:
                 for earlier in islice(reversed(posting), MAX_CANDIDATES_PER_PAIR):
                     if now - times[earlier] > window:
                         break
@@ -294,21 +375,24 @@ def assign_leaders(
                     ):
                         scores[group] = score
             posting.append(position)
-        if deciding:
-            best = -1
+        if position >= start:
+            best = position
             # The best match first; a cluster any of whose stories is the same template
             # filled otherwise is not joined (one copy must not chain in another story).
-            for group in sorted(scores, key=lambda g: (-scores[g], g)):
+            for group in sorted(scores, key=lambda g: (-scores[g], g)) if scores else ():
                 if not any(templated_apart(sig(position), sig(m), record.title, ordered[m].title)
                            for m in members_of[group]):  # fmt: skip
                     best = group
                     break
-            if best < 0:
-                best = position
             if leaders[position] != best:
                 mismatch = now
                 leaders[position] = best
-        members_of.setdefault(leaders[position], []).append(position)
+        leader = leaders[position]
+        members = members_of.get(leader)
+        if members is None:
+            members_of[leader] = [position]
+        else:
+            members.append(position)
         position += 1
     return position
 

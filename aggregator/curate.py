@@ -8,11 +8,12 @@ import sqlite3
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from aggregator.cluster import Clustering, cluster
-from aggregator.collect import Collection, collect
+from aggregator.cluster import Clustering, Stories, cluster_briefs
+from aggregator.collect import Collection, ReadRecords, collect
 from aggregator.config import Config
 from aggregator.errors import StateUnavailable
 from aggregator.filters import FeedRules
+from aggregator.model import Record
 from aggregator.parallel import WorkerPool, worker_count
 from aggregator.progress import Progress
 from aggregator.rank import (
@@ -35,22 +36,22 @@ from aggregator.state.stories import StoryTable
 def story_table(curated: Curation, collection: Collection, found: FoundFiles) -> StoryTable | None:
     """What the next build needs to apply changed files to this one's stories (see
     aggregator.delta); None when a record does not come from a file found (held)."""
-    key_of = {path: key for (path, _), key in zip(found.files, found.keys, strict=True)}
+    read, keys, listed = collection.read, found.keys, len(found.files)
     files: dict[str, set[str]] = {}
-    for record in collection.records:
-        key = key_of.get(record.origin)
-        if key is None:
+    for index, brief in enumerate(read.briefs):
+        document = read.document(index)  # a record file's result is where the file is
+        if document >= listed:
             return None
-        files.setdefault(record.guid, set()).add(key)
+        files.setdefault(brief.guid, set()).add(keys[document])
     table = StoryTable(filtered=len(collection.filtered))
     keys = {key.guid: key for key in curated.keys}
-    for record, leader in curated.clustering.by_link:
-        time = record.published.timestamp()
+    for brief, leader in curated.stories.by_link:
+        time = brief.published.timestamp()
         table.times.append(time)
-        table.guids.append(record.guid)
-        table.files.append(tuple(sorted(files[record.guid])))
+        table.guids.append(brief.guid)
+        table.files.append(tuple(sorted(files[brief.guid])))
         table.leaders.append(leader)
-        key = keys.get(record.guid) if leader == record.guid else None
+        key = keys.get(brief.guid) if leader == brief.guid else None
         if key is None:
             for column in (table.scores, table.published, table.providers, table.topics,
                            table.failed):  # fmt: skip
@@ -69,30 +70,57 @@ def story_table(curated: Curation, collection: Collection, found: FoundFiles) ->
 class Curation:
     """What a build decides from the records it read: the stories and every feed."""
 
-    clustering: Clustering
+    stories: Stories
     plans: list[FeedPlan]
     topics: dict[str, Topic]
     rules: FeedRules
-    keys: tuple[StoryKey, ...] = ()  # every story's, in the order of clustering.stories
+    keys: tuple[StoryKey, ...] = ()  # every story's, in the order of stories.briefs
+    read: ReadRecords | None = None  # the records the stories are made of
     rankings: Rankings | None = None  # every feed's stories in rank order
 
     @property
     def names(self) -> dict[str, str]:
         return {key: topic.name for key, topic in self.topics.items()}
 
+    @property
+    def clustering(self) -> Clustering:
+        """The stories as records, every one made now (`explain`; a build needs few)."""
+        assert self.read is not None
+        records = self.read.records()  # the very records Collection.records holds
+        return self.stories.clustering(records.__getitem__)
+
 
 def curate(config: Config, collection: Collection) -> Curation:
-    """Merge copies into stories, then rank and choose each feed's items."""
-    clustering = cluster(collection.records, config.clustering)
+    """Merge copies into stories, then rank and choose each feed's items. Only the
+    stories that merge records or that a feed shows are made as records."""
+    read = collection.read
+    stories = cluster_briefs(read.briefs, read.record, config.clustering)
     rules = FeedRules.of(config.filters)
-    keys = tuple(story_key(story, config.ranking, rules) for story in clustering.stories)
+    # A story of one record has the key made where the record was read.
+    keys = tuple(read.keys[stories.first[brief.guid]] if brief.guid not in stories.merged
+                 else story_key(stories.merged[brief.guid], config.ranking, rules)
+                 for brief in stories.briefs)  # fmt: skip
     by_key = {key.guid: key for key in keys}
     rankings = rank_stories(by_key.values())
     key_plans, topics = plan_ranked(rankings, by_key.__getitem__, config.ranking,
                                     config.feeds.max_items, rules, config.feeds)  # fmt: skip
-    by_guid = {story.guid: story for story in clustering.stories}
-    plans = [plan.with_stories(by_guid) for plan in key_plans]
-    return Curation(clustering, plans, topics, rules, keys, rankings)
+    shown = _Shown(stories, read)
+    plans = [plan.with_stories(shown) for plan in key_plans]
+    return Curation(stories, plans, topics, rules, keys, read, rankings)
+
+
+class _Shown(dict[str, Record]):
+    """The records of the stories the feeds show, each made when first asked for."""
+
+    def __init__(self, stories: Stories, read: ReadRecords) -> None:
+        super().__init__()
+        self._stories = stories
+        self._read = read
+
+    def __missing__(self, guid: str) -> Record:
+        record = self[guid] = self._stories.story(guid, self._read.record)
+        return record
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +138,7 @@ class SitePlan:
         problems = self.collection.problems
         return BuildReport(
             documents=self.collection.documents,
-            records=len(self.collection.records),
+            records=len(self.collection.read),
             rejected=sum(1 for p in problems if p.severity == "error"),
             unpublished=self.collection.unpublished,
             duplicates=self.duplicates,
@@ -149,7 +177,7 @@ def plan_site(config: Config, progress: Progress | None = None) -> SitePlan:
         collection = collect(config, cache, store=store, progress=progress, persist=False,
                              pool=pool)  # fmt: skip
     curated = curate(config, collection)
-    clustering = curated.clustering
+    stories = curated.stories
     return SitePlan(
-        collection, len(clustering.stories), clustering.duplicates, curated.plans, curated.names
+        collection, len(stories.briefs), stories.duplicates, curated.plans, curated.names
     )

@@ -117,6 +117,18 @@ class WorkerPool:
             self._executor.shutdown(cancel_futures=kind is not WorkerDied)
             self._executor = None
 
+    def close(self) -> None:
+        """Stop the processes once their work is done (they start again if more comes)."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def start(self) -> None:
+        """Start the processes now rather than with the first jobs: a worker starts as
+        a copy of this process, so the sooner, the less of it each one holds."""
+        with _ctrl_c_held():
+            self._pool().submit(int)  # the processes start with the first task
+
     def pays(self, jobs: int, min_jobs_per_worker: int) -> bool:
         """True if `jobs` should go to the workers: they run already, or there is
         enough work for at least two of them."""
@@ -184,14 +196,22 @@ def _parse_chunk(load: Loader, paths: Sequence[str]) -> list[Parsed]:
 
 def parse_files(load: Loader, paths: Sequence[str], pool: WorkerPool) -> Iterator[Parsed]:
     """Yield the parse of each path, in order; on the workers when it pays."""
+    return map_files(partial(_parse_chunk, load), paths, pool)
+
+
+def map_files(
+    job: Callable[[Sequence[str]], list[Result]], paths: Sequence[str], pool: WorkerPool
+) -> Iterator[Result]:
+    """Yield `job`'s result for each path, in order, `job` taking a chunk of paths at a
+    time; on the workers when it pays."""
     if not pool.pays(len(paths), MIN_FILES_PER_WORKER):
-        for path in paths:
-            yield parse_one(load, path)
+        for start in range(0, len(paths), CHUNK_FILES):
+            yield from job(paths[start : start + CHUNK_FILES])
         return
     size = max(1, min(CHUNK_FILES, len(paths) // (4 * pool.workers)))
     chunks = [paths[start : start + size] for start in range(0, len(paths), size)]
-    for parsed in pool.map(partial(_parse_chunk, load), chunks):
-        yield from parsed
+    for results in pool.map(job, chunks):
+        yield from results
 
 
 def _broken() -> type[Exception]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from aggregator.config import Config
 from aggregator.errors import ConfigError, Problem
 from aggregator.incremental import Decision, Redo, decide
-from aggregator.parallel import WorkerPool, worker_count
+from aggregator.parallel import MIN_FILES_PER_WORKER, WorkerPool, worker_count
 from aggregator.progress import Progress
 from aggregator.report import BuildReport
 from aggregator.sources.files import FoundFiles, find_files
@@ -273,12 +273,16 @@ def _build_all(
         # This path renders (publish): load the renderers before the worker pool forks
         # for parsing, so that the workers start with them as they did before.
         import aggregator.render.site  # noqa: F401
+    if pool.pays(found.count, MIN_FILES_PER_WORKER):
+        # Before the files are listed in order and the parse cache is loaded: the
+        # workers start as copies of this process and need neither.
+        pool.start()
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
                          persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
     curated = curate(config, collection)
     plans, names = curated.plans, curated.names
-    stories, duplicates = curated.clustering.stories, curated.clustering.duplicates
+    stories, duplicates = curated.stories.briefs, curated.stories.duplicates
     if write:
         feed_cache = None if store is None else FeedCache(store, output, full=full)
         published = publish(
@@ -286,9 +290,10 @@ def _build_all(
         )
         written, rendered, files = published.written, published.rendered, published.files
         removed = published.removed
+    pool.close()  # nothing is left for the workers: their memory is better given back now
     report = BuildReport(
         documents=collection.documents,
-        records=len(collection.records),
+        records=len(collection.read),
         rejected=sum(1 for p in collection.problems if p.severity == "error") + len(refused),
         unpublished=collection.unpublished,
         duplicates=duplicates,
