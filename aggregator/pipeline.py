@@ -122,6 +122,7 @@ def _run(
             assert store is not None and snapshot is not None
             report = _build_changes(config, output, store, found, decision, snapshot, program,
                                     pool, accept_shrink)  # fmt: skip
+            full_table = False  # the changes path saved the days it changed itself
         if report is None:
             if store is not None and snapshot is not None:
                 # What the state remembers is about to change: a build killed half-way
@@ -133,19 +134,15 @@ def _run(
             report = _build_all(config, output, store, found, context, program, pool,
                                 full=full, progress=progress, write=write,
                                 accept_shrink=accept_shrink)  # fmt: skip
-            if store is not None and report.snapshot is not None and decision.remember:
-                with store.transaction():
-                    if report.table is not None:
-                        report.table.save(store, everything=True)
-                    kept = replace(report.snapshot, settings=settings, listings=found.listings)
-                    kept.save(store, snapshot)
-            elif store is not None:
-                Snapshot.forget(store)
-        else:
-            with store.transaction():  # type: ignore[union-attr]
-                kept = replace(report.snapshot, settings=settings,  # type: ignore[arg-type]
-                               listings=found.listings)  # fmt: skip
-                kept.save(store, snapshot)  # type: ignore[arg-type]
+            full_table = True
+        if store is not None and report.snapshot is not None and decision.remember:
+            with store.transaction():
+                if full_table and report.table is not None:
+                    report.table.save(store, everything=True)
+                kept = replace(report.snapshot, settings=settings, listings=found.listings)
+                kept.save(store, snapshot)
+        elif store is not None:
+            Snapshot.forget(store)
     return replace(report.report, problems=(*notes, *report.report.problems))
 
 

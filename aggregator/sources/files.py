@@ -65,32 +65,38 @@ class FoundFiles:
         return [prefix for _, prefix, _ in self._roots]
 
     # --- one file by its key (no sorting) ------------------------------------------------
+    def _root_of(self, key: str) -> tuple[int, int, str, str] | None:
+        """The source folder holding the file of this key: its place among the `path`
+        sources, its index in config.sources, its key prefix and its root."""
+        for position, (index, prefix, root) in enumerate(self._roots):
+            if key.startswith(prefix):
+                return position, index, prefix, root
+        return None
+
     def span_of(self, key: str) -> SourceSpan | None:
         """The source whose folder holds the file of this key (its span in `files` is
         empty unless the sorted files were made)."""
-        for index, prefix, root in self._roots:
-            if key.startswith(prefix):
-                if self._ordered is not None:
-                    for span in self._ordered[3]:
-                        if span.prefix == prefix:
-                            return span
-                return SourceSpan(index, 0, 0, prefix, root)
-        return None
+        found = self._root_of(key)
+        if found is None:
+            return None
+        position, index, prefix, root = found
+        if self._ordered is not None:
+            return self._ordered[3][position]
+        return SourceSpan(index, 0, 0, prefix, root)
 
     def source_of(self, key: str) -> int:
         """The index in config.sources of the source holding this key (-1: none)."""
-        for index, prefix, _ in self._roots:
-            if key.startswith(prefix):
-                return index
-        return -1
+        found = self._root_of(key)
+        return -1 if found is None else found[1]
 
     def path_of(self, key: str) -> str:
         """The path of a file by its key, as found (relative to where the build runs if
         its source is), also for a file that is gone."""
-        for _, prefix, root in self._roots:
-            if key.startswith(prefix):
-                return root.rstrip(os.sep) + os.sep + key[len(prefix) :]
-        raise KeyError(key)
+        found = self._root_of(key)
+        if found is None:
+            raise KeyError(key)
+        _, _, prefix, root = found
+        return root.rstrip(os.sep) + os.sep + key[len(prefix) :]
 
     def stamp_of(self, key: str) -> bytes | None:
         """The stamp of a file found (None: found without a stat); KeyError if not found."""
@@ -107,11 +113,11 @@ class FoundFiles:
     def order_of(self, key: str) -> tuple[object, ...]:
         """Sort key of a file's key: the order `files` lists it in (sources in config
         order, then folder by folder, each folder's files by name)."""
-        for position, (_, prefix, _) in enumerate(self._roots):
-            if key.startswith(prefix):
-                folder, _, name = key[len(prefix) :].rpartition(os.sep)
-                return position, folder_order(folder), name
-        return len(self._roots), (), key
+        found = self._root_of(key)
+        if found is None:
+            return len(self._roots), (), key
+        folder, _, name = key[len(found[2]) :].rpartition(os.sep)
+        return found[0], folder_order(folder), name
 
     def order_of_path(self, path: str) -> tuple[object, ...]:
         """`order_of` for a file by its path (as `path_of` gives it)."""
