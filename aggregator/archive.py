@@ -97,11 +97,14 @@ class Histories:
         for plan in plans:
             before = self.load(plan.directory)
             seen = set(before.seen)
-            new = tuple(record for record in plan.items if record.guid not in seen)
+            guids = plan.guids  # items are read only if some are new (see StoriesOnRead)
+            new = () if seen.issuperset(guids) else tuple(
+                record for record in plan.items if record.guid not in seen)  # fmt: skip
             after = replace(before, seen=before.seen + tuple(r.guid for r in new))
             if archive:
                 archived = {guid for page in before.pages for guid in page}
-                fresh = [record for record in plan.items if record.guid not in archived]
+                fresh = [] if archived.issuperset(guids) else [
+                    record for record in plan.items if record.guid not in archived]  # fmt: skip
                 after = replace(after, pages=_append(before.pages, fresh, page_size))
                 items.extend(fresh)
             if after != before:

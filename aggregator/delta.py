@@ -11,10 +11,12 @@ shown story's StoryKey (all that ranking needs). A change touches only:
   change until a window of stories past it has come out as before;
 - the shown stories whose members changed.
 
-Every feed is then chosen again from the StoryKeys, which reads no record; only the
-stories a change touched and those the feeds show are built as records, from the parse
-cache. The output is byte-identical to a full build's: tests/test_incremental.py plays
-random sequences of changes against full builds.
+Every feed is then chosen again from the StoryKeys, which reads no record. A feed whose
+shape (rank.feed_shapes) is as the table remembers and none of whose stories changed is
+taken with the inputs it was rendered from (rank.KnownFeed), its stories made only if
+something reads them; only the stories a change touched and those of the other feeds
+are built as records, from the parse cache. The output is byte-identical to a full
+build's: tests/test_incremental.py plays random sequences of changes against full builds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ from aggregator.filters import FeedRules, first_match, source_rules
 from aggregator.incremental import Decision
 from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files
-from aggregator.rank import FeedPlan, StoryKey, Topic, plan_ranked, rerank, story_key
+from aggregator.rank import (
+    FeedPlan,
+    KnownFeed,
+    StoriesOnRead,
+    StoryKey,
+    Topic,
+    feed_shapes,
+    plan_ranked,
+    rerank,
+    story_key,
+)
 from aggregator.sources.files import FoundFiles
 from aggregator.state.codec import Undecodable
 from aggregator.state.parse_cache import ParseCache
@@ -258,18 +270,42 @@ def apply_changes(
            key_of)  # fmt: skip
     key_plans, topics = plan_ranked(table.rankings, key_of, config.ranking,
                                     config.feeds.max_items, rules, config.feeds)  # fmt: skip
-    chosen: dict[str, list[int]] = {}
+    # A feed whose shape is as the last build rendered it and none of whose stories
+    # changed renders as it did: its stories are made only if something reads them
+    # (a file of it changed by hand, say). The others' are made now, in one batch.
+    stories: dict[str, Record] = {}
+
+    def make(guids: Sequence[str]) -> tuple[Record, ...]:
+        """These chosen stories, made from the parse cache in a few queries."""
+        members = {guid: _members(table, positions[guid], window)
+                   for guid in dict.fromkeys(guids) if guid not in stories}  # fmt: skip
+        prefetch(p for found_members in members.values() for p in found_members)
+        for guid, found_members in members.items():
+            stories[guid] = story_record([link_of(p) for p in found_members])
+        return tuple(stories[guid] for guid in guids)
+
+    positions: dict[str, int] = {}
     for plan in key_plans:
         for guid in plan.guids:
-            if guid not in chosen:
-                position = table.position(guid)
-                if position is None:
-                    raise Undecodable(f"{guid}: a story without its record")
-                chosen[guid] = _members(table, position, window)
-    prefetch(p for members in chosen.values() for p in members)
-    stories = {guid: story_record([link_of(p) for p in members])
-               for guid, members in chosen.items()}  # fmt: skip
-    plans = [plan.with_stories(stories) for plan in key_plans]
+            position = table.position(guid)
+            if position is None:
+                raise Undecodable(f"{guid}: a story without its record")
+            positions[guid] = position
+    shapes = feed_shapes(key_plans, {key: topic.name for key, topic in topics.items()})
+    known: dict[str, KnownFeed] = {}
+    for plan in key_plans:
+        remembered = table.feeds.get(plan.directory)
+        if remembered is not None and remembered[0] == shapes[plan.directory] and (
+            affected.isdisjoint(plan.guids)
+        ):
+            known[plan.directory] = KnownFeed(*remembered[1:])
+    make([guid for plan in key_plans if plan.directory not in known for guid in plan.guids])
+    plans = [
+        plan.with_stories(stories) if plan.directory not in known
+        else FeedPlan(plan.topic, StoriesOnRead(plan.guids, make), plan.total,
+                      known[plan.directory])
+        for plan in key_plans
+    ]  # fmt: skip
     table.filtered = filtered
     problems = _problems(found, previous_problems, changes)
     return Delta(plans, topics, table.shown, records, unpublished, filtered, problems,

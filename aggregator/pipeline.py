@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -35,7 +35,8 @@ from aggregator.state.snapshot import Snapshot, settings_digest
 from aggregator.state.stories import StoryTable
 
 if TYPE_CHECKING:
-    pass
+    from aggregator.output.publishing import Published
+    from aggregator.rank import FeedPlan
 
 
 
@@ -215,6 +216,7 @@ def _build_changes(
         ParseCache.add(store, cached)
         kept = {key for key, _, _ in cached}
         ParseCache.forget(store, [c.key for c in delta.changes if c.key not in kept])
+        table.feeds = _rendered_feeds(delta.plans, names, published)
         table.save(store)
         store.put_many(SOURCES, [(prefix, str(count).encode())
                                  for prefix, count in delta.source_counts.items()
@@ -266,6 +268,7 @@ def _build_all(
     removed: list[Path] = []
     refused: list[Problem] = []
     rendered = files = 0
+    published = None
     if write:
         # This path renders (publish): load the renderers before the worker pool forks
         # for parsing, so that the workers start with them as they did before.
@@ -315,7 +318,22 @@ def _build_all(
         counts={name: getattr(report, name) for name in Snapshot.COUNTS},
         problems=tuple(p for p in collection.problems if p not in skipped),
     )
-    return _Outcome(report, snapshot, story_table(curated, collection, found))
+    table = story_table(curated, collection, found)
+    if table is not None and published is not None:
+        table.feeds = _rendered_feeds(plans, names, published)
+    return _Outcome(report, snapshot, table)
+
+
+def _rendered_feeds(
+    plans: Sequence[FeedPlan], names: dict[str, str], published: Published
+) -> dict[str, tuple[bytes, bytes, bytes, str, int]]:
+    """What the story table remembers of each feed as rendered (see StoryTable.feeds)."""
+    from aggregator.rank import feed_shapes
+
+    shapes = feed_shapes(plans, names)
+    return {directory: (shapes[directory], known.inputs, known.page_inputs, known.newest,
+                        known.archive_pages)
+            for directory, known in published.feeds.items()}  # fmt: skip
 
 
 @contextmanager

@@ -20,11 +20,12 @@ hard cap on top.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 from bisect import insort
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import filterfalse
 from operator import attrgetter
@@ -46,17 +47,100 @@ class Topic:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownFeed:
+    """What the last build rendered a feed from, kept for a feed whose items and names
+    are as they were (see `feed_shapes`): its inputs can be taken as they were instead of
+    being worked out from stories that would have to be made first."""
+
+    inputs: bytes  # of its feed files (aggregator.state.feed_cache.feed_inputs)
+    page_inputs: bytes  # of its page
+    newest: str  # its newest item's `updated`, ISO 8601 (what pages and the OPML show)
+    archive_pages: int  # archive documents it linked to
+
+
+@dataclass(frozen=True, slots=True)
 class FeedPlan:
-    """One feed to write: `topic` is None for the all-topics feed."""
+    """One feed to write: `topic` is None for the all-topics feed. `known` is set when
+    the feed is as the last build left it; its items may then be StoriesOnRead, made
+    only if something reads them."""
 
     topic: Topic | None
-    items: tuple[Record, ...]
+    items: Sequence[Record]
     total: int  # stories in this feed before choosing (after its filters)
+    known: KnownFeed | None = None
 
     @property
     def directory(self) -> str:
         """Where the feed lives, relative to the output folder ("" for the all-topics feed)."""
-        return "" if self.topic is None else f"topics/{self.topic.slug}"
+        return feed_directory(self.topic)
+
+    @property
+    def guids(self) -> tuple[str, ...]:
+        """The items' guids, in order, without making items that are not made yet."""
+        items = self.items
+        if isinstance(items, StoriesOnRead):
+            return items.guids
+        return tuple(item.guid for item in items)
+
+    def made(self) -> FeedPlan:
+        """This plan with its items made (to send to a worker process)."""
+        if isinstance(self.items, tuple):
+            return self
+        return replace(self, items=tuple(self.items))
+
+
+def feed_directory(topic: Topic | None) -> str:
+    return "" if topic is None else f"topics/{topic.slug}"
+
+
+class StoriesOnRead(Sequence[Record]):
+    """A feed's chosen stories, made from the parse cache the first time anything reads
+    them: a rebuild leaves most feeds as they were, and needs only their guids."""
+
+    __slots__ = ("_made", "_make", "guids")
+
+    def __init__(self, guids: tuple[str, ...],
+                 make: Callable[[Sequence[str]], tuple[Record, ...]]) -> None:  # fmt: skip
+        self.guids = guids
+        self._make = make
+        self._made: tuple[Record, ...] | None = None
+
+    @property
+    def made(self) -> tuple[Record, ...]:
+        if self._made is None:
+            self._made = self._make(self.guids)
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self.guids)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        return self.made[index]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.made)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (tuple, (self.made,))  # a worker process gets plain stories
+
+
+def feed_shapes(
+    plans: Iterable[KeyPlan | FeedPlan], names: Mapping[str, str]
+) -> dict[str, bytes]:
+    """A digest per feed directory of what its files show besides its items' own values:
+    its topic, total and guids in order, and the site's topic names and folders (items
+    show their topics' names and link to their pages). A feed whose shape is as it was,
+    and none of whose stories changed, renders as it did."""
+    plans = list(plans)
+    folders = sorted((plan.topic.key, plan.directory) for plan in plans if plan.topic)
+    site = repr((sorted(names.items()), folders)).encode()
+    site_digest = hashlib.sha256(site).digest()
+    return {
+        plan.directory: hashlib.sha256(
+            site_digest + repr((plan.topic, plan.total, plan.guids)).encode()
+        ).digest()
+        for plan in plans
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +442,10 @@ class KeyPlan:
     topic: Topic | None
     guids: tuple[str, ...]
     total: int
+
+    @property
+    def directory(self) -> str:
+        return feed_directory(self.topic)
 
     def with_stories(self, stories: Mapping[str, Record]) -> FeedPlan:
         return FeedPlan(self.topic, tuple(stories[guid] for guid in self.guids), self.total)

@@ -165,3 +165,74 @@ def test_rankings_stay_those_of_every_key_through_edits_additions_and_deletions(
         fresh = rank_stories([key for key in keys if key is not None])
         assert (table.rankings.order, table.rankings.by_topic, table.rankings.spellings) == (
             fresh.order, fresh.by_topic, fresh.spellings)  # fmt: skip
+
+
+def _stories_made(monkeypatch) -> list[int]:
+    """Counts the stories the changes path makes (aggregator.delta.story_record)."""
+    import aggregator.delta as delta
+
+    made = [0]
+    make = delta.story_record
+
+    def counted(links):
+        made[0] += 1
+        return make(links)
+
+    monkeypatch.setattr(delta, "story_record", counted)
+    return made
+
+
+def test_feeds_a_change_leaves_alone_are_taken_as_they_were(tmp_path: Path, monkeypatch) -> None:
+    records, config = site(tmp_path, count=28)
+    build(config)
+    output = config.site.output_dir
+    shown = (output / "rss.xml").read_text() + (output / "topics/robots/rss.xml").read_text()
+    # a Robots story that no feed shows, made colder: no feed changes
+    n = next(n for n in range(3, 29, 4) if f"story-{n}/" not in shown)
+    made = _stories_made(monkeypatch)
+    colder = fields(n, topics=["Robots"], heat=0, publishedDateTime=f"2026-11-{n:02d}T08:00:00Z")
+    bump(records / f"record-{n:02d}.md", colder)
+    report = build(config)
+    assert (report.redo, report.rendered, report.written) == ("changes", 0, 0)
+    # its own story is made again (for its key); no feed's stories are, while a build
+    # that took feeds from their stories made every story of every feed
+    assert made[0] == 1
+    with SqliteStore.open(config.build.state_path) as store:
+        table = StoryTable.load(store)
+    assert table is not None and set(table.feeds) == {
+        "", "topics/ai", "topics/climate", "topics/robots", "topics/space"}
+    same_as_full(config, tmp_path, report)
+
+
+def test_a_known_feed_changed_by_hand_is_made_and_written_again(tmp_path: Path) -> None:
+    records, config = site(tmp_path)
+    build(config)
+    space = config.site.output_dir / "topics" / "space" / "atom.xml"
+    good = space.read_bytes()
+    space.write_bytes(b"<feed>edited</feed>")
+    bump(records / "record-04.md", fields(4, topics=["Robots"], heat=91,
+                                          publishedDateTime="2026-11-04T08:00:00Z"))  # fmt: skip
+    report = build(config)
+    assert report.redo == "changes"
+    assert space.read_bytes() == good
+    same_as_full(config, tmp_path, report)
+
+
+def test_stories_made_on_read_travel_as_plain_stories() -> None:
+    import pickle
+
+    from aggregator.rank import StoriesOnRead
+    from tests.factories import make_record
+
+    records = (make_record(1), make_record(2))
+    asked: list[tuple[str, ...]] = []
+
+    def make(guids):
+        asked.append(tuple(guids))
+        return records
+
+    lazy = StoriesOnRead(tuple(r.guid for r in records), make)
+    assert len(lazy) == 2 and not asked  # counting and guids make nothing
+    assert pickle.loads(pickle.dumps(lazy)) == records
+    assert list(lazy) == list(records) and lazy[1] == records[1]
+    assert len(asked) == 1  # made once

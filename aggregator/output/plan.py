@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aggregator.config import Config
-from aggregator.rank import FeedPlan
+from aggregator.rank import FeedPlan, KnownFeed
 from aggregator.render.paths import ARCHIVE_FOLDER, OPML_NAME, PAGE_NAME, STYLESHEET_NAME
 from aggregator.state.feed_cache import FeedCache, feed_inputs
 from aggregator.topics import topic_key
@@ -30,6 +30,7 @@ class Rendering:
     site_inputs: bytes  # of the OPML list and the stylesheet
     site_list: bool  # whether the OPML list and stylesheet are rendered
     feeds: list[FeedSummary]
+    known: dict[str, KnownFeed]  # what every feed is rendered from, by its directory
     rendered: int  # files to render
     total: int  # files the site has
 
@@ -47,10 +48,19 @@ def plan_rendering(
     def current(relatives: Sequence[str], inputs: bytes) -> bool:
         return feed_cache is not None and all(feed_cache.is_current(r, inputs) for r in relatives)
 
+    def taken(plan: FeedPlan) -> KnownFeed | None:
+        """What a feed as the last build left it was rendered from (None: work it out)."""
+        known = plan.known
+        if known is None or known.archive_pages != archives.get(plan.directory, 0):
+            return None
+        return known
+
     seen: dict[int, bytes] = {}  # the plans hold every item while this runs
+    kept = [taken(plan) for plan in plans]
     digests = [
         feed_inputs(program, config.site, plan, names, archives.get(plan.directory, 0), seen)
-        for plan in plans
+        if known is None else known.inputs
+        for plan, known in zip(plans, kept, strict=True)
     ]
     # The index and the OPML list show every feed: they change when any feed does.
     site_digest = hashlib.sha256(repr([plan.total for plan in plans]).encode())
@@ -67,13 +77,19 @@ def plan_rendering(
         return hashlib.sha256(digest + repr((plan.total, links)).encode()).digest()
 
     jobs, inputs, pages = [], [], []
-    for plan, digest in zip(plans, digests, strict=True):
-        page = page_inputs(plan, digest)
-        job = RenderJob(plan, feeds=not current(feed_files(plan), digest),
-                        page=not current([page_path(plan)], page),
-                        archive_pages=archives.get(plan.directory, 0))  # fmt: skip
-        if job.feeds or job.page:
-            jobs.append(job)
+    summaries = [FeedSummary.of(plan) for plan in plans]
+    remembered: dict[str, KnownFeed] = {}
+    for plan, known, digest, summary in zip(plans, kept, digests, summaries, strict=True):
+        page = page_inputs(plan, digest) if known is None or plan.topic is None else (
+            known.page_inputs)  # fmt: skip
+        archive_pages = archives.get(plan.directory, 0)
+        remembered[plan.directory] = KnownFeed(digest, page, summary.newest.isoformat(),
+                                               archive_pages)  # fmt: skip
+        feeds = not current(feed_files(plan), digest)
+        page_stale = not current([page_path(plan)], page)
+        if feeds or page_stale:
+            jobs.append(RenderJob(plan.made(), feeds=feeds, page=page_stale,
+                                  archive_pages=archive_pages))  # fmt: skip
             inputs.append(digest)
             pages.append(page)
     shared = [OPML_NAME, STYLESHEET_NAME]
@@ -84,7 +100,8 @@ def plan_rendering(
         page_inputs=pages,
         site_inputs=site_inputs,
         site_list=site_list,
-        feeds=[FeedSummary.of(plan) for plan in plans],
+        feeds=summaries,
+        known=remembered,
         rendered=sum(3 * job.feeds + job.page for job in jobs) + len(shared) * site_list,
         total=4 * len(plans) + len(shared),
     )

@@ -21,7 +21,7 @@ from aggregator.output.folder import (
 )
 from aggregator.output.plan import plan_rendering
 from aggregator.parallel import WorkerPool
-from aggregator.rank import FeedPlan
+from aggregator.rank import FeedPlan, KnownFeed
 from aggregator.state import StateStore
 from aggregator.state.feed_cache import FeedCache
 
@@ -37,6 +37,7 @@ class Published:
     rendered: int  # files rendered (the others were current already)
     files: int  # files the site has
     removed: list[Path]  # files of an earlier build that this one no longer makes
+    feeds: dict[str, KnownFeed]  # what each feed was rendered from, by its directory
 
 
 def publish(
@@ -128,7 +129,8 @@ def publish(
             if remove_if_unchanged(output, relative, sha256, size):
                 removed.append(output / relative)
         feed_cache.finish()  # only once every file is on disk
-    return Published(written, rendered + work.rendered, total + work.total, removed)
+    return Published(written, rendered + work.rendered, total + work.total, removed,
+                     work.known)  # fmt: skip
 
 
 def _settle(

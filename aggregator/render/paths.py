@@ -33,7 +33,9 @@ class FeedSummary:
 
     @classmethod
     def of(cls, plan: FeedPlan) -> FeedSummary:
-        return cls(plan.topic, plan.directory, plan.total, newest_date(plan), len(plan.items))
+        newest = newest_date(plan) if plan.known is None else (
+            datetime.fromisoformat(plan.known.newest))  # its items need not be made
+        return cls(plan.topic, plan.directory, plan.total, newest, len(plan.items))
 
 
 def newest_date(plan: FeedPlan) -> datetime:

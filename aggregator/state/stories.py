@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 STORIES = "stories"
 META = "meta"
 RANKED = "rank"  # the rankings: every feed's order, and the spellings
+FEEDS = "feeds"  # what each feed was rendered from (see `StoryTable.feeds`)
 TABLE_LAYOUT = 2  # of the values below; another one reads as no table
 DAY = 86_400
 _COLUMNS = 9
@@ -62,6 +63,10 @@ class StoryTable:
     failed: list[tuple[int, ...] | None] = field(default_factory=list)  # FeedRules indices
     rankings: Rankings | None = None
     filtered: int = 0  # records the sources' filters left out
+    # Per feed directory, as the last build rendered it: (shape, inputs, page inputs,
+    # newest item's date, archive pages); see aggregator.rank.KnownFeed and feed_shapes.
+    feeds: dict[str, tuple[bytes, bytes, bytes, str, int]] = field(default_factory=dict)
+    _feeds_stored: dict[str, tuple[bytes, bytes, bytes, str, int]] | None = None
     _encoded: dict[str, bytes] = field(default_factory=dict)  # topic places as stored
     _reshaped: bool = False  # a story came or went: every place may have moved
     dirty: set[int] = field(default_factory=set)  # days to write again
@@ -170,6 +175,7 @@ class StoryTable:
         stored = store.items(STORIES)
         meta = stored.pop(META, None)
         ranked = stored.pop(RANKED, None)
+        feeds = stored.pop(FEEDS, None)
         if meta is None or ranked is None:
             return None
         table = cls()
@@ -190,6 +196,11 @@ class StoryTable:
             values = unpack(ranked)
             table.rankings = _rankings_from(values, guids)
             table._encoded = dict(values[1])
+            if feeds is not None:  # none: every feed is rendered from its stories
+                known = unpack(feeds)
+                if all(isinstance(v, tuple) and len(v) == 5 for v in known.values()):
+                    table.feeds = known
+                    table._feeds_stored = dict(known)
         except (Undecodable, ValueError, TypeError, IndexError, AttributeError):
             return None
         return table
@@ -209,6 +220,9 @@ class StoryTable:
                 store.put(STORIES, RANKED, pack(self._ranked_values(rankings)))
                 rankings.changed = set()
                 self._reshaped = False
+            if everything or self.feeds != self._feeds_stored:
+                store.put(STORIES, FEEDS, pack(self.feeds))
+                self._feeds_stored = dict(self.feeds)
             store.put(STORIES, META, pack((TABLE_LAYOUT, self.filtered)))
         self.dirty = set()
 
