@@ -88,7 +88,8 @@ class Sources:
         self.found = found
         self._store = store
         self._rules = source_rules(config.sources)
-        self._kept: dict[str, list[Record]] = {}
+        self._kept: dict[str, list[Record]] = {}  # read from the parse cache
+        self._changed: dict[str, list[Record]] = {}  # parsed by this build
 
     def source_of(self, key: str) -> int:
         return self.found.source_of(key)
@@ -104,7 +105,8 @@ class Sources:
     def records(self, keys: Iterable[str]) -> dict[str, list[Record]]:
         """The kept records of these files (unchanged ones from the parse cache)."""
         keys = list(keys)
-        wanted = [key for key in keys if key not in self._kept]
+        kept, changed = self._kept, self._changed
+        wanted = [key for key in keys if key not in kept and key not in changed]
         if wanted:
             stored = ParseCache.stored(self._store, wanted)
             for key in wanted:
@@ -112,10 +114,16 @@ class Sources:
                     raise Undecodable(f"{key}: not in the parse cache")
                 result = decode_result(stored[key], self.found.path_of(key))
                 self._kept[key] = self.kept(result, self.source_of(key))[0]
-        return {key: self._kept[key] for key in keys}
+        return {key: changed[key] if key in changed else kept[key] for key in keys}
 
     def remember(self, key: str, records: list[Record]) -> None:
-        self._kept[key] = records
+        self._changed[key] = records
+
+    def release(self) -> None:
+        """Let go of what was read from the parse cache (it can be read again): a
+        change's window of stories, about 8 000 at a million records, is not needed for
+        the next one."""
+        self._kept.clear()
 
 
 def apply_changes(
@@ -236,7 +244,11 @@ def apply_changes(
         return found_link
 
     if clustering:
-        _recluster(table, config, fresh, moved, window, link_of, prefetch, affected)
+        def release() -> None:
+            links.clear()
+            sources.release()
+
+        _recluster(table, config, fresh, moved, window, link_of, prefetch, affected, release)
 
     # 3. The shown stories whose members changed.
     rules = FeedRules.of(config.filters)
@@ -349,9 +361,11 @@ def _recluster(
     link_of: Callable[[int], Record],
     prefetch: Callable[[Iterable[int]], None],
     affected: set[str],
+    release: Callable[[], None],
 ) -> None:
     """Decide clustering again around every change, one region of nearby changes at a
-    time, each from a window before its first change until it settles."""
+    time, each from a window before its first change until it settles; `release` lets
+    go of the stories read for a region."""
     events: list[tuple[float, str]] = [(time, "") for time in moved]  # "": a story gone
     for guid in fresh:
         position = table.position(guid)
@@ -366,6 +380,7 @@ def _recluster(
             regions.append([event])
     for region in regions:
         _settle(table, config, fresh, region, window, link_of, prefetch, affected)
+        release()  # each region reads its own stories
 
 
 def _settle(

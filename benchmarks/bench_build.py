@@ -12,7 +12,9 @@ nothing changed, a rebuild after adding 10 files (the next records of the same
 stream), after 10 heat edits of old records (what the upstream API does most), after
 10 old records are deleted, and Hugo (Debian package `hugo`) building per-topic RSS
 from the same files. Peak memory is the resident memory of the build and its worker
-processes together, sampled every 10 ms. The record files are read once first (both
+processes together, sampled every 10 ms, twice: the sum of their RSS, which counts a
+page a forked worker shares with the build once in each, and the sum of their PSS,
+which counts it once (what they take from the machine). The record files are read once first (both
 tools then find them in the page cache); each step runs `--repeat` times (default 3), the rounds
 interleaving aggregator and Hugo; prints the median seconds, the ratios to Hugo's
 median, the largest peak RSS of each step and every round's time. Needs `hugo` on PATH.
@@ -60,8 +62,11 @@ class Step:
     name: str
     seconds: float
     cpu_seconds: float  # user + system time of the process and its children
-    peak_rss_mb: float
+    peak_rss_mb: float  # the resident memory of every process together, summed
     exit_code: int
+    # The same, each page shared between processes (a forked worker's inherited pages)
+    # counted once, split among them: the memory the build takes from the machine.
+    peak_pss_mb: float = 0.0
 
 
 def zipf_weights(count: int, exponent: float = 1.0) -> list[float]:
@@ -240,9 +245,11 @@ limit = {FEED_ITEMS}
     return folder
 
 
-def tree_rss_kb(root: int) -> int:
-    """The resident memory of a process and all its descendants together (kB)."""
-    total, waiting = 0, [root]
+def tree_memory_kb(root: int) -> tuple[int, int]:
+    """The resident memory of a process and all its descendants together (kB): the sum
+    of their RSS, and the sum of their PSS (proportional set size: a page that n of
+    them share counts 1/n in each, so the sum is what they hold of the machine)."""
+    total, proportional, waiting = 0, 0, [root]
     while waiting:
         pid = waiting.pop()
         try:
@@ -251,12 +258,17 @@ def tree_rss_kb(root: int) -> int:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
                         break
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        proportional += int(line.split()[1])
+                        break
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
                     waiting.extend(int(child) for child in children.read().split())
         except (OSError, ValueError):
             continue  # gone meanwhile
-    return total
+    return total, proportional
 
 
 def timed(command: list[str], cwd: Path) -> Step:
@@ -264,12 +276,13 @@ def timed(command: list[str], cwd: Path) -> Step:
     resident memory of it and its worker processes together (sampled every 10 ms)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, env=CHILD_ENV)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_kb(process.pid))
+            rss, pss = tree_memory_kb(process.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             done.wait(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -281,7 +294,8 @@ def timed(command: list[str], cwd: Path) -> Step:
     code = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
     # ru_maxrss is the largest single process; the sampled sum is every process at once.
-    return Step(" ".join(command), seconds, cpu, max(peak[0], usage.ru_maxrss) / 1024, code)
+    return Step(" ".join(command), seconds, cpu, max(peak[0], usage.ru_maxrss) / 1024, code,
+                peak[1] / 1024)  # fmt: skip
 
 
 def aggregator_build(folder: Path, *extra: str) -> Step:
@@ -368,7 +382,8 @@ def median(steps: list[Step]) -> Step:
     middle = sorted(steps, key=lambda step: step.seconds)[len(steps) // 2]
     worst = max(step.exit_code for step in steps)
     return Step(middle.name, middle.seconds, middle.cpu_seconds,
-                max(step.peak_rss_mb for step in steps), worst)  # fmt: skip
+                max(step.peak_rss_mb for step in steps), worst,
+                max(step.peak_pss_mb for step in steps))  # fmt: skip
 
 
 def report(count: int, runs: dict[str, list[Step]]) -> str:
@@ -376,7 +391,8 @@ def report(count: int, runs: dict[str, list[Step]]) -> str:
     hugo = steps["hugo"].seconds
     lines = [
         f"N = {count:,} records, median of {len(runs['hugo'])} rounds",
-        f"  {'step':<20}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}   each round (s)",
+        f"  {'step':<20}{'seconds':>9}{'x Hugo':>9}{'CPU s':>9}{'peak RSS':>11}{'PSS':>9}"
+        "   each round (s)",
     ]
     for name, step in steps.items():
         flag = "" if step.exit_code == 0 else f"  (exit {step.exit_code})"
@@ -385,7 +401,8 @@ def report(count: int, runs: dict[str, list[Step]]) -> str:
         rounds = " ".join(f"{found.seconds:.2f}" for found in runs[name])
         lines.append(
             f"  {name:<20}{step.seconds:>9.2f}{step.seconds / hugo:>9.3f}"
-            f"{step.cpu_seconds:>9.2f}{step.peak_rss_mb:>8.0f} MB   {rounds}{flag}"
+            f"{step.cpu_seconds:>9.2f}{step.peak_rss_mb:>8.0f} MB{step.peak_pss_mb:>6.0f} MB"
+            f"   {rounds}{flag}"
         )
     return "\n".join(lines)
 

@@ -9,7 +9,8 @@ Generates the records of benchmarks/bench_build.py (same generator and seed) int
 year/month folders under benchmarks/_work/scale-N/ (git-ignored; about 4 KB of disk a
 record), then times as separate processes: a cold build, a rebuild with nothing
 changed, a rebuild after 10 heat edits and one after 10 deletions, each with the peak
-resident memory of the build and its workers together; and reports the state file's
+resident memory of the build and its workers together (summed RSS, and summed PSS,
+which counts a page they share once: see bench_build.py); and reports the state file's
 size per record. Takes long at a million records (the cold build reads 4 GB of files).
 """
 
@@ -56,7 +57,7 @@ def prepare(count: int) -> Path:
 def row(name: str, step: Step) -> str:
     flag = "" if step.exit_code == 0 else f"  (exit {step.exit_code})"
     return (f"  {name:<16}{step.seconds:>9.2f}{step.cpu_seconds:>9.2f}"
-            f"{step.peak_rss_mb:>9.0f} MB{flag}")  # fmt: skip
+            f"{step.peak_rss_mb:>9.0f} MB{step.peak_pss_mb:>9.0f} MB{flag}")  # fmt: skip
 
 
 def main() -> int:
@@ -67,7 +68,7 @@ def main() -> int:
     folder = prepare(args.count)
     files = sorted((folder / "records").rglob("*.md"))
     print(f"N = {args.count:,} records in {len({p.parent for p in files})} folders", flush=True)
-    print(f"  {'step':<16}{'seconds':>9}{'CPU s':>9}{'peak RSS':>12}", flush=True)
+    print(f"  {'step':<16}{'seconds':>9}{'CPU s':>9}{'peak RSS':>12}{'PSS':>12}", flush=True)
     if not args.keep:
         for name in ("state", "feeds"):
             shutil.rmtree(folder / name, ignore_errors=True)

@@ -33,6 +33,7 @@ FEEDS = "feeds"  # what each feed was rendered from (see `StoryTable.feeds`)
 TABLE_LAYOUT = 2  # of the values below; another one reads as no table
 DAY = 86_400
 _COLUMNS = 9
+_SHARED = 6  # the columns from providers on hold values shared by many stories
 
 
 def _rankings_from(values: tuple[bytes, dict[str, bytes], dict[str, int]],
@@ -184,12 +185,16 @@ class StoryTable:
             if layout != TABLE_LAYOUT:
                 return None
             columns = table._columns()
+            # Providers, topics and failed rules repeat from story to story: one object
+            # for each value (at a million stories a third of the table's memory).
+            shared: dict[object, object] = {}
+            one = shared.setdefault
             for day in sorted(stored, key=int):
                 values = unpack(stored[day])
                 if len(values) != _COLUMNS or len({len(v) for v in values}) != 1:
                     return None
-                for column, value in zip(columns, values, strict=True):
-                    column.extend(value)
+                for index, (column, value) in enumerate(zip(columns, values, strict=True)):
+                    column.extend(map(one, value, value) if index >= _SHARED else value)
             guids, leaders = table.guids, table.leaders
             for position in [p for p, leader in enumerate(leaders) if not leader]:
                 leaders[position] = guids[position]  # stored as "": leads itself
