@@ -190,7 +190,7 @@ class StoryTable:
             shared: dict[object, object] = {}
             one = shared.setdefault
             for day in sorted(stored, key=int):
-                values = unpack(stored[day])
+                values = unpack(stored.pop(day))  # let go of each day's bytes once read
                 if len(values) != _COLUMNS or len({len(v) for v in values}) != 1:
                     return None
                 for index, (column, value) in enumerate(zip(columns, values, strict=True)):
