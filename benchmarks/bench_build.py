@@ -12,9 +12,10 @@ nothing changed, a rebuild after adding 10 files (the next records of the same
 stream), after 10 heat edits of old records (what the upstream API does most), after
 10 old records are deleted, and Hugo (Debian package `hugo`) building per-topic RSS
 from the same files. Peak memory is the resident memory of the build and its worker
-processes together, sampled every 10 ms, twice: the sum of their RSS, which counts a
-page a forked worker shares with the build once in each, and the sum of their PSS,
-which counts it once (what they take from the machine). The record files are read once first (both
+processes together, twice: the sum of their RSS (sampled every 10 ms), which counts a
+page a forked worker shares with the build once in each, and the sum of their PSS
+(every 0.2 s: it costs the kernel a walk of every page), which counts it once (what
+they take from the machine). The record files are read once first (both
 tools then find them in the page cache); each step runs `--repeat` times (default 3), the rounds
 interleaving aggregator and Hugo; prints the median seconds, the ratios to Hugo's
 median, the largest peak RSS of each step and every round's time. Needs `hugo` on PATH.
@@ -245,11 +246,12 @@ limit = {FEED_ITEMS}
     return folder
 
 
-def tree_memory_kb(root: int) -> tuple[int, int]:
+def tree_memory_kb(root: int, *, proportional: bool = True) -> tuple[int, int]:
     """The resident memory of a process and all its descendants together (kB): the sum
-    of their RSS, and the sum of their PSS (proportional set size: a page that n of
-    them share counts 1/n in each, so the sum is what they hold of the machine)."""
-    total, proportional, waiting = 0, 0, [root]
+    of their RSS, and (with `proportional`, else 0) the sum of their PSS (proportional
+    set size: a page that n of them share counts 1/n in each, so the sum is what they
+    hold of the machine)."""
+    total, pss, waiting = 0, 0, [root]
     while waiting:
         pid = waiting.pop()
         try:
@@ -258,17 +260,19 @@ def tree_memory_kb(root: int) -> tuple[int, int]:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
                         break
-            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as rollup:
-                for line in rollup:
-                    if line.startswith("Pss:"):
-                        proportional += int(line.split()[1])
-                        break
+            if proportional:
+                with open(f"/proc/{pid}/smaps_rollup", encoding="ascii",
+                          errors="replace") as rollup:  # fmt: skip
+                    for line in rollup:
+                        if line.startswith("Pss:"):
+                            pss += int(line.split()[1])
+                            break
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
                     waiting.extend(int(child) for child in children.read().split())
         except (OSError, ValueError):
             continue  # gone meanwhile
-    return total, proportional
+    return total, pss
 
 
 def timed(command: list[str], cwd: Path) -> Step:
@@ -280,9 +284,13 @@ def timed(command: list[str], cwd: Path) -> Step:
     done = threading.Event()
 
     def sample() -> None:
+        # PSS every 20th sample (0.2 s): the kernel walks every page of the processes
+        # to count it, which at a few GB would take the sampler half a core every 10 ms.
+        count = 0
         while not done.is_set():
-            rss, pss = tree_memory_kb(process.pid)
+            rss, pss = tree_memory_kb(process.pid, proportional=count % 20 == 0)
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
+            count += 1
             done.wait(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
