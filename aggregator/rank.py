@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from bisect import insort
+from bisect import bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -302,6 +302,13 @@ class Rankings:
     by_topic: dict[str, list[str]]  # topic key -> its stories, best first
     spellings: dict[str, int]  # topic name as written -> stories that write it so
     changed: set[str] = field(default_factory=set)  # topic keys `rerank` edited
+    # What each `rerank` did, for a caller that keeps the lists in another form (the
+    # story table keeps them as places): the guids it took out of `order` and of the
+    # topics named, then each insertion as made, (topic key or None for `order`, index,
+    # guid).
+    log: list[tuple[set[str], set[str], list[tuple[str | None, int, str]]]] = field(
+        default_factory=list
+    )
 
 
 def rank_stories(keys: Iterable[StoryKey]) -> Rankings:
@@ -359,16 +366,25 @@ def rerank(
         return -key.score, -key.published, guid  # as ranked_keys orders them
 
     came = {topic_key(name) for _, new in changes if new is not None for name in new.topics}
+    inserted: list[tuple[str | None, int, str]] = []
+
+    def insert(listed: list[str], topic: str | None, guid: str) -> None:
+        index = bisect_right(listed, order(guid), key=order)  # as insort puts it
+        listed.insert(index, guid)
+        inserted.append((topic, index, guid))
+
     for _, new in changes:
         if new is None:
             continue
-        insort(rankings.order, new.guid, key=order)
+        insert(rankings.order, None, new.guid)
         for name in new.topics:
-            insort(rankings.by_topic.setdefault(topic_key(name), []), new.guid, key=order)
+            topic = topic_key(name)
+            insert(rankings.by_topic.setdefault(topic, []), topic, new.guid)
     for topic in left | came:
         if not rankings.by_topic.get(topic, True):
             del rankings.by_topic[topic]  # no story is left in it
     rankings.changed |= left | came
+    rankings.log.append((gone, left, inserted))
 
 
 class _Ranked(Sequence[tuple[float, StoryKey]]):

@@ -167,6 +167,41 @@ def test_rankings_stay_those_of_every_key_through_edits_additions_and_deletions(
             fresh.order, fresh.by_topic, fresh.spellings)  # fmt: skip
 
 
+def test_rankings_edited_in_place_stay_those_of_every_key(tmp_path: Path) -> None:
+    """Heat, quality, topic and `published` edits move no story in the table: the stored
+    places are then edited as `rerank` edited the lists (its log), not looked up again,
+    and must still be what ranking every story from scratch gives."""
+    from aggregator.rank import rank_stories
+
+    records, config = site(tmp_path)
+    build(config)
+
+    def edit(n: int, **changes) -> None:
+        values = {"topics": TOPICS[n % 4], "heat": n * 7 % 100,
+                  "publishedDateTime": f"2026-11-{n:02d}T08:00:00Z", **changes}  # fmt: skip
+        bump(records / f"record-{n:02d}.md", fields(n, **values))
+
+    steps = [
+        lambda: edit(3, heat=99),
+        lambda: (edit(5, heat=0, quality=0), edit(8, heat=97)),
+        lambda: edit(6, topics=["Robots", "Space"]),
+        lambda: edit(9, published=False),
+        lambda: (edit(9), edit(2, topics=["Oceans"], heat=95)),
+    ]
+    for step in steps:
+        step()
+        report = build(config)
+        assert report.redo == "changes"
+        with SqliteStore.open(config.build.state_path) as store:
+            table = StoryTable.load(store)
+        assert table is not None and table.rankings is not None
+        keys = [table.key(guid) for guid in table.guids]
+        fresh = rank_stories([key for key in keys if key is not None])
+        assert (table.rankings.order, table.rankings.by_topic, table.rankings.spellings) == (
+            fresh.order, fresh.by_topic, fresh.spellings)  # fmt: skip
+        same_as_full(config, tmp_path, report)
+
+
 def _stories_made(monkeypatch) -> list[int]:
     """Counts the stories the changes path makes (aggregator.delta.story_record)."""
     import aggregator.delta as delta

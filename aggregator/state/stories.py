@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import TYPE_CHECKING
 
 from aggregator.state.codec import Undecodable, pack, unpack
@@ -69,6 +71,7 @@ class StoryTable:
     feeds: dict[str, tuple[bytes, bytes, bytes, str, int]] = field(default_factory=dict)
     _feeds_stored: dict[str, tuple[bytes, bytes, bytes, str, int]] | None = None
     _encoded: dict[str, bytes] = field(default_factory=dict)  # topic places as stored
+    _order_places: bytes | None = None  # the all-topics order's places as stored
     _reshaped: bool = False  # a story came or went: every place may have moved
     dirty: set[int] = field(default_factory=set)  # days to write again
     _positions: dict[str, int] | None = None
@@ -200,6 +203,7 @@ class StoryTable:
                 leaders[position] = guids[position]  # stored as "": leads itself
             values = unpack(ranked)
             table.rankings = _rankings_from(values, guids)
+            table._order_places = values[0]
             table._encoded = dict(values[1])
             if feeds is not None:  # none: every feed is rendered from its stories
                 known = unpack(feeds)
@@ -254,14 +258,47 @@ class StoryTable:
         # map() over a dict's __getitem__ runs in C: these are a few hundred thousand.
         in_table = self._places().__getitem__
         encoded = self._encoded
-        for topic in list(encoded):
-            if topic not in rankings.by_topic or self._reshaped or topic in rankings.changed:
-                del encoded[topic]
+        if not self._reshaped and self._order_places is not None:
+            order = self._replayed(rankings, in_table)
+        else:
+            encoded.clear()
+            order = array("I", map(in_table, rankings.order)).tobytes()
+        for topic in [topic for topic in encoded if topic not in rankings.by_topic]:
+            del encoded[topic]
         for topic, guids in rankings.by_topic.items():
             if topic not in encoded:
                 encoded[topic] = array("I", map(in_table, guids)).tobytes()
-        order = array("I", map(in_table, rankings.order)).tobytes()
+        rankings.log = []
+        self._order_places = order
         return order, dict(sorted(encoded.items())), rankings.spellings
+
+    def _replayed(self, rankings: Rankings, in_table: Callable[[str], int]) -> bytes:
+        """The places of the lists `rerank` edited, made by doing what it did (its log)
+        to the places stored: while no story came or went, every place is as it was,
+        and a few edits to arrays of places cost far less than looking up the place of
+        every story of the lists again (about 300 ns each at a million stories, and the
+        all-topics order holds them all). Updates the topics' encoded values; returns
+        the order's."""
+        encoded = self._encoded
+        lists: dict[str | None, array[int]] = {None: array("I", self._order_places or b"")}
+
+        def places_of(topic: str | None) -> array[int]:
+            found = lists.get(topic)
+            if found is None:
+                found = lists[topic] = array("I", encoded.get(topic, b""))  # type: ignore[arg-type]
+            return found
+
+        for gone, left, inserted in rankings.log:
+            if gone:
+                out = set(map(in_table, gone))
+                for topic in (None, *left):
+                    lists[topic] = array("I", filterfalse(out.__contains__, places_of(topic)))
+            for topic, index, guid in inserted:
+                places_of(topic).insert(index, in_table(guid))
+        for topic, places in lists.items():
+            if topic is not None:
+                encoded[topic] = places.tobytes()
+        return lists[None].tobytes()
 
     def _days(self) -> list[int]:
         return sorted({int(time // DAY) for time in self.times})
