@@ -41,6 +41,19 @@ def same_as_full(config, tmp_path: Path, report) -> None:
         assert getattr(report, name) == getattr(full, name), name
 
 
+def assert_rankings_as_from_scratch(config) -> None:
+    """The rankings the story table stores are those of ranking its keys from scratch."""
+    from aggregator.rank import rank_stories
+
+    with SqliteStore.open(config.build.state_path) as store:
+        table = StoryTable.load(store)
+    assert table is not None and table.rankings is not None
+    keys = [table.key(guid) for guid in table.guids]
+    fresh = rank_stories([key for key in keys if key is not None])
+    assert (table.rankings.order, table.rankings.by_topic, table.rankings.spellings) == (
+        fresh.order, fresh.by_topic, fresh.spellings)  # fmt: skip
+
+
 def test_a_heat_edit_applies_to_the_table_and_renders_only_its_feeds(tmp_path: Path) -> None:
     records, config = site(tmp_path)
     build(config)
@@ -144,8 +157,6 @@ def test_rankings_stay_those_of_every_key_through_edits_additions_and_deletions(
 ) -> None:
     """The stored rankings (places in the table, a topic's value kept while nothing
     came or went) are after each build what ranking every story from scratch gives."""
-    from aggregator.rank import rank_stories
-
     records, config = site(tmp_path)
     build(config)
     steps = [
@@ -158,21 +169,13 @@ def test_rankings_stay_those_of_every_key_through_edits_additions_and_deletions(
     for step in steps:
         step()
         assert build(config).redo == "changes"
-        with SqliteStore.open(config.build.state_path) as store:
-            table = StoryTable.load(store)
-        assert table is not None and table.rankings is not None
-        keys = [table.key(guid) for guid in table.guids]
-        fresh = rank_stories([key for key in keys if key is not None])
-        assert (table.rankings.order, table.rankings.by_topic, table.rankings.spellings) == (
-            fresh.order, fresh.by_topic, fresh.spellings)  # fmt: skip
+        assert_rankings_as_from_scratch(config)
 
 
 def test_rankings_edited_in_place_stay_those_of_every_key(tmp_path: Path) -> None:
     """Heat, quality, topic and `published` edits move no story in the table: the stored
     places are then edited as `rerank` edited the lists (its log), not looked up again,
     and must still be what ranking every story from scratch gives."""
-    from aggregator.rank import rank_stories
-
     records, config = site(tmp_path)
     build(config)
 
@@ -192,13 +195,7 @@ def test_rankings_edited_in_place_stay_those_of_every_key(tmp_path: Path) -> Non
         step()
         report = build(config)
         assert report.redo == "changes"
-        with SqliteStore.open(config.build.state_path) as store:
-            table = StoryTable.load(store)
-        assert table is not None and table.rankings is not None
-        keys = [table.key(guid) for guid in table.guids]
-        fresh = rank_stories([key for key in keys if key is not None])
-        assert (table.rankings.order, table.rankings.by_topic, table.rankings.spellings) == (
-            fresh.order, fresh.by_topic, fresh.spellings)  # fmt: skip
+        assert_rankings_as_from_scratch(config)
         same_as_full(config, tmp_path, report)
 
 
