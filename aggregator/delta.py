@@ -297,12 +297,11 @@ def apply_changes(
         return tuple(stories[guid] for guid in guids)
 
     positions: dict[str, int] = {}
-    for plan in key_plans:
-        for guid in plan.guids:
-            position = table.position(guid)
-            if position is None:
-                raise Undecodable(f"{guid}: a story without its record")
-            positions[guid] = position
+    for guid in {guid for plan in key_plans for guid in plan.guids}:
+        position = table.position(guid)
+        if position is None:
+            raise Undecodable(f"{guid}: a story without its record")
+        positions[guid] = position
     shapes = feed_shapes(key_plans, {key: topic.name for key, topic in topics.items()})
     known: dict[str, KnownFeed] = {}
     for plan in key_plans:

@@ -301,7 +301,6 @@ class Rankings:
     order: list[str]  # every shown story, best first
     by_topic: dict[str, list[str]]  # topic key -> its stories, best first
     spellings: dict[str, int]  # topic name as written -> stories that write it so
-    changed: set[str] = field(default_factory=set)  # topic keys `rerank` edited
     # What each `rerank` did, for a caller that keeps the lists in another form (the
     # story table keeps them as places): the guids it took out of `order` and of the
     # topics named, then each insertion as made, (topic key or None for `order`, index,
@@ -383,7 +382,6 @@ def rerank(
     for topic in left | came:
         if not rankings.by_topic.get(topic, True):
             del rankings.by_topic[topic]  # no story is left in it
-    rankings.changed |= left | came
     rankings.log.append((gone, left, inserted))
 
 
