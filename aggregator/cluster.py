@@ -55,6 +55,10 @@ CALENDAR = frozenset(_CALENDAR.split())  # two titles that differ in these are a
 SHORT_TITLE_WORDS = 4  # fewer title words than this: the excerpt's opening words count too
 EXCERPT_WORDS = 24
 MAX_CANDIDATES_PER_PAIR = 64  # a word pair used this often in the window says little
+# Every this many stories, assign_leaders lets go of what only stories that have left
+# the window used: at a million stories its index would otherwise hold every word pair
+# ever seen (benchmarks/bench_scale.py, "cold": the build's peak memory is in clustering).
+FORGET_EVERY = 16_384
 SERIES_SECONDS = 20 * 3600  # one provider, one title, further apart: a series
 INFLECTION = 75  # fuzz.ratio of two words above which they are forms of one word
 
@@ -267,10 +271,20 @@ def cluster_briefs(
                        tuple((brief, brief.guid) for brief in ordered))  # fmt: skip
     stories = []
     merged = {}
-    leader_of: dict[str, str] = {}
-    for group in _group(ordered, config):
-        lead = group[0]
-        if len(group) == 1:
+    leaders = [-1] * len(ordered)
+    assign_leaders(ordered, config, leaders)
+    # Only clusters of several stories are gathered: at a million stories, a list for
+    # every story alone would cost about 100 MB at the build's peak.
+    joined: dict[int, list[Brief]] = {}
+    for position, leader in enumerate(leaders):
+        if leader != position:
+            joined.setdefault(leader, [ordered[leader]]).append(ordered[position])
+    for position, leader in enumerate(leaders):  # clusters in the order they began
+        if leader != position:
+            continue
+        lead = ordered[position]
+        group = joined.get(position)
+        if group is None:
             stories.append(lead)
             if lead.guid in links:
                 merged[lead.guid] = links[lead.guid]
@@ -281,21 +295,10 @@ def cluster_briefs(
             members[story.guid] = tuple(
                 index for b in group for index in more.get(b.guid) or (first[b.guid],)
             )
-        for copy in group:
-            leader_of[copy.guid] = lead.guid
     duplicates = sum(len(group) - 1 for group in members.values())
-    by_story = tuple((brief, leader_of[brief.guid]) for brief in ordered)
+    by_story = tuple((brief, ordered[leader].guid) for brief, leader in zip(ordered, leaders,
+                                                                          strict=True))  # fmt: skip
     return Stories(stories, merged, links, first, members, duplicates, by_story)
-
-
-def _group(ordered: list[Brief], config: ClusteringConfig) -> list[list[Brief]]:
-    """Leader clustering in time order over a sliding window (see the module)."""
-    leaders = [-1] * len(ordered)
-    assign_leaders(ordered, config, leaders)
-    groups: dict[int, list[Brief]] = {}
-    for position, leader in enumerate(leaders):
-        groups.setdefault(leader, []).append(ordered[position])
-    return list(groups.values())  # by leader position: the order the clusters began
 
 
 def assign_leaders(
@@ -345,12 +348,16 @@ def assign_leaders(
     # This runs for every story of a full build: the names it uses are looked up once.
     find, add_text, add_time = index.get, texts.append, times.append
     position = 0
+    forgotten = 0  # the stories before this one have left the window: their state is gone
     while position < len(ordered) or (more is not None and more()):
         record = ordered[position]
         now, words = record.published.timestamp(), content_words(record)
         text = " ".join(sorted(words))
         if position >= start and position > final and now - window > mismatch:
             return position  # a window as before past the last change: settled
+        if position and not position % FORGET_EVERY:
+            forgotten = _forget(now - window, forgotten, times, texts, index, members_of,
+                                signatures)  # fmt: skip
         add_text(text)
         add_time(now)
         pairs = set(map(hash, pairwise(words))) if len(words) > 1 else set(map(hash, words))
@@ -395,6 +402,38 @@ def assign_leaders(
             members.append(position)
         position += 1
     return position
+
+
+def _forget(
+    oldest: float,
+    forgotten: int,
+    times: list[float],
+    texts: list[str],
+    index: dict[int, array[int]],
+    members_of: dict[int, list[int]],
+    signatures: dict[int, Signature],
+) -> int:
+    """Let go of what `assign_leaders` keeps for the stories before `oldest` (times are
+    in order, and `now` only grows): no later story reads them. Their texts, their
+    clusters' members, their signatures, the word pairs last used by them, and of every
+    pair's stories all but the last MAX_CANDIDATES_PER_PAIR, the most a story reads.
+    A story's time is kept: it says that its cluster's first story is out of the window.
+    Returns the first story still in the window (the stories are walked, not bisected:
+    only a run of stories all out of the window is let go)."""
+    first = forgotten
+    while first < len(times) and times[first] < oldest:
+        texts[first] = ""
+        first += 1
+    for position in [p for p in members_of if p < first]:
+        del members_of[position]
+    for position in [p for p in signatures if p < first]:
+        del signatures[position]
+    for pair in [pair for pair, posting in index.items() if posting[-1] < first]:
+        del index[pair]
+    for posting in index.values():
+        if len(posting) > 2 * MAX_CANDIDATES_PER_PAIR:
+            del posting[: -MAX_CANDIDATES_PER_PAIR]
+    return first
 
 
 def merge_cluster(group: list[Record]) -> Record:

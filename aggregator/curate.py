@@ -37,19 +37,29 @@ def story_table(curated: Curation, collection: Collection, found: FoundFiles) ->
     """What the next build needs to apply changed files to this one's stories (see
     aggregator.delta); None when a record does not come from a file found (held)."""
     read, keys, listed = collection.read, found.keys, len(found.files)
-    files: dict[str, set[str]] = {}
+    # Most links are in one file: its key, not a set of one (a set is 216 bytes, a
+    # million of them most of what this table costs a cold build at its peak).
+    files: dict[str, str | set[str]] = {}
     for index, brief in enumerate(read.briefs):
         document = read.document(index)  # a record file's result is where the file is
         if document >= listed:
             return None
-        files.setdefault(brief.guid, set()).add(keys[document])
+        key, held = keys[document], files.get(brief.guid)
+        if held is None:
+            files[brief.guid] = key
+        elif isinstance(held, str):
+            if held != key:
+                files[brief.guid] = {held, key}
+        else:
+            held.add(key)
     table = StoryTable(filtered=len(collection.filtered))
     keys = {key.guid: key for key in curated.keys}
     for brief, leader in curated.stories.by_link:
         time = brief.published.timestamp()
         table.times.append(time)
         table.guids.append(brief.guid)
-        table.files.append(tuple(sorted(files[brief.guid])))
+        held = files[brief.guid]
+        table.files.append((held,) if isinstance(held, str) else tuple(sorted(held)))
         table.leaders.append(leader)
         key = keys.get(brief.guid) if leader == brief.guid else None
         if key is None:

@@ -208,6 +208,48 @@ def test_clusters_do_not_depend_on_input_order() -> None:
     assert len(outcomes) == 1
 
 
+def test_letting_go_of_stories_past_the_window_changes_no_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Weeks of stories sharing word pairs ("power apps" in every title) with copies a
+    # few hours apart: forgetting every few stories must cluster as never forgetting.
+    import random
+
+    import aggregator.cluster as clustering
+
+    rng = random.Random(5)
+    words = ["outage", "pricing", "licensing", "connector", "copilot", "gallery", "dataverse",
+             "offline", "security", "portal", "release", "preview", "governance", "agents"]  # fmt: skip
+    outlets = ["ZDNet", "ITPro", "TechRepublic", "The Register", "Microsoft"]
+    records, n = [], 0
+    for story in range(400):
+        hour = story * 2.5
+        title = f"Power Apps {' '.join(rng.sample(words, 3))} news for admins"
+        for retelling in range(rng.choice([1, 1, 1, 2, 3])):
+            n += 1
+            told = title if not retelling else f"{title} explained"
+            records.append(copy(n, told, hour + retelling, outlets[(story + retelling) % 5]))
+    let_go = []
+    forget = clustering._forget
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        let_go.append(forget(*args))
+        return let_go[-1]
+
+    def outcome() -> tuple[object, ...]:
+        found = cluster(records, CONFIG)
+        return (tuple(found.stories), tuple(sorted(
+            (guid, tuple(r.guid for r in members)) for guid, members in found.members.items())))
+
+    monkeypatch.setattr(clustering, "FORGET_EVERY", 1 << 40)
+    remembering = outcome()
+    monkeypatch.setattr(clustering, "FORGET_EVERY", 7)
+    monkeypatch.setattr(clustering, "_forget", spy)
+    assert outcome() == remembering
+    assert len(remembering[1]) > 20  # copies did merge
+    assert let_go and let_go[-1] > 400  # and most stories were let go of on the way
+
+
 def site(folder: Path, extra: str = "") -> Path:
     return write_config(folder, ["records"], extra)
 

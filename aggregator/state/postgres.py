@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -26,7 +27,7 @@ from aggregator.state.store import StateStore
 
 SCHEMA_VERSION = latest(POSTGRES_STEPS)
 CONNECT_TIMEOUT = 10  # seconds to reach the server before the store is unusable
-_BATCH = 1_000  # keys per `= ANY(...)` query
+_BATCH = 1_000  # keys per `= ANY(...)` query, rows per executemany
 # Advisory lock keys (one 64-bit space per database): "aggr" + what is locked.
 MIGRATION_LOCK = 0x61676772_00000001
 BUILD_LOCK = 0x61676772_00000002
@@ -209,15 +210,18 @@ class PostgresStore(StateStore):
         return {key: bytes(value) for key, value in rows}
 
     def put_many(self, namespace: str, pairs: Iterable[tuple[str, bytes]]) -> None:
-        rows = [(namespace, key, value) for key, value in pairs]
+        pairs = iter(pairs)  # taken a batch at a time: a caller may make values as asked
+        rows = [(namespace, key, value) for key, value in islice(pairs, _BATCH)]
         if not rows:
             return
         with self.transaction(), self._errors(), self._db.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO aggregator_entries (namespace, key, value) VALUES (%s, %s, %s)"
-                " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value",
-                rows,
-            )
+            while rows:
+                cursor.executemany(
+                    "INSERT INTO aggregator_entries (namespace, key, value) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value",
+                    rows,
+                )
+                rows = [(namespace, key, value) for key, value in islice(pairs, _BATCH)]
 
     def delete_many(self, namespace: str, keys: Iterable[str]) -> None:
         doomed = list(keys)

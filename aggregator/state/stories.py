@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from typing import TYPE_CHECKING
@@ -217,14 +217,17 @@ class StoryTable:
     def save(self, store: StateStore, *, everything: bool = False) -> None:
         """Write the days that changed (every day with `everything`), the rankings and
         the counts."""
-        days = self._by_day(None if everything else self.dirty)
         rankings = self.rankings
         with store.transaction():
             if everything:
                 store.delete_many(STORIES, list(store.keys(STORIES)))
-            else:
-                store.delete_many(STORIES, [str(day) for day, rows in days.items() if not rows])
-            store.put_many(STORIES, [(str(day), pack(rows)) for day, rows in days.items() if rows])
+            emptied: list[int] = []
+            # Each day packed as the store takes it: a full build's table, packed at
+            # once, would hold a quarter of a GB more at a million stories, at the
+            # build's peak (benchmarks/bench_scale.py, "cold").
+            days = self._by_day(None if everything else self.dirty, emptied)
+            store.put_many(STORIES, ((str(day), pack(rows)) for day, rows in days))
+            store.delete_many(STORIES, [str(day) for day in emptied])
             if rankings is not None:
                 store.put(STORIES, RANKED, pack(self._ranked_values(rankings)))
                 self._reshaped = False
@@ -234,21 +237,26 @@ class StoryTable:
             store.put(STORIES, META, pack((TABLE_LAYOUT, self.filtered)))
         self.dirty = set()
 
-    def _by_day(self, wanted: set[int] | None) -> dict[int, tuple[list, ...]]:  # type: ignore[type-arg]
-        days: dict[int, tuple[list, ...]] = {day: () for day in wanted or ()}  # type: ignore[type-arg]
+    def _by_day(
+        self, wanted: set[int] | None, emptied: list[int]
+    ) -> Iterator[tuple[int, tuple[list, ...]]]:  # type: ignore[type-arg]
+        """The columns of each day `wanted` (every day: None) that holds stories, one
+        day at a time; the days wanted that hold none go into `emptied`."""
         columns = self._columns()
         low = 0
         for day in sorted(wanted) if wanted is not None else self._days():
             low = bisect_left(self.times, day * DAY, low)
             high = bisect_left(self.times, (day + 1) * DAY, low)
             if high > low:
-                days[day] = tuple(column[low:high] for column in columns)
-                guids, leaders = days[day][1], days[day][3]
+                rows = tuple(column[low:high] for column in columns)
+                guids, leaders = rows[1], rows[3]
                 for at, (guid, leader) in enumerate(zip(guids, leaders, strict=True)):
                     if guid == leader:
                         leaders[at] = ""  # most stories lead themselves: no guid twice
+                yield day, rows
+            else:
+                emptied.append(day)
             low = high
-        return days
 
     def _ranked_values(self, rankings: Rankings) -> tuple[object, ...]:
         """The rankings as places in the table (guids are long; places are 4 bytes).
