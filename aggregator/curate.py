@@ -37,31 +37,39 @@ def story_table(curated: Curation, collection: Collection, found: FoundFiles) ->
     """What the next build needs to apply changed files to this one's stories (see
     aggregator.delta); None when a record does not come from a file found (held)."""
     read, keys, listed = collection.read, found.keys, len(found.files)
-    # Most links are in one file: its key, not a set of one (a set is 216 bytes, a
-    # million of them most of what this table costs a cold build at its peak).
-    files: dict[str, str | set[str]] = {}
+    stories = curated.stories
+    first = stories.first  # guid -> its first record
+    # A link's files are its first record's file and, for the few links of several
+    # records, the others': no dict or set for every link (at a million links those
+    # were most of what this table added to a cold build's peak memory).
+    more: dict[str, set[str]] = {}
     for index, brief in enumerate(read.briefs):
         document = read.document(index)  # a record file's result is where the file is
         if document >= listed:
             return None
-        key, held = keys[document], files.get(brief.guid)
-        if held is None:
-            files[brief.guid] = key
-        elif isinstance(held, str):
-            if held != key:
-                files[brief.guid] = {held, key}
-        else:
-            held.add(key)
+        at = first[brief.guid]
+        if at != index:
+            more.setdefault(brief.guid, {keys[read.document(at)]}).add(keys[document])
     table = StoryTable(filtered=len(collection.filtered))
-    keys = {key.guid: key for key in curated.keys}
-    for brief, leader in curated.stories.by_link:
+    # The shown stories' keys come in the order their first stories come in time, as
+    # clustering makes them; a dict by guid only where they do not (no clustering).
+    leading = [brief.guid for brief, leader in stories.by_link if leader == brief.guid]
+    in_order = len(leading) == len(curated.keys) and all(
+        key.guid == guid for key, guid in zip(curated.keys, leading, strict=True))  # fmt: skip
+    del leading
+    by_guid = {} if in_order else {key.guid: key for key in curated.keys}
+    next_key = iter(curated.keys).__next__
+    for brief, leader in stories.by_link:
         time = brief.published.timestamp()
         table.times.append(time)
         table.guids.append(brief.guid)
-        held = files[brief.guid]
-        table.files.append((held,) if isinstance(held, str) else tuple(sorted(held)))
+        held = more.get(brief.guid)
+        table.files.append((keys[read.document(first[brief.guid])],) if held is None
+                           else tuple(sorted(held)))  # fmt: skip
         table.leaders.append(leader)
-        key = keys.get(brief.guid) if leader == brief.guid else None
+        key = None
+        if leader == brief.guid:
+            key = next_key() if in_order else by_guid.get(brief.guid)
         if key is None:
             for column in (table.scores, table.published, table.providers, table.topics,
                            table.failed):  # fmt: skip
