@@ -533,3 +533,45 @@ def test_live_reload_reloads_an_open_page(browser: Any, site: Config) -> None:
         assert browser.execute_script("return document.querySelector('h1').textContent") == "AI"
         assert "since=1" in browser.page_source
         assert console_errors(browser) == []
+
+
+# --- compiled templates ---------------------------------------------------------------
+
+
+def test_compiled_templates_are_kept_and_a_bad_cache_is_no_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from aggregator.render import html
+
+    from .factories import tree_bytes
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+
+    def pages(name: str) -> dict[str, bytes]:
+        html.environment.cache_clear()  # as a new process starts
+        folder = tmp_path / name
+        shutil.copytree(EXAMPLES, folder / "records")
+        config = load_config(write_config(folder, [folder / "records"], title=TITLE))
+        build(config)
+        return {name: data for name, data in tree_bytes(config.site.output_dir).items()
+                if name.endswith(".html")}  # fmt: skip
+
+    try:
+        compiling = pages("first")
+        kept = sorted(temporary.glob("_jinja2-cache-*/*.cache"))
+        assert len(kept) >= 4  # base, index, topic, macros: compiled once, kept
+        assert pages("second") == compiling  # from the compiled templates
+        for path in kept:
+            path.write_bytes(b"not a compiled template")
+        assert pages("damaged") == compiling
+        for path in kept:
+            path.unlink()
+        kept[0].parent.rmdir()
+        kept[0].parent.write_text("a file where the cache folder goes")
+        assert pages("unusable") == compiling  # no cache to be had: compiled each time
+    finally:
+        html.environment.cache_clear()

@@ -7,6 +7,7 @@ Every date shown comes from the records, never the clock.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from pathlib import Path
 from jinja2 import (
     ChoiceLoader,
     Environment,
+    FileSystemBytecodeCache,
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
     select_autoescape,
 )
+from jinja2.bccache import Bucket
 
 from aggregator.config import SiteConfig
 from aggregator.model import Record
@@ -89,6 +92,31 @@ def date_text(moment: datetime) -> str:
     return f"{moment.day} {MONTHS[moment.month - 1]} {moment.year}"
 
 
+class _CompiledTemplates(FileSystemBytecodeCache):
+    """The templates as compiled by an earlier build (Jinja's bytecode cache, in a folder
+    of this user's under the temporary directory, checked against each template's
+    source): a build that renders a few pages does not compile every template again
+    (benchmarks/bench_build.py, "10 heat edits"). A cache that cannot be read or written
+    is no cache: the template is compiled."""
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, EOFError, ValueError, TypeError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_templates() -> FileSystemBytecodeCache | None:
+    try:
+        return _CompiledTemplates()
+    except (OSError, RuntimeError):  # no private folder to be had under the temp dir
+        return None
+
+
 @functools.cache  # templates compile once per process, not once per page
 def environment(templates: Path | None = None) -> Environment:
     """Our templates; a template of the same name in `templates` ([site] templates)
@@ -102,6 +130,7 @@ def environment(templates: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=_compiled_templates(),
     )
     env.filters["date_text"] = date_text
     env.globals["story_count"] = story_count
