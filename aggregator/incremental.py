@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 CHANGES_FLOOR = 100  # changed files always applied one by one
 CHANGES_SHARE = 0.05  # more changed files than this share of all: the full path
+_STRETCH = 512  # files whose stamps are compared at once (see _compare)
 
 
 class Redo(enum.Enum):
@@ -173,12 +174,16 @@ def _compare(
     _, old_sizes, old_mtimes = then
     names = names_of(now)
     if now[0] == then[0]:  # the same files in the same order: edits only, found by place
-        for at, (size, old_size, mtime, old_mtime) in enumerate(
-            zip(sizes, old_sizes, mtimes, old_mtimes, strict=True)
-        ):
-            if size != old_size or mtime != old_mtime:
-                old[folder + names[at]] = old_size, old_mtime
-                new[folder + names[at]] = size, mtime
+        # Stretches of stamps are compared in C first: a few edits among a folder of a
+        # hundred thousand files are found without a Python step for every file.
+        for low in range(0, len(sizes), _STRETCH):
+            high = low + _STRETCH
+            if sizes[low:high] == old_sizes[low:high] and mtimes[low:high] == old_mtimes[low:high]:
+                continue
+            for at in range(low, min(high, len(sizes))):
+                if sizes[at] != old_sizes[at] or mtimes[at] != old_mtimes[at]:
+                    old[folder + names[at]] = old_sizes[at], old_mtimes[at]
+                    new[folder + names[at]] = sizes[at], mtimes[at]
         return
     was = {name: (size, mtime) for name, size, mtime in zip(names_of(then), old_sizes, old_mtimes,
                                                           strict=True)}  # fmt: skip

@@ -77,6 +77,18 @@ def test_an_edited_file(stamp: tuple[int, int]) -> None:
     assert (decision.added, decision.edited, decision.deleted) == ((), (A,), ())
 
 
+def test_edits_in_a_large_folder_are_found_wherever_they_are() -> None:
+    # The stamps are compared a stretch at a time: edits at a stretch's edges count.
+    last = {f"file:/r/{n:05}.md": (100 + n, n) for n in range(2_000)}
+    edits = {0: (1, 0), 511: (100 + 511, 7), 512: (9, 512), 1_023: (1, 1), 1_999: (2, 2)}
+    found = dict(last)
+    for n, stamp in edits.items():
+        found[f"file:/r/{n:05}.md"] = stamp
+    decision = decide(build_snapshot(last), listings_of(found), b"settings", output_intact=True)
+    assert decision.edited == tuple(f"file:/r/{n:05}.md" for n in sorted(edits))
+    assert (decision.added, decision.deleted) == ((), ())
+
+
 def test_a_deleted_file() -> None:
     decision = decide(build_snapshot(LAST), now(b=None), b"settings", output_intact=True)
     assert decision.redo is Redo.FULL
