@@ -11,9 +11,9 @@ cache to decide.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aggregator.state.keys import Listing, names_of
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 CHANGES_FLOOR = 100  # changed files always applied one by one
 CHANGES_SHARE = 0.05  # more changed files than this share of all: the full path
-_STRETCH = 512  # files whose stamps are compared at once (see _compare)
+_STRETCH = 512  # files whose stamps are compared at once (see _edits_by_place)
+_Values = TypeVar("_Values", bound=MutableSequence[Any])
 
 
 class Redo(enum.Enum):
@@ -174,18 +175,26 @@ def _compare(
     _, old_sizes, old_mtimes = then
     names = names_of(now)
     if now[0] == then[0]:  # the same files in the same order: edits only, found by place
-        # Stretches of stamps are compared in C first: a few edits among a folder of a
-        # hundred thousand files are found without a Python step for every file.
-        for low in range(0, len(sizes), _STRETCH):
-            high = low + _STRETCH
-            if sizes[low:high] == old_sizes[low:high] and mtimes[low:high] == old_mtimes[low:high]:
-                continue
-            for at in range(low, min(high, len(sizes))):
-                if sizes[at] != old_sizes[at] or mtimes[at] != old_mtimes[at]:
-                    old[folder + names[at]] = old_sizes[at], old_mtimes[at]
-                    new[folder + names[at]] = sizes[at], mtimes[at]
+        _edits_by_place(folder, names, sizes, mtimes, old_sizes, old_mtimes, old, new)
         return
-    was = {name: (size, mtime) for name, size, mtime in zip(names_of(then), old_sizes, old_mtimes,
+    old_names = names_of(then)
+    came, went = set(names).difference(old_names), set(old_names).difference(names)
+    if len(came) + len(went) <= _FEW_MOVES:
+        # A few files came or went: the OS lists the others in the same order as before
+        # (as a rule), so without those the two listings line up, place by place.
+        come_at = [at for at, name in enumerate(names) if name in came] if came else []
+        gone_at = [at for at, name in enumerate(old_names) if name in went] if went else []
+        kept = _without(names, come_at)
+        if kept == _without(old_names, gone_at):
+            for at in come_at:
+                new[folder + names[at]] = sizes[at], mtimes[at]
+            for at in gone_at:
+                old[folder + old_names[at]] = old_sizes[at], old_mtimes[at]
+            _edits_by_place(folder, kept, _without(sizes, come_at), _without(mtimes, come_at),
+                            _without(old_sizes, gone_at), _without(old_mtimes, gone_at), old,
+                            new)  # fmt: skip
+            return
+    was = {name: (size, mtime) for name, size, mtime in zip(old_names, old_sizes, old_mtimes,
                                                           strict=True)}  # fmt: skip
     for name, size, mtime in zip(names, sizes, mtimes, strict=True):
         stamp = was.pop(name, None)
@@ -195,6 +204,40 @@ def _compare(
             old[folder + name] = stamp
             new[folder + name] = size, mtime
     old.update((folder + name, stamp) for name, stamp in was.items())
+
+
+_FEW_MOVES = 1_000  # files come or gone in a folder below which listings are lined up
+
+
+def _edits_by_place(
+    folder: str,
+    names: list[str],
+    sizes: Sequence[int],
+    mtimes: Sequence[int],
+    old_sizes: Sequence[int],
+    old_mtimes: Sequence[int],
+    old: dict[str, tuple[int, int]],
+    new: dict[str, tuple[int, int]],
+) -> None:
+    """The files whose stamps differ between two listings of the same names in the same
+    order. Stretches of stamps are compared in C first: a few edits among a folder of a
+    hundred thousand files are found without a Python step for every file."""
+    for low in range(0, len(sizes), _STRETCH):
+        high = low + _STRETCH
+        if sizes[low:high] == old_sizes[low:high] and mtimes[low:high] == old_mtimes[low:high]:
+            continue
+        for at in range(low, min(high, len(sizes))):
+            if sizes[at] != old_sizes[at] or mtimes[at] != old_mtimes[at]:
+                old[folder + names[at]] = old_sizes[at], old_mtimes[at]
+                new[folder + names[at]] = sizes[at], mtimes[at]
+
+
+def _without(values: _Values, places: list[int]) -> _Values:
+    """A copy of `values` without the items at `places` (in order; a few)."""
+    kept = values[:]
+    for at in reversed(places):
+        del kept[at]
+    return kept
 
 
 def _renames(

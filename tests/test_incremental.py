@@ -89,6 +89,26 @@ def test_edits_in_a_large_folder_are_found_wherever_they_are() -> None:
     assert (decision.added, decision.deleted) == ((), ())
 
 
+@pytest.mark.parametrize("reordered", [False, True], ids=["as-listed", "listed-otherwise"])
+def test_files_come_gone_and_edited_in_a_large_folder(reordered: bool) -> None:
+    # Without the files that came or went the listings line up place by place, or (a
+    # folder the OS lists in another order) are compared by name: the same Decision.
+    last = {f"file:/r/{n:05}.md": (100 + n, n) for n in range(2_000)}
+    found: dict[str, tuple[int, int]] = {}
+    for n, (key, stamp) in enumerate(last.items()):
+        if n in (3, 700, 1_999):
+            continue  # deleted
+        if n in (0, 900):
+            found[f"file:/r/new-{n}.md"] = (7, 7)  # added, before this one
+        found[key] = (1, 1) if n in (1, 512, 1_500) else stamp
+    if reordered:
+        found = dict(reversed(found.items()))
+    decision = decide(build_snapshot(last), listings_of(found), b"settings", output_intact=True)
+    assert decision.added == ("file:/r/new-0.md", "file:/r/new-900.md")
+    assert decision.deleted == tuple(f"file:/r/{n:05}.md" for n in (3, 700, 1_999))
+    assert decision.edited == tuple(f"file:/r/{n:05}.md" for n in (1, 512, 1_500))
+
+
 def test_a_deleted_file() -> None:
     decision = decide(build_snapshot(LAST), now(b=None), b"settings", output_intact=True)
     assert decision.redo is Redo.FULL
