@@ -36,7 +36,7 @@ from aggregator.state.stories import StoryTable
 def story_table(curated: Curation, collection: Collection, found: FoundFiles) -> StoryTable | None:
     """What the next build needs to apply changed files to this one's stories (see
     aggregator.delta); None when a record does not come from a file found (held)."""
-    read, keys, listed = collection.read, found.keys, len(found.files)
+    read, keys, listed = collection.read, found.keys, found.count
     stories = curated.stories
     first = stories.first  # guid -> its first record
     # A link's files are its first record's file and, for the few links of several

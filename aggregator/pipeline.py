@@ -280,6 +280,7 @@ def _build_all(
     cache = None if store is None else ParseCache(store, context, full=full)
     collection = collect(config, cache, found=found, store=store, progress=progress,
                          persist=write, pool=pool, accept_shrink=accept_shrink)  # fmt: skip
+    found.let_go_of_stamps()  # read: from here on the files are known by their keys
     curated = curate(config, collection)
     plans, names = curated.plans, curated.names
     stories, duplicates = curated.stories.briefs, curated.stories.duplicates

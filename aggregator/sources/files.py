@@ -56,7 +56,7 @@ class FoundFiles:
         self.unstamped: list[str] = []  # keys of files found without a stat
         self._roots: list[tuple[int, str, str]] = []  # source index, key prefix, root
         self._places: dict[str, dict[str, int]] = {}  # folder key -> name -> place (stamp_of)
-        self._ordered: tuple[list[tuple[str, bytes | None]], list[str], list[int],
+        self._ordered: tuple[list[tuple[str, bytes | None]] | None, list[str], list[int],
                              list[SourceSpan]] | None = None  # fmt: skip
 
     @property
@@ -131,7 +131,17 @@ class FoundFiles:
     @property
     def files(self) -> list[tuple[str, bytes | None]]:
         """Every file's path and stamp, in sorted order."""
-        return self._sorted()[0]
+        files = self._sorted()[0]
+        if files is None:
+            raise RuntimeError("the files' paths and stamps were let go of once read")
+        return files
+
+    def let_go_of_stamps(self) -> None:
+        """Forget every file's (path, stamp), keeping the keys: a build that has read its
+        files needs no more of them (at a million files, about 120 MB at the cold
+        build's peak: benchmarks/bench_scale.py)."""
+        if self._ordered is not None:
+            self._ordered = (None, *self._ordered[1:])
 
     @property
     def keys(self) -> list[str]:
@@ -148,7 +158,7 @@ class FoundFiles:
 
     def _sorted(
         self,
-    ) -> tuple[list[tuple[str, bytes | None]], list[str], list[int], list[SourceSpan]]:
+    ) -> tuple[list[tuple[str, bytes | None]] | None, list[str], list[int], list[SourceSpan]]:
         if self._ordered is None:
             files: list[tuple[str, bytes | None]] = []
             keys: list[str] = []
