@@ -182,7 +182,10 @@ def apply_changes(
     removals: list[int] = []
     insertions: list[tuple[float, str, tuple[str, ...]]] = []
     for guid in sorted(old_by_guid.keys() | new_by_guid.keys()):
-        position = table.position(guid)
+        # Its place found by the times of its records (a new guid needs the index).
+        times = [r.published.timestamp() for r in (*old_by_guid.get(guid, ()),
+                                                   *new_by_guid.get(guid, ()))]  # fmt: skip
+        position = table.locate(guid, times)
         if position is not None:
             before[guid] = table.key(guid)
         old_link = new_link = None
@@ -200,7 +203,7 @@ def apply_changes(
         if new_records:
             new_link = link_record(new_records)
         if position is not None:
-            affected.add(table.leaders[position])
+            affected.add(table.guids[table.leader_position(position)])
         if new_link is None:
             assert position is not None and old_link is not None
             moved.append(table.times[position])

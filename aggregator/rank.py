@@ -25,8 +25,8 @@ import heapq
 import math
 from bisect import bisect_right
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence, Sequence
+from dataclasses import dataclass, replace
 from itertools import filterfalse
 from operator import attrgetter
 
@@ -296,18 +296,13 @@ class Rankings:
     topics' display names come from it). What choosing feeds reads (`plan_ranked`);
     the story table keeps it, so that a build that changes a few stories moves a few
     entries (`rerank`) instead of sorting every story again. Mutable: `rerank` edits
-    it in place."""
+    it in place. A list may be any mutable sequence of guids (the story table reads
+    its own as places in the table, aggregator.state.stories.PlacedGuids); one with a
+    `without(guids)` method gives its copy without those guids itself."""
 
-    order: list[str]  # every shown story, best first
-    by_topic: dict[str, list[str]]  # topic key -> its stories, best first
+    order: MutableSequence[str]  # every shown story, best first
+    by_topic: dict[str, MutableSequence[str]]  # topic key -> its stories, best first
     spellings: dict[str, int]  # topic name as written -> stories that write it so
-    # What each `rerank` did, for a caller that keeps the lists in another form (the
-    # story table keeps them as places): the guids it took out of `order` and of the
-    # topics named, then each insertion as made, (topic key or None for `order`, index,
-    # guid).
-    log: list[tuple[set[str], set[str], list[tuple[str | None, int, str]]]] = field(
-        default_factory=list
-    )
 
 
 def rank_stories(keys: Iterable[StoryKey]) -> Rankings:
@@ -318,8 +313,8 @@ def rank_stories(keys: Iterable[StoryKey]) -> Rankings:
     for listed, count in Counter(key.topics for _, key in ranked).items():
         for name in listed:
             spellings[name] += count
-    by_topic: dict[str, list[str]] = {}
-    spelled: dict[str, list[str]] = {}  # each spelling's list, found once
+    by_topic: dict[str, MutableSequence[str]] = {}
+    spelled: dict[str, MutableSequence[str]] = {}  # each spelling's list, found once
     for _, key in ranked:
         for name in key.topics:
             found = spelled.get(name)
@@ -342,13 +337,13 @@ def rerank(
     """
     changes = [(old, new) for old, new in changes if old != new]
     gone = {old.guid for old, _ in changes if old is not None}
-    if gone:  # filterfalse over a set's __contains__ runs in C
-        rankings.order = list(filterfalse(gone.__contains__, rankings.order))
+    if gone:
+        rankings.order = _without(rankings.order, gone)
     left = {topic_key(name) for old, _ in changes if old is not None for name in old.topics}
     for topic in left:
         listed = rankings.by_topic.get(topic)
         if listed is not None:
-            rankings.by_topic[topic] = list(filterfalse(gone.__contains__, listed))
+            rankings.by_topic[topic] = _without(listed, gone)
     spellings = rankings.spellings
     for old, new in changes:
         if old is not None:
@@ -365,24 +360,28 @@ def rerank(
         return -key.score, -key.published, guid  # as ranked_keys orders them
 
     came = {topic_key(name) for _, new in changes if new is not None for name in new.topics}
-    inserted: list[tuple[str | None, int, str]] = []
 
-    def insert(listed: list[str], topic: str | None, guid: str) -> None:
-        index = bisect_right(listed, order(guid), key=order)  # as insort puts it
-        listed.insert(index, guid)
-        inserted.append((topic, index, guid))
+    def insert(listed: MutableSequence[str], guid: str) -> None:
+        listed.insert(bisect_right(listed, order(guid), key=order), guid)  # as insort puts it
 
     for _, new in changes:
         if new is None:
             continue
-        insert(rankings.order, None, new.guid)
+        insert(rankings.order, new.guid)
         for name in new.topics:
-            topic = topic_key(name)
-            insert(rankings.by_topic.setdefault(topic, []), topic, new.guid)
+            insert(rankings.by_topic.setdefault(topic_key(name), []), new.guid)
     for topic in left | came:
         if not rankings.by_topic.get(topic, True):
             del rankings.by_topic[topic]  # no story is left in it
-    rankings.log.append((gone, left, inserted))
+
+
+def _without(listed: MutableSequence[str], gone: set[str]) -> MutableSequence[str]:
+    """A copy of a rank order without the guids `gone`: by the list's own `without`
+    where it has one, else in one pass (filterfalse over a set's __contains__ runs in C)."""
+    without = getattr(listed, "without", None)
+    if without is not None:
+        return without(gone)  # type: ignore[no-any-return]
+    return list(filterfalse(gone.__contains__, listed))
 
 
 class _Ranked(Sequence[tuple[float, StoryKey]]):
@@ -391,7 +390,7 @@ class _Ranked(Sequence[tuple[float, StoryKey]]):
 
     __slots__ = ("_guids", "_key_of")
 
-    def __init__(self, guids: list[str], key_of: Callable[[str], StoryKey]) -> None:
+    def __init__(self, guids: Sequence[str], key_of: Callable[[str], StoryKey]) -> None:
         self._guids = guids
         self._key_of = key_of
 
@@ -409,11 +408,11 @@ def _feed_lists(
     rankings: Rankings,
     key_of: Callable[[str], StoryKey],
     rules: FeedRules | None,
-) -> tuple[dict[str, Topic], list[tuple[Topic | None, list[str]]]]:
+) -> tuple[dict[str, Topic], list[tuple[Topic | None, Sequence[str]]]]:
     """Every topic, and each feed's stories in rank order after the feed's filters: the
     all-topics feed first, then one feed per topic in slug order."""
     topics = _topics_from(Counter(rankings.spellings))
-    feeds: list[tuple[Topic | None, list[str]]] = [(None, rankings.order)]
+    feeds: list[tuple[Topic | None, Sequence[str]]] = [(None, rankings.order)]
     feeds.extend((topic, rankings.by_topic[topic.key])
                  for topic in sorted(topics.values(), key=lambda t: t.slug))  # fmt: skip
     if rules is None or not rules.indices:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from aggregator.config import load_config
 from aggregator.pipeline import build
 from aggregator.state.sqlite import SqliteStore
@@ -172,12 +174,22 @@ def test_rankings_stay_those_of_every_key_through_edits_additions_and_deletions(
         assert_rankings_as_from_scratch(config)
 
 
-def test_rankings_edited_in_place_stay_those_of_every_key(tmp_path: Path) -> None:
-    """Heat, quality, topic and `published` edits move no story in the table: the stored
-    places are then edited as `rerank` edited the lists (its log), not looked up again,
-    and must still be what ranking every story from scratch gives."""
+def test_rankings_edited_in_place_stay_those_of_every_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heat, quality and topic edits move no story in the table: the stored places are
+    then read and edited as places (PlacedGuids), every story found by its time, its
+    cluster or its rank order, never by an index of every guid. A `published` flip
+    takes a story out of the table or puts it back (the rank orders become guids
+    first). Either way they must be what ranking every story from scratch gives."""
     records, config = site(tmp_path)
     build(config)
+    indexed: list[int] = []
+    index = StoryTable._index
+
+    def counted(table: StoryTable) -> dict[str, int]:
+        indexed.append(len(table.guids))
+        return index(table)
 
     def edit(n: int, **changes) -> None:
         values = {"topics": TOPICS[n % 4], "heat": n * 7 % 100,
@@ -191,10 +203,14 @@ def test_rankings_edited_in_place_stay_those_of_every_key(tmp_path: Path) -> Non
         lambda: edit(9, published=False),
         lambda: (edit(9), edit(2, topics=["Oceans"], heat=95)),
     ]
-    for step in steps:
+    for number, step in enumerate(steps):
         step()
-        report = build(config)
+        indexed.clear()
+        with monkeypatch.context() as patched:
+            patched.setattr(StoryTable, "_index", counted)
+            report = build(config)
         assert report.redo == "changes"
+        assert indexed == [] or number >= 3  # steps 3 and 4 take a story out and back
         assert_rankings_as_from_scratch(config)
         same_as_full(config, tmp_path, report)
 

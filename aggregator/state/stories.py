@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from typing import TYPE_CHECKING
@@ -36,18 +36,75 @@ TABLE_LAYOUT = 2  # of the values below; another one reads as no table
 DAY = 86_400
 _COLUMNS = 9
 _SHARED = 6  # the columns from providers on hold values shared by many stories
+_FEW = 1_000  # guids looked up one by one rather than by the index of every guid
 
 
-def _rankings_from(values: tuple[bytes, dict[str, bytes], dict[str, int]],
-                   guids: list[str]) -> Rankings:  # fmt: skip
-    """The Rankings that `StoryTable._ranked_values` stored, by the table's guids."""
+def _rankings(table: StoryTable, order: bytes, topics: dict[str, bytes],
+              spellings: dict[str, int]) -> Rankings:  # fmt: skip
+    """The Rankings that `StoryTable._ranked_values` stored, read as places in `table`."""
     from aggregator.rank import Rankings  # not imported by a build that needs no table
 
-    places, topics, spellings = values
-    order = list(map(guids.__getitem__, array("I", places)))
-    by_topic = {topic: list(map(guids.__getitem__, array("I", places)))
-                for topic, places in topics.items()}  # fmt: skip
-    return Rankings(order, by_topic, dict(spellings))
+    if not isinstance(order, bytes) or not all(isinstance(v, bytes) for v in topics.values()):
+        raise TypeError("rankings of another layout")
+    by_topic: dict[str, MutableSequence[str]] = {}
+    stories = len(table.guids)
+    for topic, stored in (("", order), *topics.items()):
+        places = array("I", stored)
+        if places and max(places) >= stories:  # a damaged value: no table (IndexError)
+            raise IndexError(f"rankings: a place past the table's {stories} stories")
+        by_topic[topic] = PlacedGuids(places, table)
+    return Rankings(by_topic.pop(""), by_topic, dict(spellings))
+
+
+class PlacedGuids(MutableSequence[str]):
+    """A rank order as the table stores it, places in the table, read as guids: reading
+    a feed's first stories or moving a few costs a few steps, where turning a million
+    places into guids would cost most of a rebuild's second (benchmarks/bench_scale.py,
+    "10 heat edits"). Valid while no story comes or goes: the table turns its rank
+    orders into guid lists before its first insertion or removal."""
+
+    __slots__ = ("_table", "places")
+
+    def __init__(self, places: array[int], table: StoryTable) -> None:
+        self.places = places
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        guids = self._table.guids
+        if isinstance(index, slice):
+            return [guids[place] for place in self.places[index]]
+        place = self.places[index]
+        guid = guids[place]
+        self._table.seen(guid, place)  # what is read is looked up next: no index needed
+        return guid
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self._table.guids.__getitem__, self.places)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __setitem__(self, index, guid):  # type: ignore[no-untyped-def, override]
+        self.places[index] = self._table.place_of(guid)
+
+    def __delitem__(self, index):  # type: ignore[no-untyped-def, override]
+        del self.places[index]
+
+    def insert(self, index: int, guid: str) -> None:
+        self.places.insert(index, self._table.place_of(guid))
+
+    def without(self, gone: set[str]) -> PlacedGuids:
+        """A copy without these guids (filterfalse over the places, in C)."""
+        out = {place for place in map(self._table.position, gone) if place is not None}
+        return PlacedGuids(array("I", filterfalse(out.__contains__, self.places)), self._table)
+
+    def __repr__(self) -> str:
+        return f"PlacedGuids({list(self)!r})"
 
 
 @dataclass(slots=True)
@@ -70,11 +127,9 @@ class StoryTable:
     # newest item's date, archive pages); see aggregator.rank.KnownFeed and feed_shapes.
     feeds: dict[str, tuple[bytes, bytes, bytes, str, int]] = field(default_factory=dict)
     _feeds_stored: dict[str, tuple[bytes, bytes, bytes, str, int]] | None = None
-    _encoded: dict[str, bytes] = field(default_factory=dict)  # topic places as stored
-    _order_places: bytes | None = None  # the all-topics order's places as stored
-    _reshaped: bool = False  # a story came or went: every place may have moved
     dirty: set[int] = field(default_factory=set)  # days to write again
-    _positions: dict[str, int] | None = None
+    _positions: dict[str, int] | None = None  # every guid's place, made when first needed
+    _seen: dict[str, int] = field(default_factory=dict)  # places already found, by guid
     _clusters: set[str] | None = None
 
     def clusters(self) -> set[str]:
@@ -91,12 +146,61 @@ class StoryTable:
 
     # --- finding and editing ----------------------------------------------------------
     def position(self, guid: str) -> int | None:
-        return self._places().get(guid)
+        """Where the story of this guid is (None: not in the table). A story found by
+        its time, by its cluster or read from a rank order is looked up at once; any
+        other needs the index of every guid, made once (about 0.5 s at a million)."""
+        if self._positions is None:
+            found = self._seen.get(guid)
+            if found is not None:
+                return found
+        return self._index().get(guid)
 
-    def _places(self) -> dict[str, int]:
+    def _index(self) -> dict[str, int]:
         if self._positions is None:
             self._positions = dict(zip(self.guids, range(len(self.guids)), strict=True))
         return self._positions
+
+    def place_of(self, guid: str) -> int:
+        position = self.position(guid)
+        if position is None:
+            raise KeyError(guid)
+        return position
+
+    def seen(self, guid: str, position: int) -> None:
+        """Note where a guid was found, for `position`."""
+        if self._positions is None:
+            self._seen[guid] = position
+
+    def locate(self, guid: str, times: Iterable[float]) -> int | None:
+        """`position`, trying first where a story of each of these times would be (the
+        times of the records of its link: one of them is the link's)."""
+        if self._positions is None and guid not in self._seen:
+            for time in times:
+                at = self.slot(time, guid)
+                if at < len(self.guids) and self.guids[at] == guid:
+                    self._seen[guid] = at
+                    return at
+        return self.position(guid)
+
+    def leader_position(self, position: int) -> int:
+        """Where the first story of this story's cluster is: before it in time order,
+        looked for backwards from it, a stretch at a time (in C)."""
+        leader = self.leaders[position]
+        if leader == self.guids[position]:
+            return position
+        found = self._seen.get(leader) if self._positions is None else self._positions[leader]
+        if found is None:
+            stretch, high = 1_024, position
+            while found is None:
+                low = max(0, high - stretch)
+                try:
+                    found = self.guids.index(leader, low, high)
+                except ValueError:
+                    if low == 0:
+                        raise KeyError(leader) from None
+                    high, stretch = low, stretch * 4
+            self.seen(leader, found)
+        return found
 
     def key(self, guid: str) -> StoryKey | None:
         """The StoryKey of a shown story (None: not shown, or not in the table)."""
@@ -133,26 +237,36 @@ class StoryTable:
         return (self.times, self.guids, self.files, self.leaders, self.scores, self.published,
                 self.providers, self.topics, self.failed)  # fmt: skip
 
+    def _reshaping(self) -> None:
+        """Before a story comes or goes, every place after it moves: what is held as
+        places becomes guids first, and the places found are forgotten."""
+        rankings = self.rankings
+        if rankings is not None:
+            if isinstance(rankings.order, PlacedGuids):
+                rankings.order = list(rankings.order)
+            for topic, listed in rankings.by_topic.items():
+                if isinstance(listed, PlacedGuids):
+                    rankings.by_topic[topic] = list(listed)
+        self._positions = None
+        self._seen.clear()
+        self._clusters = None
+
     def insert(self, time: float, guid: str, files: tuple[str, ...], leader: str) -> int:
+        self._reshaping()
         position = self.slot(time, guid)
         for column, value in zip(self._columns(), (time, guid, files, leader),
                                  strict=False):  # fmt: skip
             column.insert(position, value)
         for column in self._columns()[4:]:
             column.insert(position, None)
-        self._positions = None
-        self._clusters = None
-        self._reshaped = True
         self.dirty.add(int(time // DAY))
         return position
 
     def remove(self, position: int) -> None:
+        self._reshaping()
         self.dirty.add(int(self.times[position] // DAY))
         for column in self._columns():
             del column[position]
-        self._positions = None
-        self._clusters = None
-        self._reshaped = True
 
     def set_leader(self, position: int, leader: str) -> None:
         if self.leaders[position] != leader:
@@ -201,10 +315,8 @@ class StoryTable:
             guids, leaders = table.guids, table.leaders
             for position in [p for p, leader in enumerate(leaders) if not leader]:
                 leaders[position] = guids[position]  # stored as "": leads itself
-            values = unpack(ranked)
-            table.rankings = _rankings_from(values, guids)
-            table._order_places = values[0]
-            table._encoded = dict(values[1])
+            order, topics, spellings = unpack(ranked)
+            table.rankings = _rankings(table, order, topics, spellings)
             if feeds is not None:  # none: every feed is rendered from its stories
                 known = unpack(feeds)
                 if all(isinstance(v, tuple) and len(v) == 5 for v in known.values()):
@@ -230,7 +342,6 @@ class StoryTable:
             store.delete_many(STORIES, [str(day) for day in emptied])
             if rankings is not None:
                 store.put(STORIES, RANKED, pack(self._ranked_values(rankings)))
-                self._reshaped = False
             if everything or self.feeds != self._feeds_stored:
                 store.put(STORIES, FEEDS, pack(self.feeds))
                 self._feeds_stored = dict(self.feeds)
@@ -259,53 +370,20 @@ class StoryTable:
             low = high
 
     def _ranked_values(self, rankings: Rankings) -> tuple[object, ...]:
-        """The rankings as places in the table (guids are long; places are 4 bytes).
-        While no story came or went, the places of a topic `rerank` left alone are as
-        they were: its value as loaded is written again."""
-        # map() over a dict's __getitem__ runs in C: these are a few hundred thousand.
-        in_table = self._places().__getitem__
-        encoded = self._encoded
-        if not self._reshaped and self._order_places is not None:
-            order = self._replayed(rankings, in_table)
-        else:
-            encoded.clear()
-            order = array("I", map(in_table, rankings.order)).tobytes()
-        for topic in [topic for topic in encoded if topic not in rankings.by_topic]:
-            del encoded[topic]
-        for topic, guids in rankings.by_topic.items():
-            if topic not in encoded:
-                encoded[topic] = array("I", map(in_table, guids)).tobytes()
-        rankings.log = []
-        self._order_places = order
-        return order, dict(sorted(encoded.items())), rankings.spellings
+        """The rankings as places in the table (guids are long; places are 4 bytes):
+        what is held as places is written as it is; a list of guids (a build that added
+        or removed stories, or ranked every story) is looked up guid by guid."""
 
-    def _replayed(self, rankings: Rankings, in_table: Callable[[str], int]) -> bytes:
-        """The places of the lists `rerank` edited, made by doing what it did (its log)
-        to the places stored: while no story came or went, every place is as it was,
-        and a few edits to arrays of places cost far less than looking up the place of
-        every story of the lists again (about 300 ns each at a million stories, and the
-        all-topics order holds them all). Updates the topics' encoded values; returns
-        the order's."""
-        encoded = self._encoded
-        lists: dict[str | None, array[int]] = {None: array("I", self._order_places or b"")}
+        def placed(listed: Sequence[str]) -> bytes:
+            if isinstance(listed, PlacedGuids):
+                return listed.places.tobytes()
+            if self._positions is None and len(listed) <= _FEW:  # a topic new in this build
+                return array("I", map(self.place_of, listed)).tobytes()
+            # map() over a dict's __getitem__ runs in C: these are a few hundred thousand.
+            return array("I", map(self._index().__getitem__, listed)).tobytes()
 
-        def places_of(topic: str | None) -> array[int]:
-            found = lists.get(topic)
-            if found is None:
-                found = lists[topic] = array("I", encoded.get(topic, b""))  # type: ignore[arg-type]
-            return found
-
-        for gone, left, inserted in rankings.log:
-            if gone:
-                out = set(map(in_table, gone))
-                for topic in (None, *left):
-                    lists[topic] = array("I", filterfalse(out.__contains__, places_of(topic)))
-            for topic, index, guid in inserted:
-                places_of(topic).insert(index, in_table(guid))
-        for topic, places in lists.items():
-            if topic is not None:
-                encoded[topic] = places.tobytes()
-        return lists[None].tobytes()
+        topics = {topic: placed(listed) for topic, listed in sorted(rankings.by_topic.items())}
+        return placed(rankings.order), topics, rankings.spellings
 
     def _days(self) -> list[int]:
         return sorted({int(time // DAY) for time in self.times})
