@@ -4,6 +4,7 @@ a rebuild after 10 heat edits under 10 s).
 
     python benchmarks/bench_scale.py                    # 1 000 000 records
     python benchmarks/bench_scale.py --count 200000     # a smaller run
+    python benchmarks/bench_scale.py --keep --rounds 3  # rebuilds again on the kept state
 
 Generates the records of benchmarks/bench_build.py (same generator and seed) into
 year/month folders under benchmarks/_work/scale-N/ (git-ignored; about 4 KB of disk a
@@ -64,28 +65,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the state and output")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds of no change and heat edits (other files each)")  # fmt: skip
     args = parser.parse_args()
     folder = prepare(args.count)
     files = sorted((folder / "records").rglob("*.md"))
     print(f"N = {args.count:,} records in {len({p.parent for p in files})} folders", flush=True)
     print(f"  {'step':<16}{'seconds':>9}{'CPU s':>9}{'peak RSS':>12}{'PSS':>12}", flush=True)
+    state = folder / "state" / "state.db"
     if not args.keep:
         for name in ("state", "feeds"):
             shutil.rmtree(folder / name, ignore_errors=True)
-    print(row("cold", aggregator_build(folder)), flush=True)
-    state = folder / "state" / "state.db"
+    first = "cold" if not state.exists() else "first (kept)"
+    print(row(first, aggregator_build(folder)), flush=True)
     size = state.stat().st_size
-    print(row("no change", aggregator_build(folder)), flush=True)
     rng = random.Random(SEED)
-    edited = rng.sample(files, 10)
-    before = {path: path.read_text(encoding="utf-8") for path in edited}
-    for path, text in before.items():
-        path.write_text(HEAT.sub(f"heat: {rng.randint(0, 100)}", text, count=1),
-                        encoding="utf-8")  # fmt: skip
-    print(row("10 heat edits", aggregator_build(folder)), flush=True)
-    for path, text in before.items():
-        path.write_text(text, encoding="utf-8")
-    aggregator_build(folder)  # back to the records as generated
+    for _ in range(args.rounds):
+        print(row("no change", aggregator_build(folder)), flush=True)
+        edited = rng.sample(files, 10)
+        before = {path: path.read_text(encoding="utf-8") for path in edited}
+        for path, text in before.items():
+            path.write_text(HEAT.sub(f"heat: {rng.randint(0, 100)}", text, count=1),
+                            encoding="utf-8")  # fmt: skip
+        print(row("10 heat edits", aggregator_build(folder)), flush=True)
+        for path, text in before.items():
+            path.write_text(text, encoding="utf-8")
+        aggregator_build(folder)  # back to the records as generated
     aside = folder / "aside"
     aside.mkdir(exist_ok=True)
     gone = rng.sample([path for path in files if path not in before], 10)
