@@ -41,7 +41,8 @@ def story_table(curated: Curation, collection: Collection, found: FoundFiles) ->
     first = stories.first  # guid -> its first record
     # A link's files are its first record's file and, for the few links of several
     # records, the others': no dict or set for every link (at a million links those
-    # were most of what this table added to a cold build's peak memory).
+    # were most of what this table added to a cold build's peak memory:
+    # benchmarks/bench_scale.py, "cold").
     more: dict[str, set[str]] = {}
     for index, brief in enumerate(read.briefs):
         document = read.document(index)  # a record file's result is where the file is
