@@ -312,9 +312,9 @@ class StoryTable:
                     return None
                 for index, (column, value) in enumerate(zip(columns, values, strict=True)):
                     column.extend(map(one, value, value) if index >= _SHARED else value)
-            guids, leaders = table.guids, table.leaders
-            for position in [p for p, leader in enumerate(leaders) if not leader]:
-                leaders[position] = guids[position]  # stored as "": leads itself
+            # Stored as "": the story leads itself (most do).
+            table.leaders = [leader or guid for leader, guid in zip(table.leaders, table.guids,
+                                                                     strict=True)]  # fmt: skip
             order, topics, spellings = unpack(ranked)
             table.rankings = _rankings(table, order, topics, spellings)
             if feeds is not None:  # none: every feed is rendered from its stories
