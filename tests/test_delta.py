@@ -284,3 +284,17 @@ def test_stories_made_on_read_travel_as_plain_stories() -> None:
     assert pickle.loads(pickle.dumps(lazy)) == records
     assert list(lazy) == list(records) and lazy[1] == records[1]
     assert len(asked) == 1  # made once
+
+
+def test_a_story_is_located_by_its_time_or_around_it_without_an_index_of_every_guid() -> None:
+    table = StoryTable()
+    for n in range(5_000):
+        table.times.append(float(n // 3))
+        table.guids.append(f"https://news.example/{n:05}")
+    assert table.locate("https://news.example/04000", [4000 // 3]) == 4000  # its time
+    assert table.locate("https://news.example/00007", [1500.0]) == 7  # another record's time
+    assert table.locate("https://news.example/04999", []) == 4999
+    assert table.locate("https://news.example/gone", [10.0]) is None
+    assert table._positions is None  # found without the index of every guid
+    assert table.position("https://news.example/00007") == 7  # and remembered
+    assert table._positions is None

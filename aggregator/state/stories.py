@@ -56,6 +56,23 @@ def _rankings(table: StoryTable, order: bytes, topics: dict[str, bytes],
     return Rankings(by_topic.pop(""), by_topic, dict(spellings))
 
 
+def _outwards(guids: list[str], guid: str, start: int) -> int | None:
+    """Where `guid` is in `guids`, looked for in growing stretches on both sides of
+    `start` (list.index runs in C); None if it is not there."""
+    low = high = min(max(start, 0), len(guids))
+    stretch = 1_024
+    while low > 0 or high < len(guids):
+        below, above = max(0, low - stretch), min(len(guids), high + stretch)
+        for begin, end in ((below, low), (high, above)):
+            if begin < end:
+                try:
+                    return guids.index(guid, begin, end)
+                except ValueError:
+                    pass
+        low, high, stretch = below, above, stretch * 4
+    return None
+
+
 class PlacedGuids(MutableSequence[str]):
     """A rank order as the table stores it, places in the table, read as guids: reading
     a feed's first stories or moving a few costs a few steps, where turning a million
@@ -172,15 +189,23 @@ class StoryTable:
             self._seen[guid] = position
 
     def locate(self, guid: str, times: Iterable[float]) -> int | None:
-        """`position`, trying first where a story of each of these times would be (the
-        times of the records of its link: one of them is the link's)."""
-        if self._positions is None and guid not in self._seen:
-            for time in times:
-                at = self.slot(time, guid)
-                if at < len(self.guids) and self.guids[at] == guid:
-                    self._seen[guid] = at
-                    return at
-        return self.position(guid)
+        """`position`, trying first where a story of each of these times would be (times
+        of records of its link), then outwards from there: the link's time may be that
+        of a record in another file. A search of every story in C costs a few
+        milliseconds at a million stories, the index of every guid half a second."""
+        if self._positions is not None or guid in self._seen:
+            return self.position(guid)
+        guids, starts = self.guids, []
+        for time in times:
+            at = self.slot(time, guid)
+            if at < len(guids) and guids[at] == guid:
+                self._seen[guid] = at
+                return at
+            starts.append(at)
+        found = _outwards(guids, guid, starts[0] if starts else 0)
+        if found is not None:
+            self._seen[guid] = found
+        return found
 
     def leader_position(self, position: int) -> int:
         """Where the first story of this story's cluster is: before it in time order,
