@@ -587,3 +587,25 @@ def test_stats_shared_with_a_forked_process_are_the_same(tmp_path: Path) -> None
     assert sorted(heard[True]) == sorted(heard[False]) and heard[False]
     assert sum(len(sizes) for _, sizes, _ in alone.values()) == 29
     assert -1 in alone["c"][1]  # the dangling link: found, without a stat
+
+
+@pytest.mark.parametrize("same_context", [True, False], ids=["same", "another"])
+def test_entries_of_files_not_read_are_forgotten_in_either_context(same_context: bool) -> None:
+    # In another context (another program, other settings) nothing stored is loaded;
+    # finishing still forgets every entry this build did not make or keep.
+    from aggregator.state import memory_store
+
+    stamp = file_stamp(10, 1)
+    with memory_store() as store:
+        first = ParseCache(store, b"context one")
+        first.save([(f"{FILE_KEY}/r/{name}.md", stamp, b"old") for name in "abc"])
+        first.finish()
+        cache = ParseCache(store, b"context one" if same_context else b"context two")
+        hit = cache.lookup(f"{FILE_KEY}/r/a.md", stamp)
+        assert (hit is not None) == same_context
+        if hit is None:
+            cache.save([(f"{FILE_KEY}/r/a.md", stamp, b"new")])
+        cache.finish()
+        assert sorted(store.keys(PARSE)) == ["context", f"{FILE_KEY}/r/a.md"]
+        assert store.get(PARSE, f"{FILE_KEY}/r/a.md") == stamp + (b"old" if same_context
+                                                                 else b"new")  # fmt: skip
