@@ -219,7 +219,8 @@ def test_letting_go_of_stories_past_the_window_changes_no_cluster(
 
     rng = random.Random(5)
     words = ["outage", "pricing", "licensing", "connector", "copilot", "gallery", "dataverse",
-             "offline", "security", "portal", "release", "preview", "governance", "agents"]  # fmt: skip
+             "offline", "security", "portal", "release", "preview", "governance",
+             "agents"]  # fmt: skip
     outlets = ["ZDNet", "ITPro", "TechRepublic", "The Register", "Microsoft"]
     records, n = [], 0
     for story in range(400):
