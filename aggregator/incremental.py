@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 CHANGES_FLOOR = 100  # changed files always applied one by one
 CHANGES_SHARE = 0.05  # more changed files than this share of all: the full path
 _STRETCH = 512  # files whose stamps are compared at once (see _edits_by_place)
+_FEW_MOVES = 1_000  # files come or gone in a folder below which listings are lined up
 _Values = TypeVar("_Values", bound=MutableSequence[Any])
 
 
@@ -204,9 +205,6 @@ def _compare(
             old[folder + name] = stamp
             new[folder + name] = size, mtime
     old.update((folder + name, stamp) for name, stamp in was.items())
-
-
-_FEW_MOVES = 1_000  # files come or gone in a folder below which listings are lined up
 
 
 def _edits_by_place(

@@ -338,12 +338,12 @@ def rerank(
     changes = [(old, new) for old, new in changes if old != new]
     gone = {old.guid for old, _ in changes if old is not None}
     if gone:
-        rankings.order = _without(rankings.order, gone)
+        rankings.order = _dropped(rankings.order, gone)
     left = {topic_key(name) for old, _ in changes if old is not None for name in old.topics}
     for topic in left:
         listed = rankings.by_topic.get(topic)
         if listed is not None:
-            rankings.by_topic[topic] = _without(listed, gone)
+            rankings.by_topic[topic] = _dropped(listed, gone)
     spellings = rankings.spellings
     for old, new in changes:
         if old is not None:
@@ -375,7 +375,7 @@ def rerank(
             del rankings.by_topic[topic]  # no story is left in it
 
 
-def _without(listed: MutableSequence[str], gone: set[str]) -> MutableSequence[str]:
+def _dropped(listed: MutableSequence[str], gone: set[str]) -> MutableSequence[str]:
     """A copy of a rank order without the guids `gone`: by the list's own `without`
     where it has one, else in one pass (filterfalse over a set's __contains__ runs in C)."""
     without = getattr(listed, "without", None)

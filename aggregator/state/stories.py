@@ -208,22 +208,16 @@ class StoryTable:
         return found
 
     def leader_position(self, position: int) -> int:
-        """Where the first story of this story's cluster is: before it in time order,
-        looked for backwards from it, a stretch at a time (in C)."""
+        """Where the first story of this story's cluster is: shortly before it in time
+        order, so looked for outwards from it (`_outwards`)."""
         leader = self.leaders[position]
         if leader == self.guids[position]:
             return position
         found = self._seen.get(leader) if self._positions is None else self._positions[leader]
         if found is None:
-            stretch, high = 1_024, position
-            while found is None:
-                low = max(0, high - stretch)
-                try:
-                    found = self.guids.index(leader, low, high)
-                except ValueError:
-                    if low == 0:
-                        raise KeyError(leader) from None
-                    high, stretch = low, stretch * 4
+            found = _outwards(self.guids, leader, position)
+            if found is None:
+                raise KeyError(leader)
             self.seen(leader, found)
         return found
 
