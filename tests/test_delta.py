@@ -5,7 +5,9 @@ test_incremental.py.)"""
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,26 @@ def test_the_table_round_trips_through_the_store(tmp_path: Path) -> None:
     assert (again.rankings.order, again.rankings.by_topic, again.rankings.spellings) == (
         table.rankings.order, table.rankings.by_topic, table.rankings.spellings)  # fmt: skip
     assert [again.key(guid) for guid in again.guids] == [table.key(guid) for guid in table.guids]
+
+
+def test_a_loaded_table_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    """A build pauses the cycle collector: a table its rank orders kept alive would
+    wait for the next collection, which scans every one of its objects."""
+    _, config = site(tmp_path)
+    build(config)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with SqliteStore.open(config.build.state_path) as store:
+            table = StoryTable.load(store)
+        assert table is not None and table.rankings is not None
+        rankings, gone = table.rankings, weakref.ref(table)
+        assert list(rankings.order)  # read as guids through the table
+        del table
+        assert gone() is None
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def test_rankings_stay_those_of_every_key_through_edits_additions_and_deletions(

@@ -15,6 +15,7 @@ forgets it first, so a build killed half-way leaves none to be misled by.
 
 from __future__ import annotations
 
+import weakref
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
@@ -78,13 +79,19 @@ class PlacedGuids(MutableSequence[str]):
     a feed's first stories or moving a few costs a few steps, where turning a million
     places into guids would cost most of a rebuild's second (benchmarks/bench_scale.py,
     "10 heat edits"). Valid while no story comes or goes: the table turns its rank
-    orders into guid lists before its first insertion or removal."""
+    orders into guid lists before its first insertion or removal.
+
+    It holds its table weakly: the table holds its rank orders, and a cycle between
+    them would leave a million objects to Python's cycle collector, which a build
+    pauses (aggregator.pipeline); freed by reference counting instead, they go as the
+    build returns, without a collection scanning them all (benchmarks/bench_build.py,
+    "10 heat edits")."""
 
     __slots__ = ("_table", "places")
 
     def __init__(self, places: array[int], table: StoryTable) -> None:
         self.places = places
-        self._table = table
+        self._table = table if isinstance(table, weakref.ProxyType) else weakref.proxy(table)
 
     def __len__(self) -> int:
         return len(self.places)
@@ -124,7 +131,7 @@ class PlacedGuids(MutableSequence[str]):
         return f"PlacedGuids({list(self)!r})"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class StoryTable:
     """One build's working copy of the table (mutable: a build edits it in place)."""
 
