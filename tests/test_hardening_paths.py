@@ -10,6 +10,7 @@ import pytest
 from aggregator.cli import main
 from aggregator.output.folder import UnsafePath, remove_stale_temp_files, target_path
 from aggregator.sources.folder import iter_record_files
+from aggregator.state.parse_cache import file_stamp
 
 from .factories import all_feed_problems, fields, snapshot, write_config
 
@@ -50,6 +51,48 @@ def test_symlink_loops_neither_hang_nor_crash(tmp_path: Path) -> None:
     config = write_config(tmp_path, [source])
     assert main(["build", "--config", str(config), "-q"]) == 1  # the two loop files
     assert (tmp_path / "out" / "rss.xml").is_file()
+
+
+def test_names_that_are_no_regular_files_are_told_apart_after_their_stats(
+    tmp_path: Path,
+) -> None:
+    """Record files are listed by name and typed by their stats: a folder named like a
+    record is walked, a link inside is stamped by what it leads to, a link out is left
+    out and reported, and a folder of many other files is listed by type instead; the
+    same in one process and shared with a forked one."""
+    from aggregator.sources.folder import FEW_OTHERS, list_folders, scan_record_files
+
+    source = tmp_path / "source"
+    (source / "named.md").mkdir(parents=True)  # a folder, named like a record
+    (source / "named.md" / "inner.json").write_text(json.dumps(fields(1)), encoding="utf-8")
+    (source / "real.json").write_text(json.dumps(fields(2)), encoding="utf-8")
+    (source / "alias.json").symlink_to(source / "real.json")
+    (source / "away.json").symlink_to(tmp_path / "nowhere.json")  # out of the source
+    (source / "deeper.md").symlink_to(source / "named.md", target_is_directory=True)
+    many = source / "images"
+    many.mkdir()
+    for n in range(FEW_OTHERS + 1):
+        (many / f"picture-{n}.jpg").write_bytes(b"")
+    (many / "caption.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    (many / "sub").mkdir()
+    (many / "sub" / "more.md").write_text("---\ntitle: y\n---\n", encoding="utf-8")
+    skipped: list[Path] = []
+    found = dict(scan_record_files(source, lambda path, _: skipped.append(path)))
+    names = sorted(str(Path(p).relative_to(source)) for p in found)
+    # deeper.md leads to named.md, walked once by whichever comes first
+    assert names in (
+        ["alias.json", "images/caption.md", "images/sub/more.md", "named.md/inner.json",
+         "real.json"],
+        ["alias.json", "deeper.md/inner.json", "images/caption.md", "images/sub/more.md",
+         "real.json"],
+    )  # fmt: skip
+    assert skipped == [source / "away.json"]
+    real = (source / "real.json").stat()
+    assert found[str(source / "alias.json")] == found[str(source / "real.json")]
+    assert found[str(source / "real.json")] == file_stamp(real.st_size, real.st_mtime_ns)
+    alone = list_folders(source, parallel=False)
+    assert list_folders(source, split_at=1) == alone
+    assert not any(-2 in sizes for _, sizes, _ in alone.values())
 
 
 def test_topic_names_cannot_leave_the_output_folder(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Find record files in a source directory (recursively).
 
-`list_folders` is what every build runs first, over every file: one scandir per
+`list_folders` is what every build runs first, over every file: one listing per
 folder, one stat per record file, each folder's files kept in the order the OS lists
 them (a directory that did not change lists the same way again), so that the next
 step can compare them with the last build's in C (aggregator.incremental). The
@@ -13,7 +13,9 @@ from __future__ import annotations
 import array
 import marshal
 import os
+import stat as stat_module
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,12 @@ from aggregator.state.keys import STAMP, Listing, names_of
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".yaml", ".yml", ".json"})
 _SUFFIXES = tuple(RECORD_SUFFIXES)
 NO_STAT = -1  # size and mtime of a file found without a stat
+# The size its stat gives a record file's name that is no regular file (a symbolic link,
+# a folder named like a record, a pipe): `list_folders` looks at each of these again.
+NOT_REGULAR = -2
+# A folder with more names than this that are neither hidden nor record files (images
+# beside the records, say) is listed with their types (scandir), not a stat for each.
+FEW_OTHERS = 256
 
 FileEntry = tuple[str, bytes | None]  # a path and its STAMP (None: no stat to be had)
 
@@ -87,10 +95,23 @@ def list_folders(
                 report = on_skip if skipped else on_error
                 if report is not None:
                     report(Path(path), reason)
+            seen.update(listed[2])
     split = (SPLIT_AT if split_at is None else split_at) if forks else 1 << 62
-    stats = _stat_all([(path, names) for path, names in named.values()], split)
-    return {folder: ("\0".join(names), *stats[index])
-            for index, (folder, (_, names)) in enumerate(named.items())}  # fmt: skip
+    listings: dict[str, Listing] = {}
+    while named:  # again for the folders found among the names that were no files
+        stats = _stat_all([(path, names) for path, names in named.values()], split)
+        more: list[str] = []
+        for index, (folder, (path, names)) in enumerate(named.items()):
+            sizes, mtimes = stats[index]
+            if NOT_REGULAR in sizes:
+                names, sizes, mtimes = _irregular(path, names, sizes, mtimes, real_root, on_skip,
+                                                  more)  # fmt: skip
+            if names:
+                listings[folder] = ("\0".join(names), sizes, mtimes)
+        named = {}
+        for path in more:
+            _list(path, cut, real_root, named, seen, on_skip, on_error)
+    return listings
 
 
 def _list(
@@ -107,12 +128,93 @@ def _list(
     """The record files' names of `folder` and its subfolders, into `found` (by the
     folder's path inside the source: its path, and the names); with `descend=False`
     only the folder's own, and its subfolders are returned."""
-    # This runs for every file of every build, so it is kept lean: one scandir per
-    # folder gives names and types, a regular file costs one test; nothing is sorted.
+    # This runs for every file of every build, so it is kept lean: the names alone
+    # (listdir makes no object per entry), a record file's type told by the stat its
+    # stamp takes anyway (`_stats`); nothing is sorted.
     real_folder = os.path.realpath(folder)
     if real_folder in seen:
         return []
     seen.add(real_folder)
+    try:
+        listed = os.listdir(folder)
+    except OSError as exc:
+        if on_error is not None:
+            on_error(Path(folder), exc.strerror or str(exc))
+        return []
+    names = [name for name in listed if name.lower().endswith(_SUFFIXES) and name[0] != "."]
+    others = [] if len(names) == len(listed) else [
+        name for name in listed if name[0] != "." and not name.lower().endswith(_SUFFIXES)
+    ]  # fmt: skip
+    if len(others) > FEW_OTHERS:
+        names, folders = _by_type(folder, real_root, on_skip, on_error)
+    else:
+        folders = [path for path in map(partial(os.path.join, folder), others)
+                   if _is_folder(path, real_root, on_skip)]  # fmt: skip
+    if names:
+        found[folder[cut:]] = (folder, names)
+    if not descend:
+        return folders
+    for path in folders:
+        _list(path, cut, real_root, found, seen, on_skip, on_error)
+    return []
+
+
+def _is_folder(path: str, real_root: str, on_skip: OnSkip | None) -> bool:
+    """Whether a name that is no record file is a folder to walk (a link only to a
+    folder inside the source)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    if stat_module.S_ISLNK(mode):
+        return _inside(path, real_root, on_skip) and os.path.isdir(path)
+    return stat_module.S_ISDIR(mode)
+
+
+def _irregular(
+    folder: str,
+    names: list[str],
+    sizes: array.array[int],
+    mtimes: array.array[int],
+    real_root: str,
+    on_skip: OnSkip | None,
+    below: list[str],
+) -> tuple[list[str], array.array[int], array.array[int]]:
+    """A folder's record files once its names that are no regular files are told
+    apart, as a listing by type does: a link out of the source is left out, and so is
+    a folder (into `below`, to be walked); a link inside is stamped by what it leads
+    to (none if it leads nowhere); a pipe or the like stays, to be read and reported."""
+    kept: list[str] = []
+    kept_sizes, kept_mtimes = array.array("q"), array.array("q")
+    for name, size, mtime in zip(names, sizes, mtimes, strict=True):
+        if size == NOT_REGULAR:
+            path = os.path.join(folder, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                mode = 0  # gone since its stat: read as it is, to report why
+            link = stat_module.S_ISLNK(mode)
+            if link and not _inside(path, real_root, on_skip):
+                continue
+            if stat_module.S_ISDIR(mode) or (link and os.path.isdir(path)):
+                below.append(path)
+                continue
+            try:
+                info = os.stat(path)
+                size, mtime = info.st_size, info.st_mtime_ns
+            except (OSError, ValueError):
+                size = mtime = NO_STAT
+        kept.append(name)
+        kept_sizes.append(size)
+        kept_mtimes.append(mtime)
+    return kept, kept_sizes, kept_mtimes
+
+
+def _by_type(
+    folder: str, real_root: str, on_skip: OnSkip | None, on_error: OnSkip | None
+) -> tuple[list[str], list[str]]:
+    """A folder's record file names and subfolders, told apart by the types its
+    listing gives (scandir): for a folder of many other files."""
     names: list[str] = []
     folders = []
     try:
@@ -138,14 +240,8 @@ def _list(
     except OSError as exc:
         if on_error is not None:
             on_error(Path(folder), exc.strerror or str(exc))
-        return []
-    if names:
-        found[folder[cut:]] = (folder, names)
-    if not descend:
-        return folders
-    for path in folders:
-        _list(path, cut, real_root, found, seen, on_skip, on_error)
-    return []
+        return [], []
+    return names, folders
 
 
 def _list_in_child(
@@ -237,9 +333,10 @@ def _stat_all(
 
 
 def _stats(jobs: list[tuple[str, str]]) -> array.array[int]:
-    """size, mtime_ns, size, mtime_ns, ... of each (folder, name)."""
+    """size, mtime_ns, size, mtime_ns, ... of each (folder, name); NOT_REGULAR for a
+    name that is no regular file (the stat does not follow links)."""
     out = array.array("q")
-    append, stat, sep = out.append, os.stat, os.sep
+    append, stat, sep, regular = out.append, os.stat, os.sep, stat_module.S_ISREG
     # A stat by name in an open folder (fstatat) skips walking the folder's path again
     # for every file (benchmarks/bench_scale.py, "no change": 4.7 to 5.0 s by full path,
     # 4.1 to 4.4 s so, at a million files). A job's folder is one str object per folder.
@@ -257,9 +354,14 @@ def _stats(jobs: list[tuple[str, str]]) -> array.array[int]:
                 except OSError:
                     folder_fd = -1  # its files are statted by path: each gives its reason
             try:
-                info = stat(name, dir_fd=folder_fd) if folder_fd >= 0 else stat(folder + sep + name)
-                append(info.st_size)
-                append(info.st_mtime_ns)
+                info = (stat(name, dir_fd=folder_fd, follow_symlinks=False) if folder_fd >= 0
+                        else stat(folder + sep + name, follow_symlinks=False))  # fmt: skip
+                if regular(info.st_mode):
+                    append(info.st_size)
+                    append(info.st_mtime_ns)
+                else:
+                    append(NOT_REGULAR)
+                    append(NOT_REGULAR)
             except (OSError, ValueError):
                 append(NO_STAT)
                 append(NO_STAT)
