@@ -281,15 +281,17 @@ def test_format_controls_are_stripped_and_an_invisible_title_is_rejected() -> No
 
 def _unreadable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """`folder` cannot be listed, as with mode 000 for the user cron runs as (or an
-    unmounted share). Injected as the OS error listing gives, since root reads anything."""
-    real = os.scandir
+    unmounted share). Injected as the OS error listing gives, since root reads anything:
+    into both ways of listing (by name, and by type for a folder of many other files)."""
+    for name in ("listdir", "scandir"):
+        real = getattr(os, name)
 
-    def scandir(path):  # type: ignore[no-untyped-def]
-        if os.path.realpath(path) == os.path.realpath(folder):
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real(path)
+        def refused(path, real=real):  # type: ignore[no-untyped-def]
+            if os.path.realpath(path) == os.path.realpath(folder):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real(path)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+        monkeypatch.setattr(os, name, refused)
 
 
 def _titles(tmp_path: Path) -> set[str]:
