@@ -156,6 +156,24 @@ def test_the_table_round_trips_through_the_store(tmp_path: Path) -> None:
     assert [again.key(guid) for guid in again.guids] == [table.key(guid) for guid in table.guids]
 
 
+def test_a_loaded_table_shares_its_providers_and_topics_as_stored(tmp_path: Path) -> None:
+    """Values that repeat from story to story come back as one object: a topic list
+    within a day, a provider's or topic's name in every day."""
+    records = tmp_path / "records"
+    for n in range(1, 9):  # two stories a day, all of one provider and one topic list
+        write_record(records, f"record-{n}.md",
+                     fields(n, topics=["AI", "Space"], provider={"name": "Wire"},
+                            publishedDateTime=f"2026-11-{(n + 1) // 2:02d}T0{n % 2}:00:00Z"))
+    config = load_config(write_config(tmp_path, [records]))  # fmt: skip
+    build(config)
+    with SqliteStore.open(config.build.state_path) as store:
+        table = StoryTable.load(store)
+    assert table is not None and len(table.guids) == 8
+    assert len({id(provider) for provider in table.providers}) == 1
+    assert len({id(topics) for topics in table.topics}) <= 4  # at most one a day
+    assert len({id(name) for topics in table.topics if topics for name in topics}) == 2
+
+
 def test_a_loaded_table_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
     """A build pauses the cycle collector: a table its rank orders kept alive would
     wait for the next collection, which scans every one of its objects."""

@@ -15,6 +15,7 @@ forgets it first, so a build killed half-way leaves none to be misled by.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from array import array
 from bisect import bisect_left
@@ -38,6 +39,25 @@ DAY = 86_400
 _COLUMNS = 9
 _SHARED = 6  # the columns from providers on hold values shared by many stories
 _FEW = 1_000  # guids looked up one by one rather than by the index of every guid
+
+
+def _shared_in_day(values: list[object]) -> list[object]:
+    """A day's values of a column whose values repeat from story to story (providers,
+    topics, failed rules): one object per value, its strings interned. marshal writes
+    a value met again in the same day as a reference to the first, and reads interned
+    strings back as the one object every day shares, in C: a load that shared them
+    itself took a step per story (benchmarks/bench_scale.py, "10 heat edits")."""
+    one: dict[object, object] = {}
+    return [one[value] if value in one else one.setdefault(value, _interned(value))
+            for value in values]  # fmt: skip
+
+
+def _interned(value: object) -> object:
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, tuple):
+        return tuple(sys.intern(part) if isinstance(part, str) else part for part in value)
+    return value
 
 
 def _rankings(table: StoryTable, order: bytes, topics: dict[str, bytes],
@@ -328,16 +348,14 @@ class StoryTable:
             if layout != TABLE_LAYOUT:
                 return None
             columns = table._columns()
-            # Providers, topics and failed rules repeat from story to story: one object
-            # for each value (126 MB less at a million stories, most of it topic lists).
-            shared: dict[object, object] = {}
-            one = shared.setdefault
+            # Providers, topics and failed rules come back shared as `_by_day` wrote
+            # them: one object per value in a day, one string in every day.
             for day in sorted(stored, key=int):
                 values = unpack(stored.pop(day))  # let go of each day's bytes once read
                 if len(values) != _COLUMNS or len({len(v) for v in values}) != 1:
                     return None
-                for index, (column, value) in enumerate(zip(columns, values, strict=True)):
-                    column.extend(map(one, value, value) if index >= _SHARED else value)
+                for column, value in zip(columns, values, strict=True):
+                    column.extend(value)
             # Stored as "": the story leads itself (most do).
             table.leaders = [leader or guid for leader, guid in zip(table.leaders, table.guids,
                                                                      strict=True)]  # fmt: skip
@@ -390,7 +408,7 @@ class StoryTable:
                 for at, (guid, leader) in enumerate(zip(guids, leaders, strict=True)):
                     if guid == leader:
                         leaders[at] = ""  # most stories lead themselves: no guid twice
-                yield day, rows
+                yield day, (*rows[:_SHARED], *map(_shared_in_day, rows[_SHARED:]))
             else:
                 emptied.append(day)
             low = high
