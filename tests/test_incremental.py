@@ -109,6 +109,54 @@ def test_files_come_gone_and_edited_in_a_large_folder(reordered: bool) -> None:
     assert decision.edited == tuple(f"file:/r/{n:05}.md" for n in (1, 512, 1_500))
 
 
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
+@given(
+    st.integers(min_value=0, max_value=1_400),
+    st.lists(st.tuples(st.sampled_from(["add", "run", "delete", "edit", "swap"]),
+                       st.integers(min_value=0, max_value=10**6)), max_size=12),
+)  # fmt: skip
+def test_files_come_and_gone_anywhere_are_found_as_by_name(
+    count: int, moves: list[tuple[str, int]]
+) -> None:
+    # However the listing differs (files put in one by one or in a run longer than the
+    # look-ahead, taken out, edited, two swapped), the Decision is the one a comparison
+    # by name gives.
+    last = {f"file:/r/{n:05}.md": (100 + n, n) for n in range(count)}
+    listed = list(last.items())
+    for number, (kind, pick) in enumerate(moves):
+        at = pick % (len(listed) + 1)
+        if kind == "add":
+            listed.insert(at, (f"file:/r/new-{number}.md", (7, number)))
+        elif kind == "run":
+            listed[at:at] = [(f"file:/r/run-{number}-{n}.md", (8, n)) for n in range(100)]
+        elif listed and kind == "delete":
+            del listed[at % len(listed)]
+        elif listed and kind == "edit":
+            key, _ = listed[at % len(listed)]
+            listed[at % len(listed)] = (key, (1, number))
+        elif len(listed) > 1 and kind == "swap":
+            one, two = at % len(listed), (at * 7 + 3) % len(listed)
+            listed[one], listed[two] = listed[two], listed[one]
+    found = dict(listed)
+    decision = decide(build_snapshot(last), listings_of(found), b"settings", output_intact=True)
+    came = {key for key in found if key not in last}
+    went = {key for key in last if key not in found}
+    edited = {key for key in found if key in last and found[key] != last[key]}
+    renamed = dict(decision.renamed)
+    assert set(decision.added) | set(renamed.values()) == came
+    assert set(decision.deleted) | set(renamed) == went
+    assert set(decision.edited) == edited
+
+
+def test_a_few_moves_are_lined_up_without_comparing_by_name() -> None:
+    old = [f"{n:05}.md" for n in range(3_000)]
+    names = old[:5] + ["new.md"] + old[5:600] + old[601:2_000] + [f"run-{n}" for n in range(90)]
+    names += old[2_000:]
+    assert incremental._moves(names, old) == ([5, *range(2_000, 2_090)], [600])
+    assert incremental._moves(old[:-3], old) == ([], [2_997, 2_998, 2_999])
+    assert incremental._moves(list(reversed(old)), old) is None  # listed otherwise
+
+
 def test_a_deleted_file() -> None:
     decision = decide(build_snapshot(LAST), now(b=None), b"settings", output_intact=True)
     assert decision.redo is Redo.FULL
