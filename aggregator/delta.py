@@ -24,7 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from aggregator.cluster import assign_leaders, clustering_inputs, link_record, story_record
+from aggregator.cluster import (
+    Brief,
+    assign_leaders,
+    brief_from_values,
+    brief_of,
+    clustering_inputs,
+    link_record,
+    story_record,
+)
 from aggregator.config import Config
 from aggregator.errors import Problem
 from aggregator.filters import FeedRules, first_match, source_rules
@@ -45,7 +53,7 @@ from aggregator.rank import (
 from aggregator.sources.files import FoundFiles
 from aggregator.state.codec import Undecodable
 from aggregator.state.parse_cache import ParseCache
-from aggregator.state.record_codec import decode_result
+from aggregator.state.record_codec import decode_record_values, decode_result
 from aggregator.state.store import StateStore
 from aggregator.state.stories import StoryTable
 
@@ -90,6 +98,7 @@ class Sources:
         self._rules = source_rules(config.sources)
         self._kept: dict[str, list[Record]] = {}  # read from the parse cache
         self._changed: dict[str, list[Record]] = {}  # parsed by this build
+        self._briefs: dict[str, list[Brief]] = {}  # read from the parse cache, briefly
 
     def source_of(self, key: str) -> int:
         return self.found.source_of(key)
@@ -116,14 +125,48 @@ class Sources:
                 self._kept[key] = self.kept(result, self.source_of(key))[0]
         return {key: changed[key] if key in changed else kept[key] for key in keys}
 
+    def briefs(self, keys: Iterable[str]) -> dict[str, list[Brief]]:
+        """The Briefs of the kept records of these files (what clustering reads), from
+        the parse cache's plain values where no record of the file was made and no
+        filter of its source must read them (cluster.brief_from_values)."""
+        keys = list(keys)
+        made = self._briefs
+        wanted, filtered = [], []
+        for key in keys:
+            if key in made:
+                continue
+            records = self._changed.get(key, self._kept.get(key))
+            if records is not None:
+                made[key] = [brief_of(record) for record in records]
+            elif self._has_rules(key):
+                filtered.append(key)
+            else:
+                wanted.append(key)
+        for key, records in self.records(filtered).items() if filtered else ():
+            made[key] = [brief_of(record) for record in records]
+        if wanted:
+            stored = ParseCache.stored(self._store, wanted)
+            for key in wanted:
+                if key not in stored:
+                    raise Undecodable(f"{key}: not in the parse cache")
+                made[key] = [brief_from_values(values)
+                             for values in decode_record_values(stored[key])]  # fmt: skip
+        return {key: made[key] for key in keys}
+
+    def _has_rules(self, key: str) -> bool:
+        source = self.source_of(key)
+        return source >= 0 and bool(self._rules[source])
+
     def remember(self, key: str, records: list[Record]) -> None:
         self._changed[key] = records
+        self._briefs.pop(key, None)
 
     def release(self) -> None:
         """Let go of what was read from the parse cache (it can be read again): a
         change's window of stories, about 8 000 at a million records, is not needed for
         the next one."""
         self._kept.clear()
+        self._briefs.clear()
 
 
 def apply_changes(
@@ -246,12 +289,32 @@ def apply_changes(
             )
         return found_link
 
+    briefs: dict[str, Brief] = {}
+
+    def prefetch_briefs(positions: Iterable[int]) -> None:
+        sources.briefs({key for p in positions if table.guids[p] not in briefs
+                        for key in table.files[p]})  # fmt: skip
+
+    def brief_at(position: int) -> Brief:
+        """What clustering reads of the story at `position`: one record's brief as the
+        parse cache holds it, else (a link of several records) its merged record's."""
+        guid = table.guids[position]
+        found_brief = briefs.get(guid)
+        if found_brief is None:
+            by_file = sources.briefs(table.files[position])
+            mine = [b for key in table.files[position] for b in by_file[key] if b.guid == guid]
+            found_brief = briefs[guid] = mine[0] if len(mine) == 1 else brief_of(
+                link_of(position))  # fmt: skip
+        return found_brief
+
     if clustering:
         def release() -> None:
             links.clear()
+            briefs.clear()
             sources.release()
 
-        _recluster(table, config, fresh, moved, window, link_of, prefetch, affected, release)
+        _recluster(table, config, fresh, moved, window, brief_at, prefetch_briefs, affected,
+                   release)  # fmt: skip
 
     # 3. The shown stories whose members changed.
     rules = FeedRules.of(config.filters)
@@ -360,7 +423,7 @@ def _recluster(
     fresh: set[str],
     moved: list[float],
     window: float,
-    link_of: Callable[[int], Record],
+    brief_at: Callable[[int], Brief],
     prefetch: Callable[[Iterable[int]], None],
     affected: set[str],
     release: Callable[[], None],
@@ -381,7 +444,7 @@ def _recluster(
         else:
             regions.append([event])
     for region in regions:
-        _settle(table, config, fresh, region, window, link_of, prefetch, affected)
+        _settle(table, config, fresh, region, window, brief_at, prefetch, affected)
         release()  # each region reads its own stories
 
 
@@ -391,11 +454,12 @@ def _settle(
     fresh: set[str],
     region: list[tuple[float, str]],
     window: float,
-    link_of: Callable[[int], Record],
+    brief_at: Callable[[int], Brief],
     prefetch: Callable[[Iterable[int]], None],
     affected: set[str],
 ) -> None:
-    """Clustering decided again for one region of changes (see `assign_leaders`)."""
+    """Clustering decided again for one region of changes (see `assign_leaders`), from
+    the stories' briefs."""
     first = region[0][0]
     start = table.slot(first - window, "")  # the stories a change's window reaches
     low = start  # and back to their leaders, whose times clustering reads
@@ -407,7 +471,7 @@ def _settle(
     gone_at = max((time for time, guid in region if not guid), default=float("-inf"))
     begin = min([*changed, table.slot(first, "")])
     last = max([*changed, table.slot(gone_at, "") - 1, begin])
-    ordered: list[Record] = []
+    ordered: list[Brief] = []
     leaders: list[int] = []
 
     def extend(upto: int) -> bool:
@@ -416,7 +480,7 @@ def _settle(
             return False
         prefetch(range(low + len(ordered), upto))
         for position in range(low + len(ordered), upto):
-            ordered.append(link_of(position))
+            ordered.append(brief_at(position))
             if position >= begin and table.guids[position] in fresh:
                 leaders.append(-1)
                 continue

@@ -70,16 +70,23 @@ class Record:
     @property
     def provider_key(self) -> str:
         """Who published it, for the per-provider cap: domain, else name, else link host."""
-        if self.provider and self.provider.domain:
-            return self.provider.domain.lower()
-        if self.provider:
-            return self.provider.name.casefold()
-        return self.guid.split("/")[2]
+        provider = self.provider
+        return provider_key(provider.name if provider else None,
+                            provider.domain if provider else None, self.guid)  # fmt: skip
 
     def __reduce__(self) -> tuple[object, ...]:
         # Pickled as plain values (see record_values): a process pool sends records
         # to its workers three times faster than as a slotted dataclass.
         return record_from_values, (record_values(self),)
+
+
+def provider_key(name: str | None, domain: str | None, guid: str) -> str:
+    """Record.provider_key of a provider's name and domain (None: no provider)."""
+    if domain:
+        return domain.lower()
+    if name is not None:
+        return name.casefold()
+    return guid.split("/")[2]
 
 
 # --- Record <-> plain values (for the parse cache, the snapshot and worker processes) --
@@ -94,6 +101,11 @@ _R_IMAGES = _RECORD_FIELDS.index("images")
 _R_RELATED = _RECORD_FIELDS.index("related")
 _R_COPIES = _RECORD_FIELDS.index("copies")
 R_ORIGIN = _RECORD_FIELDS.index("origin")
+R_TITLE = _RECORD_FIELDS.index("title")
+R_GUID = _RECORD_FIELDS.index("guid")
+R_PUBLISHED = _R_PUBLISHED
+R_EXCERPT = _RECORD_FIELDS.index("excerpt")
+R_PROVIDER = _R_PROVIDER
 
 
 @functools.cache

@@ -120,6 +120,28 @@ def test_short_titles_are_compared_with_their_excerpts() -> None:
     assert [len(g) for g in cluster(records, CONFIG).members.values()] == [2]
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"title": "Satellite falls", "excerpt": "<p>The <b>agency</b> said it would re-enter.</p>"},
+        {"provider": {"name": "Wire Ünïon"}},
+        {"provider": None},
+    ],
+    ids=["plain", "short-title", "provider-name", "no-provider"],
+)
+def test_a_brief_from_a_records_stored_values_is_the_records_brief(overrides: dict) -> None:
+    # An incremental build clusters the stories around a change from the parse cache's
+    # plain values, without making their records: what it reads must be the same.
+    from aggregator.cluster import brief_from_values, brief_of
+    from aggregator.model import DocumentResult
+    from aggregator.state.record_codec import decode_record_values, encode_result
+
+    record = make_record(4, **overrides)
+    stored = encode_result(DocumentResult((record,)))
+    assert [brief_from_values(v) for v in decode_record_values(stored)] == [brief_of(record)]
+
+
 # --- templates stay apart -------------------------------------------------------------------
 
 
