@@ -112,7 +112,7 @@ def brief_of(record: Record) -> Brief:
 def brief_from_values(values: Sequence[Any]) -> Brief:
     """`brief_of` the record given as its plain values (model.record_values), without
     making the record: an incremental build reads this of the stories around a change
-    (aggregator.delta), about 40 % less work than making each record."""
+    (aggregator.delta), thousands of them, and needs the records of only a few."""
     title, guid, provider = values[R_TITLE], values[R_GUID], values[R_PROVIDER]
     name, domain = (provider[0], provider[1]) if provider else (None, None)
     return Brief(guid, datetime.fromisoformat(values[R_PUBLISHED]), title,
