@@ -35,7 +35,7 @@ from aggregator.cluster import (
 )
 from aggregator.config import Config
 from aggregator.errors import Problem
-from aggregator.filters import FeedRules, first_match, source_rules
+from aggregator.filters import FeedRules, Rule, first_match, source_rules
 from aggregator.incremental import Decision
 from aggregator.model import DocumentResult, Record
 from aggregator.parallel import Loader, WorkerPool, parse_files
@@ -103,9 +103,20 @@ class Sources:
     def source_of(self, key: str) -> int:
         return self.found.source_of(key)
 
+    def _rules_of(self, source: int) -> tuple[Rule, ...]:
+        return self._rules[source] if source >= 0 else ()
+
+    def _stored(self, keys: list[str]) -> dict[str, bytes]:
+        """These files' parse-cache entries; Undecodable if one is missing."""
+        stored = ParseCache.stored(self._store, keys)
+        for key in keys:
+            if key not in stored:
+                raise Undecodable(f"{key}: not in the parse cache")
+        return stored
+
     def kept(self, result: DocumentResult, source: int) -> tuple[list[Record], int]:
         """The records a source's filters keep, and how many they left out."""
-        rules = self._rules[source] if source >= 0 else ()
+        rules = self._rules_of(source)
         if not rules:
             return list(result.records), 0
         kept = [record for record in result.records if first_match(rules, record) is None]
@@ -117,10 +128,8 @@ class Sources:
         kept, changed = self._kept, self._changed
         wanted = [key for key in keys if key not in kept and key not in changed]
         if wanted:
-            stored = ParseCache.stored(self._store, wanted)
+            stored = self._stored(wanted)
             for key in wanted:
-                if key not in stored:
-                    raise Undecodable(f"{key}: not in the parse cache")
                 result = decode_result(stored[key], self.found.path_of(key))
                 self._kept[key] = self.kept(result, self.source_of(key))[0]
         return {key: changed[key] if key in changed else kept[key] for key in keys}
@@ -138,24 +147,18 @@ class Sources:
             records = self._changed.get(key, self._kept.get(key))
             if records is not None:
                 made[key] = [brief_of(record) for record in records]
-            elif self._has_rules(key):
+            elif self._rules_of(self.source_of(key)):
                 filtered.append(key)
             else:
                 wanted.append(key)
         for key, records in self.records(filtered).items() if filtered else ():
             made[key] = [brief_of(record) for record in records]
         if wanted:
-            stored = ParseCache.stored(self._store, wanted)
+            stored = self._stored(wanted)
             for key in wanted:
-                if key not in stored:
-                    raise Undecodable(f"{key}: not in the parse cache")
                 made[key] = [brief_from_values(values)
                              for values in decode_record_values(stored[key])]  # fmt: skip
         return {key: made[key] for key in keys}
-
-    def _has_rules(self, key: str) -> bool:
-        source = self.source_of(key)
-        return source >= 0 and bool(self._rules[source])
 
     def remember(self, key: str, records: list[Record]) -> None:
         self._changed[key] = records
