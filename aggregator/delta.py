@@ -51,7 +51,9 @@ from aggregator.rank import (
     story_key,
 )
 from aggregator.sources.files import FoundFiles
+from aggregator.sources.folder import NO_STAT
 from aggregator.state.codec import Undecodable
+from aggregator.state.keys import STAMP
 from aggregator.state.parse_cache import ParseCache
 from aggregator.state.record_codec import decode_record_values, decode_result
 from aggregator.state.store import StateStore
@@ -407,6 +409,7 @@ def _read_changes(
     old = {key: decode_result(stored[key], "") if key in stored else None for key in gone}
     paths = [found.path_of(key) for key in come]
     parsed = parse_files(load, paths, pool)
+    now = decision.stamp_now()
     changes: dict[str, FileChange] = {}
     for key in gone:
         changes[key] = FileChange(key, sources.source_of(key), old[key], None)
@@ -416,8 +419,13 @@ def _read_changes(
                                   None if previous is None else previous.old,
                                   decode_result(encoded, path),
                                   encoded if may_cache else None,
-                                  found.stamp_of(key))  # fmt: skip
+                                  _stamp(now.get(key)))  # fmt: skip
     return list(changes.values()), len(come)
+
+
+def _stamp(found: tuple[int, int] | None) -> bytes | None:
+    """A file's stamp as the parse cache keeps it (None: found without a stat)."""
+    return None if found is None or found[0] == NO_STAT else STAMP.pack(*found)
 
 
 def _recluster(

@@ -57,10 +57,17 @@ class Decision:
     forced: bool = False  # --full
     output_touched: bool = False  # a file the last build wrote is gone or differs
     held: bool = False  # a folder could not be read: its last records are held
+    # (key, size, mtime_ns) of each file added, edited or renamed to, as found now: the
+    # stamp its parse-cache entry is kept under (the listing is not searched again).
+    stamps: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def changed_files(self) -> int:
         return len(self.added) + len(self.edited) + len(self.deleted) + len(self.renamed)
+
+    def stamp_now(self) -> dict[str, tuple[int, int]]:
+        """(size, mtime_ns) now of each file added, edited or renamed to."""
+        return {key: (size, mtime) for key, size, mtime in self.stamps}
 
     @property
     def files_changed(self) -> bool:
@@ -107,11 +114,11 @@ def decide(
     edited: list[str] = []
     deleted: list[str] = []
     renamed: tuple[tuple[str, str], ...] = ()
+    new: dict[str, tuple[int, int]] = {}  # stamps now, of files edited or added
     # Equal listings compare in C, folder by folder: the common no-change case stays
     # cheap. Only the folders that differ are looked at file by file.
     if before != listings:
         old: dict[str, tuple[int, int]] = {}  # stamps before, of files edited or gone
-        new: dict[str, tuple[int, int]] = {}  # stamps now, of files edited or added
         for folder in listings.keys() | before.keys():
             then, now = before.get(folder), listings.get(folder)
             if then != now:
@@ -140,6 +147,7 @@ def decide(
         forced=full,
         output_touched=not output_intact,
         held=held,
+        stamps=tuple((key, *new[key]) for key in (*added, *edited, *(n for _, n in renamed))),
     )
     same = not (
         decision.files_changed

@@ -171,6 +171,16 @@ def test_a_renamed_file_is_a_deleted_key_and_an_added_key_with_its_stamp() -> No
     assert (decision.added, decision.deleted) == ((), ())
 
 
+def test_the_decision_carries_the_stamps_of_the_files_to_read() -> None:
+    """The stamps a changed file's parse-cache entry is kept under, as found: what the
+    build reads is not looked up in the listing again."""
+    decision = decide(build_snapshot(LAST), now(a=(11, 1), b=None, c=(30, 3), d=(20, 2)),
+                      b"settings", output_intact=True)  # fmt: skip
+    d = "file:/r/d.md"
+    assert (decision.added, decision.edited, decision.renamed) == ((C,), (A,), ((B, d),))
+    assert decision.stamp_now() == {A: (11, 1), C: (30, 3), d: (20, 2)}
+
+
 def test_a_deleted_file_and_an_added_one_with_another_stamp_are_no_rename() -> None:
     decision = decide(build_snapshot(LAST), now(b=None, c=(21, 2)), b"settings",
                       output_intact=True)  # fmt: skip
@@ -385,6 +395,20 @@ def test_a_rebuild_with_nothing_changed_imports_no_renderer(tmp_path: Path) -> N
     assert "feedgen" in loaded_by("build", "--config", str(config))  # this one renders
     assert loaded_by("build", "--config", str(config)) == set()
     assert not loaded_by("check", "--config", str(config)) & {*RENDERING, *REMOTE}
+
+
+def test_an_edit_that_changes_no_feed_imports_no_renderer(tmp_path: Path) -> None:
+    """What the upstream API does most: new heat for a story no feed shows. The build
+    applies it and renders nothing, so it loads no renderer (archives included)."""
+    records = tmp_path / "records"
+    for n in range(1, 6):
+        write_record(records, f"record-{n}.md", fields(n, heat=90 - n))
+    write_record(records, "record-9.md", fields(28, heat=1, quality=1))  # the oldest, too
+    config = write_config(tmp_path, [str(records)], "[feeds]\nmax_items = 3\n")
+    assert "feedgen" in loaded_by("build", "--config", str(config))
+    write_record(records, "record-9.md", fields(28, heat=2, quality=1))  # still the last
+    assert not loaded_by("build", "--config", str(config)) & set(RENDERING)
+    assert (records / "record-9.md").read_text().count("heat: 2") == 1
 
 
 def test_a_snapshot_rewrites_only_what_changed_in_each_folder(monkeypatch: Any) -> None:

@@ -193,7 +193,6 @@ def _write_archives(
     """Every archive document that is not on disk as its inputs would render it; in
     practice the newest page of a feed that gained items (and the one before it, which
     gains its `next-archive` link). Returns the paths written, files rendered, files."""
-    from aggregator.render.feeds import render_archive_page
     from aggregator.render.paths import archive_files
 
     written: list[Path] = []
@@ -211,6 +210,9 @@ def _write_archives(
             inputs = hashlib.sha256(program + repr(shape).encode()).digest()
             if feed_cache is not None and all(feed_cache.is_current(f, inputs) for f in files):
                 continue
+            # Imported here: a build whose archives are all on disk renders no feed.
+            from aggregator.render.feeds import render_archive_page
+
             page = FeedPlan(plan.topic, histories.page(change.history, number), len(guids))
             rendered += len(files)
             for relative, data in zip(

@@ -37,7 +37,6 @@ class FoundFiles:
 
     __slots__ = (
         "_ordered",
-        "_places",
         "_roots",
         "count",
         "excluded",
@@ -55,7 +54,6 @@ class FoundFiles:
         self.count = 0  # files in all
         self.unstamped: list[str] = []  # keys of files found without a stat
         self._roots: list[tuple[int, str, str]] = []  # source index, key prefix, root
-        self._places: dict[str, dict[str, int]] = {}  # folder key -> name -> place (stamp_of)
         self._ordered: tuple[list[tuple[str, bytes | None]] | None, list[str], list[int],
                              list[SourceSpan]] | None = None  # fmt: skip
 
@@ -97,18 +95,6 @@ class FoundFiles:
             raise KeyError(key)
         _, _, prefix, root = found
         return root.rstrip(os.sep) + os.sep + key[len(prefix) :]
-
-    def stamp_of(self, key: str) -> bytes | None:
-        """The stamp of a file found (None: found without a stat); KeyError if not found."""
-        folder, _, name = key.rpartition(os.sep)
-        folder += os.sep
-        places = self._places.get(folder)
-        if places is None:  # a folder's names split once, however many of its files are asked
-            names = names_of(self.listings[folder])
-            places = self._places[folder] = dict(zip(names, range(len(names)), strict=True))
-        at = places[name]
-        _, sizes, mtimes = self.listings[folder]
-        return None if sizes[at] == NO_STAT else STAMP.pack(sizes[at], mtimes[at])
 
     def order_of(self, key: str) -> tuple[object, ...]:
         """Sort key of a file's key: the order `files` lists it in (sources in config
