@@ -45,6 +45,7 @@ from aggregator.rank import (
     StoriesOnRead,
     StoryKey,
     Topic,
+    feed_directory,
     feed_shapes,
     plan_ranked,
     rerank,
@@ -349,10 +350,21 @@ def apply_changes(
             key = made[guid] = table.key_of(guid)
         return key
 
-    rerank(table.rankings, [(old, table.key(guid)) for guid, old in sorted(before.items())],
-           key_of)  # fmt: skip
+    touched = rerank(table.rankings, [(old, table.key(guid))
+                                      for guid, old in sorted(before.items())], key_of)  # fmt: skip
+
+    def earlier(topic: Topic | None) -> tuple[tuple[str, ...], int] | None:
+        """A feed's last choice, where none of its stories moved (the settings are as
+        they were: this path is taken only then)."""
+        key = None if topic is None else topic.key
+        remembered = None if key in touched else table.feeds.get(feed_directory(topic))
+        if remembered is None or remembered[5] != (key or ""):
+            return None
+        return remembered[6], remembered[7]
+
     key_plans, topics = plan_ranked(table.rankings, key_of, config.ranking,
-                                    config.feeds.max_items, rules, config.feeds)  # fmt: skip
+                                    config.feeds.max_items, rules, config.feeds,
+                                    earlier)  # fmt: skip
     # A feed whose shape is as the last build rendered it and none of whose stories
     # changed renders as it did: its stories are made only if something reads them
     # (a file of it changed by hand, say). The others' are made now, in one batch.
@@ -380,7 +392,7 @@ def apply_changes(
         if remembered is not None and remembered[0] == shapes[plan.directory] and (
             affected.isdisjoint(plan.guids)
         ):
-            known[plan.directory] = KnownFeed(*remembered[1:])
+            known[plan.directory] = KnownFeed(*remembered[1:5])
     make([guid for plan in key_plans if plan.directory not in known for guid in plan.guids])
     plans = [
         plan.with_stories(stories) if plan.directory not in known

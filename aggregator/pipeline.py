@@ -32,7 +32,7 @@ from aggregator.state import StateStore, open_store
 from aggregator.state.feed_cache import FeedCache
 from aggregator.state.fingerprint import parse_context, program_digest
 from aggregator.state.snapshot import Snapshot, settings_digest
-from aggregator.state.stories import StoryTable
+from aggregator.state.stories import RememberedFeed, StoryTable
 
 if TYPE_CHECKING:
     from aggregator.output.publishing import Published
@@ -327,13 +327,16 @@ def _build_all(
 
 def _rendered_feeds(
     plans: Sequence[FeedPlan], names: dict[str, str], published: Published
-) -> dict[str, tuple[bytes, bytes, bytes, str, int]]:
-    """What the story table remembers of each feed as rendered (see StoryTable.feeds)."""
+) -> dict[str, RememberedFeed]:
+    """What the story table remembers of each feed as rendered and chosen (see
+    StoryTable.feeds)."""
     from aggregator.rank import feed_shapes
 
     shapes = feed_shapes(plans, names)
+    chosen = {plan.directory: ("" if plan.topic is None else plan.topic.key, plan.guids,
+                               plan.total) for plan in plans}  # fmt: skip
     return {directory: (shapes[directory], known.inputs, known.page_inputs, known.newest,
-                        known.archive_pages)
+                        known.archive_pages, *chosen[directory])
             for directory, known in published.feeds.items()}  # fmt: skip
 
 

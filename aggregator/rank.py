@@ -328,14 +328,18 @@ def rerank(
     rankings: Rankings,
     changes: Iterable[tuple[StoryKey | None, StoryKey | None]],
     key_of: Callable[[str], StoryKey],
-) -> None:
+) -> set[str | None]:
     """Apply changed stories to `rankings` in place: each (key before, key now), None
     for a story not shown before or now. `key_of` gives every other story's key.
+    Returns the lists it touched: topic keys, None for the all-topics order; a list not
+    touched holds the same stories with the same keys as before.
 
     What leaves goes in one pass over each list it was in, and what comes is put in
     its place by bisection: the same lists `rank_stories` would make from every key.
     """
     changes = [(old, new) for old, new in changes if old != new]
+    if not changes:
+        return set()
     gone = {old.guid for old, _ in changes if old is not None}
     if gone:
         rankings.order = _dropped(rankings.order, gone)
@@ -373,6 +377,7 @@ def rerank(
     for topic in left | came:
         if not rankings.by_topic.get(topic, True):
             del rankings.by_topic[topic]  # no story is left in it
+    return {None, *left, *came}
 
 
 def _dropped(listed: MutableSequence[str], gone: set[str]) -> MutableSequence[str]:
@@ -484,10 +489,13 @@ def plan_ranked(
     max_items: int,
     rules: FeedRules | None = None,
     feeds: FeedsConfig | None = None,
+    earlier: Callable[[Topic | None], tuple[tuple[str, ...], int] | None] | None = None,
 ) -> tuple[list[KeyPlan], dict[str, Topic]]:
     """Every feed's choice: the all-topics feed first, then one feed per topic in slug
     order; `feeds` gives topics their own settings ([feeds.topics]: max_items, title,
-    description, hidden). Reads each feed's stories only as far as choosing does."""
+    description, hidden). Reads each feed's stories only as far as choosing does.
+    `earlier(topic)` may give a feed's last choice and total, where its stories, their
+    keys and these settings are as they were then: that choice is taken as it is."""
     topics, candidates = _feed_lists(rankings, key_of, rules)
     plans = []
     for topic, guids in candidates:
@@ -500,10 +508,26 @@ def plan_ranked(
             if own is not None:
                 topic = replace(topic, title=own.title, description=own.description)
                 topics[topic.key] = topic
-        ranked = _Ranked(guids, key_of)
-        chosen = tuple(choice.record.guid for choice in choose(ranked, limit, ranking))
+        last = None if earlier is None else earlier(topic)
+        if last is not None and last[1] == len(guids) and _holds(guids, last[0]):
+            chosen = last[0]
+        else:
+            ranked = _Ranked(guids, key_of)
+            chosen = tuple(choice.record.guid for choice in choose(ranked, limit, ranking))
         plans.append(KeyPlan(topic, chosen, len(guids)))
     return plans, topics
+
+
+def _holds(listed: Sequence[str], chosen: tuple[str, ...]) -> bool:
+    """Whether `listed` holds every chosen guid near its start, where choosing found
+    them: read one by one (a table's rank order notes the place of each guid read, so
+    the stories are found without an index of every guid), a bounded way."""
+    wanted = set(chosen)
+    for index in range(min(len(listed), 64 * len(chosen) + 256)):
+        if not wanted:
+            break
+        wanted.discard(listed[index])
+    return not wanted
 
 
 def plan_feeds(

@@ -255,6 +255,37 @@ def test_rankings_edited_in_place_stay_those_of_every_key(
         same_as_full(config, tmp_path, report)
 
 
+def test_a_feed_none_of_whose_stories_moved_keeps_its_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heat edit moves its story in its topics' rank orders and the all-topics one:
+    those feeds choose again; every other feed takes the choice the last build made."""
+    import aggregator.rank as rank
+
+    records, config = site(tmp_path)
+    build(config)
+    chosen_for: list[int] = []
+    choose = rank.choose
+
+    def counted(ranked, max_items, ranking):  # type: ignore[no-untyped-def]
+        chosen_for.append(len(ranked))
+        return choose(ranked, max_items, ranking)
+
+    monkeypatch.setattr(rank, "choose", counted)
+    bump(records / "record-03.md", fields(3, topics=["Robots"], heat=99,
+                                          publishedDateTime="2026-11-03T08:00:00Z"))  # fmt: skip
+    report = build(config)
+    assert report.redo == "changes"
+    assert sorted(chosen_for) == [3, 12]  # Robots (3 stories) and all topics, not AI, Space
+    same_as_full(config, tmp_path, report)
+    chosen_for.clear()
+    bump(records / "record-03.md", fields(3, topics=["Space"], heat=99,
+                                          publishedDateTime="2026-11-03T08:00:00Z"))  # fmt: skip
+    report = build(config)
+    assert sorted(chosen_for) == [2, 4, 12]  # out of Robots, into Space
+    same_as_full(config, tmp_path, report)
+
+
 def _stories_made(monkeypatch) -> list[int]:
     """Counts the stories the changes path makes (aggregator.delta.story_record)."""
     import aggregator.delta as delta

@@ -34,6 +34,7 @@ STORIES = "stories"
 META = "meta"
 RANKED = "rank"  # the rankings: every feed's order, and the spellings
 FEEDS = "feeds"  # what each feed was rendered from (see `StoryTable.feeds`)
+RememberedFeed = tuple[bytes, bytes, bytes, str, int, str, tuple[str, ...], int]
 TABLE_LAYOUT = 2  # of the values below; another one reads as no table
 DAY = 86_400
 _COLUMNS = 9
@@ -168,9 +169,12 @@ class StoryTable:
     rankings: Rankings | None = None
     filtered: int = 0  # records the sources' filters left out
     # Per feed directory, as the last build rendered it: (shape, inputs, page inputs,
-    # newest item's date, archive pages); see aggregator.rank.KnownFeed and feed_shapes.
-    feeds: dict[str, tuple[bytes, bytes, bytes, str, int]] = field(default_factory=dict)
-    _feeds_stored: dict[str, tuple[bytes, bytes, bytes, str, int]] | None = None
+    # newest item's date, archive pages; see aggregator.rank.KnownFeed and feed_shapes)
+    # and what it chose (its topic's key, "" for all topics; the chosen guids; the
+    # stories it chose from), which a build whose changes leave its stories as they
+    # were takes again instead of choosing (rank.plan_ranked).
+    feeds: dict[str, RememberedFeed] = field(default_factory=dict)
+    _feeds_stored: dict[str, RememberedFeed] | None = None
     dirty: set[int] = field(default_factory=set)  # days to write again
     _positions: dict[str, int] | None = None  # every guid's place, made when first needed
     _seen: dict[str, int] = field(default_factory=dict)  # places already found, by guid
@@ -363,7 +367,7 @@ class StoryTable:
             table.rankings = _rankings(table, order, topics, spellings)
             if feeds is not None:  # none: every feed is rendered from its stories
                 known = unpack(feeds)
-                if all(isinstance(v, tuple) and len(v) == 5 for v in known.values()):
+                if all(isinstance(v, tuple) and len(v) == 8 for v in known.values()):
                     table.feeds = known
                     table._feeds_stored = dict(known)
         except (Undecodable, ValueError, TypeError, IndexError, AttributeError):
