@@ -82,6 +82,7 @@ def story_table(curated: Curation, collection: Collection, found: FoundFiles) ->
             table.topics.append(key.topics)
             table.failed.append(key.filtered_by)
     table.rankings = curated.rankings
+    table.briefs_in_order = [brief for brief, _ in stories.by_link]  # the rows' order
     return table
 
 

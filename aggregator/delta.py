@@ -229,7 +229,7 @@ def apply_changes(
     # Decided from the table as the last build left it, then carried out at once: each
     # removal or insertion would otherwise renumber the table for the next guid.
     removals: list[int] = []
-    insertions: list[tuple[float, str, tuple[str, ...]]] = []
+    insertions: list[tuple[float, str, tuple[str, ...], Record]] = []
     for guid in sorted(old_by_guid.keys() | new_by_guid.keys()):
         # Its place found by the times of its records (a new guid needs the index).
         times = [r.published.timestamp() for r in (*old_by_guid.get(guid, ()),
@@ -269,13 +269,13 @@ def apply_changes(
         if position is not None:
             moved.append(table.times[position])
             removals.append(position)
-        insertions.append((time, guid, tuple(sorted(set(files)))))
+        insertions.append((time, guid, tuple(sorted(set(files))), new_link))
         fresh.add(guid)
         affected.add(guid)
     for position in sorted(removals, reverse=True):
         table.remove(position)
-    for time, guid, held in insertions:
-        table.insert(time, guid, held, guid)
+    for time, guid, held, link in insertions:
+        table.insert(time, guid, held, guid, brief_of(link))
 
     # 2. Clustering, again where its inputs changed.
     links: dict[str, Record] = {}
@@ -298,14 +298,26 @@ def apply_changes(
     briefs: dict[str, Brief] = {}
 
     def prefetch_briefs(positions: Iterable[int]) -> None:
-        sources.briefs({key for p in positions if table.guids[p] not in briefs
-                        for key in table.files[p]})  # fmt: skip
+        """The briefs of these stories: kept in the story table by day, else read
+        from the parse cache in a few queries."""
+        missing = []
+        for p in positions:
+            guid = table.guids[p]
+            if guid not in briefs:
+                kept = table.brief_at(p)
+                if kept is None:
+                    missing.append(p)
+                else:
+                    briefs[guid] = kept
+        if missing:
+            sources.briefs({key for p in missing for key in table.files[p]})
 
     def brief_at(position: int) -> Brief:
-        """What clustering reads of the story at `position`: one record's brief as the
-        parse cache holds it, else (a link of several records) its merged record's."""
+        """What clustering reads of the story at `position`: as the story table keeps
+        it, else one record's brief as the parse cache holds it, else (a link of
+        several records) its merged record's."""
         guid = table.guids[position]
-        found_brief = briefs.get(guid)
+        found_brief = briefs.get(guid) or table.brief_at(position)
         if found_brief is None:
             by_file = sources.briefs(table.files[position])
             mine = [b for key in table.files[position] for b in by_file[key] if b.guid == guid]

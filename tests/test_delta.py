@@ -95,6 +95,45 @@ def test_a_copy_under_another_link_joins_its_story_and_leaves_with_its_file(
     same_as_full(config, tmp_path, left)
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["briefs kept", "state without briefs"])
+def test_clustering_around_a_change_reads_the_briefs_the_story_table_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
+) -> None:
+    """The stories around an added copy are clustered again from the briefs the story
+    table keeps by day, not decoded from the parse cache; a state without them (written
+    before they were kept) reads the parse cache and builds the same bytes."""
+    import aggregator.delta as delta
+    from aggregator.state.stories import BRIEFS
+
+    records, config = site(tmp_path)
+    build(config)
+    if not kept:
+        with SqliteStore.open(config.build.state_path) as store:
+            store.delete_many(BRIEFS, list(store.keys(BRIEFS)))
+    decoded: list[int] = []
+    decode = delta.decode_record_values
+
+    def counted(data):  # type: ignore[no-untyped-def]
+        decoded.append(1)
+        return decode(data)
+
+    monkeypatch.setattr(delta, "decode_record_values", counted)
+    copy = fields(3, topics=["AI"], webUrl="https://copies.example/story-3/",
+                  provider={"name": "Copies", "domain": "copies.example"},
+                  publishedDateTime="2026-11-03T11:00:00Z")  # fmt: skip
+    write_record(records, "copy-of-3.md", copy)
+    joined = build(config)
+    assert (joined.redo, joined.duplicates) == ("changes", 1)
+    assert (len(decoded) == 0) is kept, decoded
+    same_as_full(config, tmp_path, joined)
+    decoded.clear()
+    (records / "copy-of-3.md").unlink()
+    left = build(config)
+    assert (left.redo, left.duplicates) == ("changes", 0)
+    assert (len(decoded) == 0) is kept  # (a day without them is not made up half-way)
+    same_as_full(config, tmp_path, left)
+
+
 def test_problems_of_a_changed_file_replace_its_old_ones_in_file_order(tmp_path: Path) -> None:
     records, config = site(tmp_path)
     write_record(records, "record-00.md", fields(0, title=None))
@@ -154,6 +193,29 @@ def test_the_table_round_trips_through_the_store(tmp_path: Path) -> None:
     assert (again.rankings.order, again.rankings.by_topic, again.rankings.spellings) == (
         table.rankings.order, table.rankings.by_topic, table.rankings.spellings)  # fmt: skip
     assert [again.key(guid) for guid in again.guids] == [table.key(guid) for guid in table.guids]
+
+
+def test_the_table_keeps_each_storys_brief_as_clustering_reads_it(tmp_path: Path) -> None:
+    """Title, content words, provider and time of every story, exactly as brief_of the
+    story's record gives them (a time with a fraction and an offset included)."""
+    from aggregator.cluster import brief_of
+    from tests.factories import make_record
+
+    records, config = site(tmp_path)
+    odd = {"publishedDateTime": "2026-11-05T10:30:00.25+02:00", "title": "An AI lab in Oslo"}
+    write_record(records, "record-odd.md", fields(40, **odd))
+    build(config)
+    expected = {record.guid: brief_of(record) for record in
+                [make_record(n, topics=TOPICS[n % 4], heat=n * 7 % 100,
+                             publishedDateTime=f"2026-11-{n:02d}T08:00:00Z") for n in range(1, 13)]
+                + [make_record(40, **odd)]}  # fmt: skip
+    with SqliteStore.open(config.build.state_path) as store:
+        table = StoryTable.load(store)
+        assert table is not None
+        kept = [table.brief_at(position) for position in range(len(table.guids))]
+    assert {brief.guid: brief for brief in kept if brief is not None} == expected
+    odd_brief = expected[make_record(40, **odd).guid]
+    assert odd_brief.published.utcoffset() is not None and odd_brief.published.microsecond
 
 
 def test_a_loaded_table_shares_its_providers_and_topics_as_stored(tmp_path: Path) -> None:

@@ -11,16 +11,25 @@ Rankings (aggregator.rank) are stored beside it in one value, as places in the
 table rather than guids (4 bytes a story instead of a link). The table is remembered
 together with the snapshot and is valid only with it: a full build rewrites it, and
 forgets it first, so a build killed half-way leaves none to be misled by.
+
+Beside it ("briefs" namespace, one deflated value per day, read only for the days an
+incremental build clusters again): what clustering reads of each story (its title,
+content words and provider; cluster.Brief), so that the stories around a change are
+not decoded from the parse cache one by one (benchmarks/bench_build.py, "+10 files").
+A day without it (a state written before it) is read from the parse cache instead.
 """
 
 from __future__ import annotations
 
+import marshal
 import sys
 import weakref
+import zlib
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import filterfalse
 from typing import TYPE_CHECKING
 
@@ -28,9 +37,12 @@ from aggregator.state.codec import Undecodable, pack, unpack
 from aggregator.state.store import StateStore
 
 if TYPE_CHECKING:
+    from aggregator.cluster import Brief
     from aggregator.rank import Rankings, StoryKey
 
 STORIES = "stories"
+BRIEFS = "briefs"  # per day: each story's (title, words, provider key, published or None)
+BriefRow = tuple[str, str, str, "str | None"]
 META = "meta"
 RANKED = "rank"  # the rankings: every feed's order, and the spellings
 FEEDS = "feeds"  # what each feed was rendered from (see `StoryTable.feeds`)
@@ -176,6 +188,13 @@ class StoryTable:
     feeds: dict[str, RememberedFeed] = field(default_factory=dict)
     _feeds_stored: dict[str, RememberedFeed] | None = None
     dirty: set[int] = field(default_factory=set)  # days to write again
+    # Each story's brief (BRIEFS): read per day as first needed from `_store`; a day
+    # is None where the store has none that fits; written again for `_briefs_dirty`.
+    # A full build gives every story's, in table order, as `briefs_in_order`.
+    briefs_in_order: Sequence[Brief] | None = None
+    _store: StateStore | None = None
+    _briefs: dict[int, list[BriefRow] | None] = field(default_factory=dict)
+    _briefs_dirty: set[int] = field(default_factory=set)
     _positions: dict[str, int] | None = None  # every guid's place, made when first needed
     _seen: dict[str, int] = field(default_factory=dict)  # places already found, by guid
     _clusters: set[str] | None = None
@@ -301,9 +320,11 @@ class StoryTable:
         self._seen.clear()
         self._clusters = None
 
-    def insert(self, time: float, guid: str, files: tuple[str, ...], leader: str) -> int:
+    def insert(self, time: float, guid: str, files: tuple[str, ...], leader: str,
+               brief: Brief | None = None) -> int:  # fmt: skip
         self._reshaping()
         position = self.slot(time, guid)
+        self._brief_put(int(time // DAY), position, brief)
         for column, value in zip(self._columns(), (time, guid, files, leader),
                                  strict=False):  # fmt: skip
             column.insert(position, value)
@@ -314,9 +335,56 @@ class StoryTable:
 
     def remove(self, position: int) -> None:
         self._reshaping()
-        self.dirty.add(int(self.times[position] // DAY))
+        day = int(self.times[position] // DAY)
+        self.dirty.add(day)
+        rows = self._day_briefs(day)
+        if rows is not None:
+            del rows[position - bisect_left(self.times, day * DAY)]
+        self._briefs_dirty.add(day)
         for column in self._columns():
             del column[position]
+
+    # --- what clustering reads of each story ------------------------------------------
+    def brief_at(self, position: int) -> Brief | None:
+        """The brief of the story at `position` (None: its day's are not stored)."""
+        day = int(self.times[position] // DAY)
+        rows = self._day_briefs(day)
+        if rows is None:
+            return None
+        from aggregator.cluster import Brief
+
+        title, words, provider, published = rows[position - bisect_left(self.times, day * DAY)]
+        moment = (datetime.fromtimestamp(self.times[position], UTC) if published is None
+                  else datetime.fromisoformat(published))  # fmt: skip
+        return Brief(self.guids[position], moment, title, words, provider)
+
+    def _day_briefs(self, day: int) -> list[BriefRow] | None:
+        """The briefs of a day's stories in table order, read once (before the day's
+        stories change: a stored day must have as many as the table)."""
+        if day in self._briefs:
+            return self._briefs[day]
+        rows = None
+        data = None if self._store is None else self._store.get(BRIEFS, str(day))
+        if data is not None:
+            try:
+                rows = _unpack_rows(data)
+            except Undecodable:
+                rows = None
+            low = bisect_left(self.times, day * DAY)
+            stories = bisect_left(self.times, (day + 1) * DAY, low) - low
+            if rows is not None and len(rows) != stories:
+                rows = None
+        self._briefs[day] = rows
+        return rows
+
+    def _brief_put(self, day: int, position: int, brief: Brief | None) -> None:
+        """A story's brief into its day's, where it goes at `position` (before it does)."""
+        rows = self._day_briefs(day)
+        if rows is not None and brief is not None:
+            rows.insert(position - bisect_left(self.times, day * DAY), _brief_row(brief))
+        else:
+            self._briefs[day] = None  # not known for every story of the day: not stored
+        self._briefs_dirty.add(day)
 
     def set_leader(self, position: int, leader: str) -> None:
         if self.leaders[position] != leader:
@@ -346,7 +414,7 @@ class StoryTable:
         feeds = stored.pop(FEEDS, None)
         if meta is None or ranked is None:
             return None
-        table = cls()
+        table = cls(_store=store)
         try:
             layout, table.filtered = unpack(meta)
             if layout != TABLE_LAYOUT:
@@ -381,6 +449,8 @@ class StoryTable:
         with store.transaction():
             if everything:
                 store.delete_many(STORIES, list(store.keys(STORIES)))
+                store.delete_many(BRIEFS, list(store.keys(BRIEFS)))
+            self._save_briefs(store, everything)
             emptied: list[int] = []
             # Each day packed as the store takes it: a full build's table, packed at
             # once, would hold a quarter of a GB more at a million stories, at the
@@ -433,6 +503,35 @@ class StoryTable:
         topics = {topic: placed(listed) for topic, listed in sorted(rankings.by_topic.items())}
         return placed(rankings.order), topics, rankings.spellings
 
+    def _save_briefs(self, store: StateStore, everything: bool) -> None:
+        """Every day's briefs (`briefs_in_order`, with `everything`), else the days
+        whose stories came or went; a day not known for every story is deleted."""
+        if everything:
+            if self.briefs_in_order is None:
+                return
+            briefs, low = self.briefs_in_order, 0
+            if len(briefs) != len(self.times):
+                return  # not one per story: none is stored, every day reads the cache
+
+            def days() -> Iterator[tuple[str, bytes]]:
+                nonlocal low
+                for day in self._days():
+                    high = bisect_left(self.times, (day + 1) * DAY, low)
+                    yield str(day), _pack_rows([_brief_row(b) for b in briefs[low:high]])
+                    low = high
+
+            store.put_many(BRIEFS, days())
+            return
+        gone = []
+        for day in sorted(self._briefs_dirty):
+            rows = self._briefs.get(day)
+            if rows:
+                store.put(BRIEFS, str(day), _pack_rows(rows))
+            else:
+                gone.append(str(day))
+        store.delete_many(BRIEFS, gone)
+        self._briefs_dirty = set()
+
     def _days(self) -> list[int]:
         return sorted({int(time // DAY) for time in self.times})
 
@@ -443,3 +542,24 @@ class StoryTable:
     @staticmethod
     def forget(store: StateStore) -> None:
         store.delete_many(STORIES, [META])
+
+
+def _brief_row(brief: Brief) -> BriefRow:
+    # A time of whole seconds comes back exactly from the story's time (most do).
+    published = None if brief.published.microsecond == 0 else brief.published.isoformat()
+    return brief.title, brief.words, brief.provider_key, published
+
+
+def _pack_rows(rows: list[BriefRow]) -> bytes:
+    # Deflated: titles and words are most of it, and a day's providers repeat.
+    return pack(zlib.compress(marshal.dumps(rows), 1))
+
+
+def _unpack_rows(data: bytes) -> list[BriefRow]:
+    try:
+        rows = marshal.loads(zlib.decompress(unpack(data)))
+    except (zlib.error, ValueError, TypeError, EOFError) as exc:
+        raise Undecodable(str(exc)) from None
+    if not isinstance(rows, list) or not all(isinstance(r, tuple) and len(r) == 4 for r in rows):
+        raise Undecodable("not a day of briefs")
+    return rows
