@@ -9,10 +9,11 @@ a rebuild after 10 heat edits under 10 s).
 Generates the records of benchmarks/bench_build.py (same generator and seed) into
 year/month folders under benchmarks/_work/scale-N/ (git-ignored; about 4 KB of disk a
 record), then times as separate processes: a cold build, a rebuild with nothing
-changed, a rebuild after 10 heat edits and one after 10 deletions, each with the peak
-resident memory of the build and its workers together (summed RSS, and summed PSS,
-which counts a page they share once: see bench_build.py); and reports the state file's
-size per record. Takes long at a million records (the cold build reads 4 GB of files).
+changed, a rebuild after 10 heat edits, one after 10 deletions and one after those 10
+files come back (+10 files), each with the peak resident memory of the build and its
+workers together (summed RSS, and summed PSS, which counts a page they share once: see
+bench_build.py); and reports the state file's size per record. Takes long at a million
+records (the cold build reads 4 GB of files).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main() -> int:
     print(row("10 deletions", aggregator_build(folder)), flush=True)
     for path in gone:
         (aside / path.name).rename(path)
+    print(row("+10 files", aggregator_build(folder)), flush=True)  # the same 10, back
     print(f"  state file: {size / 1e6:.0f} MB after the cold build, "
           f"{size / args.count:.0f} B a record", flush=True)
     return 0
