@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from aggregator.errors import AggregatorError
@@ -39,6 +38,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         if folder.exists():
             break
         created.append(folder)
+    # Imported here (with random): a rebuild that writes nothing needs neither.
+    import tempfile
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
