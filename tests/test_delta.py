@@ -31,6 +31,13 @@ def site(tmp_path: Path, count: int = 12, extra: str = ""):
     return records, config
 
 
+def copy_of_3() -> dict:
+    """Story 3 under another link from another outlet, three hours later: a copy."""
+    return fields(3, topics=["AI"], webUrl="https://copies.example/story-3/",
+                  provider={"name": "Copies", "domain": "copies.example"},
+                  publishedDateTime="2026-11-03T11:00:00Z")  # fmt: skip
+
+
 def bump(path: Path, data: dict) -> None:
     write_record(path.parent, path.name, data)
     stamp = path.stat().st_mtime_ns + 10**9
@@ -80,10 +87,7 @@ def test_a_copy_under_another_link_joins_its_story_and_leaves_with_its_file(
 ) -> None:
     records, config = site(tmp_path)
     build(config)
-    copy = fields(3, topics=["AI"], webUrl="https://copies.example/story-3/",
-                  provider={"name": "Copies", "domain": "copies.example"},
-                  publishedDateTime="2026-11-03T11:00:00Z")  # fmt: skip
-    write_record(records, "copy-of-3.md", copy)
+    write_record(records, "copy-of-3.md", copy_of_3())
     joined = build(config)
     assert (joined.redo, joined.duplicates) == ("changes", 1)
     robots = (config.site.output_dir / "topics" / "robots" / "rss.xml").read_text()
@@ -118,10 +122,7 @@ def test_clustering_around_a_change_reads_the_briefs_the_story_table_keeps(
         return decode(data)
 
     monkeypatch.setattr(delta, "decode_record_values", counted)
-    copy = fields(3, topics=["AI"], webUrl="https://copies.example/story-3/",
-                  provider={"name": "Copies", "domain": "copies.example"},
-                  publishedDateTime="2026-11-03T11:00:00Z")  # fmt: skip
-    write_record(records, "copy-of-3.md", copy)
+    write_record(records, "copy-of-3.md", copy_of_3())
     joined = build(config)
     assert (joined.redo, joined.duplicates) == ("changes", 1)
     assert (len(decoded) == 0) is kept, decoded
