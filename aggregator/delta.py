@@ -240,7 +240,7 @@ def apply_changes(
         old_link = new_link = None
         files: list[str] = []
         if position is not None:
-            kept_files = [key for key in table.files[position] if key not in changed_keys]
+            kept_files = [key for key in table.files_of(position) if key not in changed_keys]
             unchanged = [r for key, found_records in sources.records(kept_files).items()
                          for r in found_records if r.guid == guid]  # fmt: skip
             old_link = link_record([*unchanged, *old_by_guid.get(guid, [])])
@@ -262,8 +262,7 @@ def apply_changes(
         if old_link is not None and position is not None and (
             clustering_inputs(old_link) == clustering_inputs(new_link)
         ):
-            table.files[position] = tuple(sorted(set(files)))
-            table.dirty.add(int(time // 86_400))
+            table.set_files(position, tuple(sorted(set(files))))
             affected.add(table.leaders[position])
             continue
         if position is not None:
@@ -283,15 +282,15 @@ def apply_changes(
     def prefetch(positions: Iterable[int]) -> None:
         """Read the files of these stories from the parse cache in a few queries."""
         sources.records({key for p in positions if table.guids[p] not in links
-                         for key in table.files[p]})  # fmt: skip
+                         for key in table.files_of(p)})  # fmt: skip
 
     def link_of(position: int) -> Record:
         guid = table.guids[position]
         found_link = links.get(guid)
         if found_link is None:
-            by_file = sources.records(table.files[position])
+            by_file = sources.records(table.files_of(position))
             found_link = links[guid] = link_record(
-                [r for key in table.files[position] for r in by_file[key] if r.guid == guid]
+                [r for key in table.files_of(position) for r in by_file[key] if r.guid == guid]
             )
         return found_link
 
@@ -310,7 +309,7 @@ def apply_changes(
                 else:
                     briefs[guid] = kept
         if missing:
-            sources.briefs({key for p in missing for key in table.files[p]})
+            sources.briefs({key for p in missing for key in table.files_of(p)})
 
     def brief_at(position: int) -> Brief:
         """What clustering reads of the story at `position`: as the story table keeps
@@ -319,8 +318,8 @@ def apply_changes(
         guid = table.guids[position]
         found_brief = briefs.get(guid) or table.brief_at(position)
         if found_brief is None:
-            by_file = sources.briefs(table.files[position])
-            mine = [b for key in table.files[position] for b in by_file[key] if b.guid == guid]
+            by_file = sources.briefs(table.files_of(position))
+            mine = [b for key in table.files_of(position) for b in by_file[key] if b.guid == guid]
             found_brief = briefs[guid] = mine[0] if len(mine) == 1 else brief_of(
                 link_of(position))  # fmt: skip
         return found_brief

@@ -175,8 +175,7 @@ def test_a_damaged_or_missing_table_takes_the_full_path(tmp_path: Path) -> None:
     assert build(config).redo == "full"
 
 
-COLUMNS = ("times", "guids", "files", "leaders", "scores", "published", "providers", "topics",
-           "failed")  # fmt: skip
+COLUMNS = ("times", "guids", "leaders", "scores", "published", "providers", "topics", "failed")
 
 
 def test_the_table_round_trips_through_the_store(tmp_path: Path) -> None:
@@ -188,12 +187,27 @@ def test_the_table_round_trips_through_the_store(tmp_path: Path) -> None:
         assert table.times == sorted(table.times)
         table.save(store, everything=True)
         again = StoryTable.load(store)
-    assert again is not None
+        assert again is not None
+        assert again.files == [None] * 12  # read by day, when a build needs them
+        files = [again.files_of(position) for position in range(12)]
+    assert files == [table.files_of(position) for position in range(12)]
+    assert all(len(keys) == 1 and keys[0].endswith(".md") for keys in files)
     assert again.rankings is not None and table.rankings is not None
     assert [getattr(again, name) for name in COLUMNS] == [getattr(table, name) for name in COLUMNS]
     assert (again.rankings.order, again.rankings.by_topic, again.rankings.spellings) == (
         table.rankings.order, table.rankings.by_topic, table.rankings.spellings)  # fmt: skip
     assert [again.key(guid) for guid in again.guids] == [table.key(guid) for guid in table.guids]
+
+
+def test_a_loaded_table_reads_the_files_of_a_day_only_when_asked(tmp_path: Path) -> None:
+    _, config = site(tmp_path)
+    build(config)
+    with SqliteStore.open(config.build.state_path) as store:
+        table = StoryTable.load(store)
+        assert table is not None
+        position = 4  # the stories of site() are one a day
+        assert table.files_of(position)[0].endswith("record-05.md")
+        assert [keys is not None for keys in table.files] == [n == position for n in range(12)]
 
 
 def test_the_table_keeps_each_storys_brief_as_clustering_reads_it(tmp_path: Path) -> None:

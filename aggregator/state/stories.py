@@ -12,6 +12,11 @@ table rather than guids (4 bytes a story instead of a link). The table is rememb
 together with the snapshot and is valid only with it: a full build rewrites it, and
 forgets it first, so a build killed half-way leaves none to be misled by.
 
+The files of each day's stories are kept apart ("story_files" namespace, one value
+per day) and read only for a day whose stories a build reads or changes: most builds
+need a few days' of them, and at a million stories they were a third of what loading
+the table unmarshalled (benchmarks/bench_scale.py, "10 heat edits").
+
 Beside it ("briefs" namespace, one deflated value per day, read only for the days an
 incremental build clusters again): what clustering reads of each story (its title,
 content words and provider; cluster.Brief), so that the stories around a change are
@@ -41,16 +46,17 @@ if TYPE_CHECKING:
     from aggregator.rank import Rankings, StoryKey
 
 STORIES = "stories"
+STORY_FILES = "story_files"  # per day: the parse-cache keys of each story's files
 BRIEFS = "briefs"  # per day: each story's (title, words, provider key, published or None)
 BriefRow = tuple[str, str, str, "str | None"]
 META = "meta"
 RANKED = "rank"  # the rankings: every feed's order, and the spellings
 FEEDS = "feeds"  # what each feed was rendered from (see `StoryTable.feeds`)
 RememberedFeed = tuple[bytes, bytes, bytes, str, int, str, tuple[str, ...], int]
-TABLE_LAYOUT = 2  # of the values below; another one reads as no table
+TABLE_LAYOUT = 3  # of the values below; another one reads as no table
 DAY = 86_400
-_COLUMNS = 9
-_SHARED = 6  # the columns from providers on hold values shared by many stories
+_COLUMNS = 8  # stored per day in STORIES: every column but the files
+_SHARED = 5  # the stored columns from providers on hold values shared by many stories
 _FEW = 1_000  # guids looked up one by one rather than by the index of every guid
 
 
@@ -170,7 +176,9 @@ class StoryTable:
 
     times: list[float] = field(default_factory=list)
     guids: list[str] = field(default_factory=list)
-    files: list[tuple[str, ...]] = field(default_factory=list)
+    # Read per day when first needed (`files_of`): None for a story whose day's files
+    # are not read yet. A full build's table holds every story's.
+    files: list[tuple[str, ...] | None] = field(default_factory=list)
     leaders: list[str] = field(default_factory=list)  # guid of the cluster's first story
     # The StoryKey of each shown story, part by part (None where a story is not shown).
     scores: list[float | None] = field(default_factory=list)
@@ -195,6 +203,8 @@ class StoryTable:
     _store: StateStore | None = None
     _briefs: dict[int, list[BriefRow] | None] = field(default_factory=dict)
     _briefs_dirty: set[int] = field(default_factory=set)
+    _files_read: set[int] | None = None  # days whose files are read (None: every day's)
+    _files_dirty: set[int] = field(default_factory=set)
     _positions: dict[str, int] | None = None  # every guid's place, made when first needed
     _seen: dict[str, int] = field(default_factory=dict)  # places already found, by guid
     _clusters: set[str] | None = None
@@ -306,6 +316,48 @@ class StoryTable:
         return (self.times, self.guids, self.files, self.leaders, self.scores, self.published,
                 self.providers, self.topics, self.failed)  # fmt: skip
 
+    def _stored_columns(self) -> tuple[list, ...]:  # type: ignore[type-arg]
+        """The columns a day's STORIES value holds (the files are stored apart)."""
+        return (self.times, self.guids, self.leaders, self.scores, self.published,
+                self.providers, self.topics, self.failed)  # fmt: skip
+
+    # --- the files of each story -------------------------------------------------------
+    def files_of(self, position: int) -> tuple[str, ...]:
+        """The parse-cache keys of the files holding the records of the story here;
+        Undecodable if the store does not hold its day's."""
+        found = self.files[position]
+        if found is None:
+            self._read_files(int(self.times[position] // DAY))
+            found = self.files[position]
+            if found is None:
+                raise Undecodable(f"{self.guids[position]}: no files stored")
+        return found
+
+    def set_files(self, position: int, files: tuple[str, ...]) -> None:
+        day = int(self.times[position] // DAY)
+        self._read_files(day)
+        self.files[position] = files
+        self.dirty.add(day)
+        self._files_dirty.add(day)
+
+    def _read_files(self, day: int) -> None:
+        """A day's files from the store, once (before any of its stories change: the
+        stored day must have as many as the table)."""
+        if self._files_read is None or day in self._files_read:
+            return
+        self._files_read.add(day)
+        data = None if self._store is None else self._store.get(STORY_FILES, str(day))
+        low = bisect_left(self.times, day * DAY)
+        high = bisect_left(self.times, (day + 1) * DAY, low)
+        if data is None:
+            if high > low:
+                raise Undecodable(f"day {day}: no files stored")
+            return
+        rows = unpack(data)
+        if not isinstance(rows, list) or len(rows) != high - low:
+            raise Undecodable(f"day {day}: files of other stories")
+        self.files[low:high] = rows
+
     def _reshaping(self) -> None:
         """Before a story comes or goes, every place after it moves: what is held as
         places becomes guids first, and the places found are forgotten."""
@@ -324,6 +376,8 @@ class StoryTable:
                brief: Brief | None = None) -> int:  # fmt: skip
         self._reshaping()
         position = self.slot(time, guid)
+        self._read_files(int(time // DAY))
+        self._files_dirty.add(int(time // DAY))
         self._brief_put(int(time // DAY), position, brief)
         for column, value in zip(self._columns(), (time, guid, files, leader),
                                  strict=False):  # fmt: skip
@@ -337,6 +391,8 @@ class StoryTable:
         self._reshaping()
         day = int(self.times[position] // DAY)
         self.dirty.add(day)
+        self._read_files(day)
+        self._files_dirty.add(day)
         rows = self._day_briefs(day)
         if rows is not None:
             del rows[position - bisect_left(self.times, day * DAY)]
@@ -414,12 +470,12 @@ class StoryTable:
         feeds = stored.pop(FEEDS, None)
         if meta is None or ranked is None:
             return None
-        table = cls(_store=store)
+        table = cls(_store=store, _files_read=set())
         try:
             layout, table.filtered = unpack(meta)
             if layout != TABLE_LAYOUT:
                 return None
-            columns = table._columns()
+            columns = table._stored_columns()
             # Providers, topics and failed rules come back shared as `_by_day` wrote
             # them: one object per value in a day, one string in every day.
             for day in sorted(stored, key=int):
@@ -428,6 +484,7 @@ class StoryTable:
                     return None
                 for column, value in zip(columns, values, strict=True):
                     column.extend(value)
+            table.files = [None] * len(table.times)  # read by day, when needed
             # Stored as "": the story leads itself (most do).
             table.leaders = [leader or guid for leader, guid in zip(table.leaders, table.guids,
                                                                      strict=True)]  # fmt: skip
@@ -448,9 +505,13 @@ class StoryTable:
         rankings = self.rankings
         with store.transaction():
             if everything:
+                for day in self._days():
+                    self._read_files(day)  # (a table loaded, then saved whole)
                 store.delete_many(STORIES, list(store.keys(STORIES)))
                 store.delete_many(BRIEFS, list(store.keys(BRIEFS)))
+                store.delete_many(STORY_FILES, list(store.keys(STORY_FILES)))
             self._save_briefs(store, everything)
+            self._save_files(store, everything)
             emptied: list[int] = []
             # Each day packed as the store takes it: a full build's table, packed at
             # once, would hold a quarter of a GB more at a million stories, at the
@@ -466,19 +527,42 @@ class StoryTable:
             store.put(STORIES, META, pack((TABLE_LAYOUT, self.filtered)))
         self.dirty = set()
 
+    def _save_files(self, store: StateStore, everything: bool) -> None:
+        """The files of every day (`everything`), else of the days whose stories came,
+        went or changed files; each day packed as the store takes it."""
+        days = self._days() if everything else sorted(self._files_dirty)
+
+        def values() -> Iterator[tuple[str, bytes]]:
+            low = 0
+            for day in days:
+                low = bisect_left(self.times, day * DAY, low)
+                high = bisect_left(self.times, (day + 1) * DAY, low)
+                if high > low:
+                    yield str(day), pack(self.files[low:high])
+                low = high
+
+        store.put_many(STORY_FILES, values())
+        store.delete_many(STORY_FILES, [str(day) for day in days
+                                        if not self._holds_day(day)])  # fmt: skip
+        self._files_dirty = set()
+
+    def _holds_day(self, day: int) -> bool:
+        at = bisect_left(self.times, day * DAY)
+        return at < len(self.times) and self.times[at] < (day + 1) * DAY
+
     def _by_day(
         self, wanted: set[int] | None, emptied: list[int]
     ) -> Iterator[tuple[int, tuple[list, ...]]]:  # type: ignore[type-arg]
         """The columns of each day `wanted` (every day: None) that holds stories, one
         day at a time; the days wanted that hold none go into `emptied`."""
-        columns = self._columns()
+        columns = self._stored_columns()
         low = 0
         for day in sorted(wanted) if wanted is not None else self._days():
             low = bisect_left(self.times, day * DAY, low)
             high = bisect_left(self.times, (day + 1) * DAY, low)
             if high > low:
                 rows = tuple(column[low:high] for column in columns)
-                guids, leaders = rows[1], rows[3]
+                guids, leaders = rows[1], rows[2]
                 for at, (guid, leader) in enumerate(zip(guids, leaders, strict=True)):
                     if guid == leader:
                         leaders[at] = ""  # most stories lead themselves: no guid twice
