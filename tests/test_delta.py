@@ -175,6 +175,31 @@ def test_a_damaged_or_missing_table_takes_the_full_path(tmp_path: Path) -> None:
     assert build(config).redo == "full"
 
 
+@pytest.mark.parametrize("damage", ["gone", "damaged", "another day's"])
+def test_a_day_whose_files_the_state_lacks_takes_the_full_path(
+    tmp_path: Path, damage: str
+) -> None:
+    """The files of a changed story's day are read when the change needs them; a day
+    not stored, damaged, or of another count of stories makes the build a full one."""
+    from aggregator.state.codec import pack
+    from aggregator.state.stories import STORY_FILES
+
+    records, config = site(tmp_path)
+    build(config)
+    with SqliteStore.open(config.build.state_path) as store:
+        day = sorted(store.keys(STORY_FILES), key=int)[1]  # record-02's (one a day)
+        if damage == "gone":
+            store.delete_many(STORY_FILES, [day])
+        else:
+            store.put(STORY_FILES, day, b"\x03damaged" if damage == "damaged"
+                      else pack([("file:x/a.md",), ("file:x/b.md",)]))  # fmt: skip
+    bump(records / "record-02.md", fields(2, heat=3, topics=["Elsewhere"],
+                                          publishedDateTime="2026-11-02T08:00:00Z"))  # fmt: skip
+    report = build(config)
+    assert report.redo == "full"
+    same_as_full(config, tmp_path, report)
+
+
 COLUMNS = ("times", "guids", "leaders", "scores", "published", "providers", "topics", "failed")
 
 
