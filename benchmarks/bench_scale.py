@@ -12,8 +12,9 @@ record), then times as separate processes: a cold build, a rebuild with nothing
 changed, a rebuild after 10 heat edits, one after 10 deletions and one after those 10
 files come back (+10 files), each with the peak resident memory of the build and its
 workers together (summed RSS, and summed PSS, which counts a page they share once: see
-bench_build.py); and reports the state file's size per record. Takes long at a million
-records (the cold build reads 4 GB of files).
+bench_build.py); and reports the state file's size per record after the first build,
+and what each kind of state (namespace) takes of it. Takes long at a million records
+(the cold build reads 4 GB of files).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -62,6 +64,14 @@ def row(name: str, step: Step) -> str:
             f"{step.peak_rss_mb:>9.0f} MB{step.peak_pss_mb:>9.0f} MB{flag}")  # fmt: skip
 
 
+def state_by_kind(state: Path, count: int) -> str:
+    """The bytes of each namespace of the SQLite state (keys and values), a record."""
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT namespace, sum(length(key) + length(value)) FROM entries"
+                          " GROUP BY namespace ORDER BY 2 DESC").fetchall()  # fmt: skip
+    return ", ".join(f"{name} {size / count:.0f}" for name, size in rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
@@ -79,7 +89,7 @@ def main() -> int:
             shutil.rmtree(folder / name, ignore_errors=True)
     first = "cold" if not state.exists() else "first (kept)"
     print(row(first, aggregator_build(folder)), flush=True)
-    size = state.stat().st_size
+    size, kinds = state.stat().st_size, state_by_kind(state, args.count)
     rng = random.Random(SEED)
     for _ in range(args.rounds):
         print(row("no change", aggregator_build(folder)), flush=True)
@@ -103,6 +113,7 @@ def main() -> int:
     print(row("+10 files", aggregator_build(folder)), flush=True)  # the same 10, back
     print(f"  state file: {size / 1e6:.0f} MB after the cold build, "
           f"{size / args.count:.0f} B a record", flush=True)
+    print(f"  state by kind, B a record: {kinds}", flush=True)
     return 0
 
 

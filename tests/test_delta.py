@@ -181,8 +181,7 @@ def test_a_day_whose_files_the_state_lacks_takes_the_full_path(
 ) -> None:
     """The files of a changed story's day are read when the change needs them; a day
     not stored, damaged, or of another count of stories makes the build a full one."""
-    from aggregator.state.codec import pack
-    from aggregator.state.stories import STORY_FILES
+    from aggregator.state.stories import STORY_FILES, _deflated
 
     records, config = site(tmp_path)
     build(config)
@@ -192,7 +191,7 @@ def test_a_day_whose_files_the_state_lacks_takes_the_full_path(
             store.delete_many(STORY_FILES, [day])
         else:
             store.put(STORY_FILES, day, b"\x03damaged" if damage == "damaged"
-                      else pack([("file:x/a.md",), ("file:x/b.md",)]))  # fmt: skip
+                      else _deflated([("file:x/a.md",), ("file:x/b.md",)]))  # fmt: skip
     bump(records / "record-02.md", fields(2, heat=3, topics=["Elsewhere"],
                                           publishedDateTime="2026-11-02T08:00:00Z"))  # fmt: skip
     report = build(config)

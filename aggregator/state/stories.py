@@ -12,8 +12,8 @@ table rather than guids (4 bytes a story instead of a link). The table is rememb
 together with the snapshot and is valid only with it: a full build rewrites it, and
 forgets it first, so a build killed half-way leaves none to be misled by.
 
-The files of each day's stories are kept apart ("story_files" namespace, one value
-per day) and read only for a day whose stories a build reads or changes: most builds
+The files of each day's stories are kept apart ("story_files" namespace, one deflated
+value per day) and read only for a day whose stories a build reads or changes: most builds
 need a few days' of them, and at a million stories they were a third of what loading
 the table unmarshalled (benchmarks/bench_scale.py, "10 heat edits").
 
@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import filterfalse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aggregator.state.codec import Undecodable, pack, unpack
 from aggregator.state.store import StateStore
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from aggregator.rank import Rankings, StoryKey
 
 STORIES = "stories"
-STORY_FILES = "story_files"  # per day: the parse-cache keys of each story's files
+STORY_FILES = "story_files"  # per day, deflated: the parse-cache keys of each story's files
 BRIEFS = "briefs"  # per day: each story's (title, words, provider key, published or None)
 BriefRow = tuple[str, str, str, "str | None"]
 META = "meta"
@@ -353,8 +353,8 @@ class StoryTable:
             if high > low:
                 raise Undecodable(f"day {day}: no files stored")
             return
-        rows = unpack(data)
-        if not isinstance(rows, list) or len(rows) != high - low:
+        rows = _inflated(data, None)
+        if len(rows) != high - low:
             raise Undecodable(f"day {day}: files of other stories")
         self.files[low:high] = rows
 
@@ -423,7 +423,7 @@ class StoryTable:
         data = None if self._store is None else self._store.get(BRIEFS, str(day))
         if data is not None:
             try:
-                rows = _unpack_rows(data)
+                rows = _inflated(data, 4)
             except Undecodable:
                 rows = None
             low = bisect_left(self.times, day * DAY)
@@ -538,7 +538,7 @@ class StoryTable:
                 low = bisect_left(self.times, day * DAY, low)
                 high = bisect_left(self.times, (day + 1) * DAY, low)
                 if high > low:
-                    yield str(day), pack(self.files[low:high])
+                    yield str(day), _deflated(self.files[low:high])
                 low = high
 
         store.put_many(STORY_FILES, values())
@@ -601,7 +601,7 @@ class StoryTable:
                 nonlocal low
                 for day in self._days():
                     high = bisect_left(self.times, (day + 1) * DAY, low)
-                    yield str(day), _pack_rows([_brief_row(b) for b in briefs[low:high]])
+                    yield str(day), _deflated([_brief_row(b) for b in briefs[low:high]])
                     low = high
 
             store.put_many(BRIEFS, days())
@@ -610,7 +610,7 @@ class StoryTable:
         for day in sorted(self._briefs_dirty):
             rows = self._briefs.get(day)
             if rows:
-                store.put(BRIEFS, str(day), _pack_rows(rows))
+                store.put(BRIEFS, str(day), _deflated(rows))
             else:
                 gone.append(str(day))
         store.delete_many(BRIEFS, gone)
@@ -634,16 +634,20 @@ def _brief_row(brief: Brief) -> BriefRow:
     return brief.title, brief.words, brief.provider_key, published
 
 
-def _pack_rows(rows: list[BriefRow]) -> bytes:
-    # Deflated: titles and words are most of it, and a day's providers repeat.
+def _deflated(rows: list[Any]) -> bytes:
+    # A day's titles, words and file paths share much of their text: deflated, they
+    # take about a quarter of the bytes (benchmarks/bench_scale.py, "state by kind").
     return pack(zlib.compress(marshal.dumps(rows), 1))
 
 
-def _unpack_rows(data: bytes) -> list[BriefRow]:
+def _inflated(data: bytes, width: int | None) -> list[Any]:
+    """A day's rows as `_deflated` wrote them, each a tuple (of `width` values)."""
     try:
         rows = marshal.loads(zlib.decompress(unpack(data)))
     except (zlib.error, ValueError, TypeError, EOFError) as exc:
         raise Undecodable(str(exc)) from None
-    if not isinstance(rows, list) or not all(isinstance(r, tuple) and len(r) == 4 for r in rows):
-        raise Undecodable("not a day of briefs")
+    if not isinstance(rows, list) or not all(
+        isinstance(row, tuple) and (width is None or len(row) == width) for row in rows
+    ):
+        raise Undecodable("not a day's rows")
     return rows
