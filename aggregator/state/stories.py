@@ -334,10 +334,10 @@ class StoryTable:
         return found
 
     def set_files(self, position: int, files: tuple[str, ...]) -> None:
+        """Another list of files for a story (its day's other columns are as they were)."""
         day = int(self.times[position] // DAY)
         self._read_files(day)
         self.files[position] = files
-        self.dirty.add(day)
         self._files_dirty.add(day)
 
     def _read_files(self, day: int) -> None:
