@@ -341,22 +341,32 @@ class StoryTable:
         self._files_dirty.add(day)
 
     def _read_files(self, day: int) -> None:
-        """A day's files from the store, once (before any of its stories change: the
-        stored day must have as many as the table)."""
+        """A day's files from the store, once (before any of its stories change)."""
         if self._files_read is None or day in self._files_read:
             return
         self._files_read.add(day)
-        data = None if self._store is None else self._store.get(STORY_FILES, str(day))
-        low = bisect_left(self.times, day * DAY)
-        high = bisect_left(self.times, (day + 1) * DAY, low)
+        low, high = self._span(day)
+        rows = self._stored_day(STORY_FILES, day, None)
+        if rows is None and high > low:
+            raise Undecodable(f"day {day}: no files stored")
+        self.files[low:high] = rows or []
+
+    def _span(self, day: int, low: int = 0) -> tuple[int, int]:
+        """Where the stories of a day begin and end in the table (looked for from `low`)."""
+        low = bisect_left(self.times, day * DAY, low)
+        return low, bisect_left(self.times, (day + 1) * DAY, low)
+
+    def _stored_day(self, namespace: str, day: int, width: int | None) -> list[Any] | None:
+        """The rows a namespace beside the table holds for a day (None: none stored);
+        Undecodable when damaged or of another count of stories than the table's."""
+        data = None if self._store is None else self._store.get(namespace, str(day))
         if data is None:
-            if high > low:
-                raise Undecodable(f"day {day}: no files stored")
-            return
-        rows = _inflated(data, None)
+            return None
+        rows = _inflated(data, width)
+        low, high = self._span(day)
         if len(rows) != high - low:
-            raise Undecodable(f"day {day}: files of other stories")
-        self.files[low:high] = rows
+            raise Undecodable(f"day {day}: {namespace} of other stories")
+        return rows
 
     def _reshaping(self) -> None:
         """Before a story comes or goes, every place after it moves: what is held as
@@ -395,7 +405,7 @@ class StoryTable:
         self._files_dirty.add(day)
         rows = self._day_briefs(day)
         if rows is not None:
-            del rows[position - bisect_left(self.times, day * DAY)]
+            del rows[position - self._span(day)[0]]
         self._briefs_dirty.add(day)
         for column in self._columns():
             del column[position]
@@ -409,7 +419,7 @@ class StoryTable:
             return None
         from aggregator.cluster import Brief
 
-        title, words, provider, published = rows[position - bisect_left(self.times, day * DAY)]
+        title, words, provider, published = rows[position - self._span(day)[0]]
         moment = (datetime.fromtimestamp(self.times[position], UTC) if published is None
                   else datetime.fromisoformat(published))  # fmt: skip
         return Brief(self.guids[position], moment, title, words, provider)
@@ -417,27 +427,18 @@ class StoryTable:
     def _day_briefs(self, day: int) -> list[BriefRow] | None:
         """The briefs of a day's stories in table order, read once (before the day's
         stories change: a stored day must have as many as the table)."""
-        if day in self._briefs:
-            return self._briefs[day]
-        rows = None
-        data = None if self._store is None else self._store.get(BRIEFS, str(day))
-        if data is not None:
+        if day not in self._briefs:
             try:
-                rows = _inflated(data, 4)
+                self._briefs[day] = self._stored_day(BRIEFS, day, 4)
             except Undecodable:
-                rows = None
-            low = bisect_left(self.times, day * DAY)
-            stories = bisect_left(self.times, (day + 1) * DAY, low) - low
-            if rows is not None and len(rows) != stories:
-                rows = None
-        self._briefs[day] = rows
-        return rows
+                self._briefs[day] = None  # read from the parse cache instead
+        return self._briefs[day]
 
     def _brief_put(self, day: int, position: int, brief: Brief | None) -> None:
         """A story's brief into its day's, where it goes at `position` (before it does)."""
         rows = self._day_briefs(day)
         if rows is not None and brief is not None:
-            rows.insert(position - bisect_left(self.times, day * DAY), _brief_row(brief))
+            rows.insert(position - self._span(day)[0], _brief_row(brief))
         else:
             self._briefs[day] = None  # not known for every story of the day: not stored
         self._briefs_dirty.add(day)
@@ -529,26 +530,19 @@ class StoryTable:
 
     def _save_files(self, store: StateStore, everything: bool) -> None:
         """The files of every day (`everything`), else of the days whose stories came,
-        went or changed files; each day packed as the store takes it."""
+        went or changed files."""
         days = self._days() if everything else sorted(self._files_dirty)
-
-        def values() -> Iterator[tuple[str, bytes]]:
-            low = 0
-            for day in days:
-                low = bisect_left(self.times, day * DAY, low)
-                high = bisect_left(self.times, (day + 1) * DAY, low)
-                if high > low:
-                    yield str(day), _deflated(self.files[low:high])
-                low = high
-
-        store.put_many(STORY_FILES, values())
-        store.delete_many(STORY_FILES, [str(day) for day in days
-                                        if not self._holds_day(day)])  # fmt: skip
+        _put_days(store, STORY_FILES, self._day_rows(days, self.files))
         self._files_dirty = set()
 
-    def _holds_day(self, day: int) -> bool:
-        at = bisect_left(self.times, day * DAY)
-        return at < len(self.times) and self.times[at] < (day + 1) * DAY
+    def _day_rows(self, days: Iterable[int], rows: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        """Each of these days (in order) with its stories' slice of `rows` (a column in
+        table order), one day at a time."""
+        low = 0
+        for day in days:
+            low, high = self._span(day, low)
+            yield day, rows[low:high]
+            low = high
 
     def _by_day(
         self, wanted: set[int] | None, emptied: list[int]
@@ -558,8 +552,7 @@ class StoryTable:
         columns = self._stored_columns()
         low = 0
         for day in sorted(wanted) if wanted is not None else self._days():
-            low = bisect_left(self.times, day * DAY, low)
-            high = bisect_left(self.times, (day + 1) * DAY, low)
+            low, high = self._span(day, low)
             if high > low:
                 rows = tuple(column[low:high] for column in columns)
                 guids, leaders = rows[1], rows[2]
@@ -591,29 +584,15 @@ class StoryTable:
         """Every day's briefs (`briefs_in_order`, with `everything`), else the days
         whose stories came or went; a day not known for every story is deleted."""
         if everything:
-            if self.briefs_in_order is None:
-                return
-            briefs, low = self.briefs_in_order, 0
-            if len(briefs) != len(self.times):
+            briefs = self.briefs_in_order
+            if briefs is None or len(briefs) != len(self.times):
                 return  # not one per story: none is stored, every day reads the cache
-
-            def days() -> Iterator[tuple[str, bytes]]:
-                nonlocal low
-                for day in self._days():
-                    high = bisect_left(self.times, (day + 1) * DAY, low)
-                    yield str(day), _deflated([_brief_row(b) for b in briefs[low:high]])
-                    low = high
-
-            store.put_many(BRIEFS, days())
+            days = self._day_rows(self._days(), briefs)
+            _put_days(store, BRIEFS, ((day, [_brief_row(brief) for brief in of_day])
+                                      for day, of_day in days))  # fmt: skip
             return
-        gone = []
-        for day in sorted(self._briefs_dirty):
-            rows = self._briefs.get(day)
-            if rows:
-                store.put(BRIEFS, str(day), _deflated(rows))
-            else:
-                gone.append(str(day))
-        store.delete_many(BRIEFS, gone)
+        _put_days(store, BRIEFS, ((day, self._briefs.get(day))
+                                  for day in sorted(self._briefs_dirty)))  # fmt: skip
         self._briefs_dirty = set()
 
     def _days(self) -> list[int]:
@@ -632,6 +611,24 @@ def _brief_row(brief: Brief) -> BriefRow:
     # A time of whole seconds comes back exactly from the story's time (most do).
     published = None if brief.published.microsecond == 0 else brief.published.isoformat()
     return brief.title, brief.words, brief.provider_key, published
+
+
+def _put_days(
+    store: StateStore, namespace: str, days: Iterable[tuple[int, list[Any] | None]]
+) -> None:
+    """Each day's rows into a namespace beside the table, one day packed at a time; a
+    day without rows (no story, or not known for every story) is deleted."""
+    gone: list[str] = []
+
+    def values() -> Iterator[tuple[str, bytes]]:
+        for day, rows in days:
+            if rows:
+                yield str(day), _deflated(rows)
+            else:
+                gone.append(str(day))
+
+    store.put_many(namespace, values())
+    store.delete_many(namespace, gone)
 
 
 def _deflated(rows: list[Any]) -> bytes:
