@@ -51,10 +51,8 @@ from aggregator.rank import (
     rerank,
     story_key,
 )
-from aggregator.sources.files import FoundFiles
-from aggregator.sources.folder import NO_STAT
+from aggregator.sources.files import FoundFiles, file_stamp
 from aggregator.state.codec import Undecodable
-from aggregator.state.keys import STAMP
 from aggregator.state.parse_cache import ParseCache
 from aggregator.state.record_codec import decode_record_values, decode_result
 from aggregator.state.store import StateStore
@@ -442,13 +440,8 @@ def _read_changes(
                                   None if previous is None else previous.old,
                                   decode_result(encoded, path),
                                   encoded if may_cache else None,
-                                  _stamp(now.get(key)))  # fmt: skip
+                                  None if key not in now else file_stamp(*now[key]))  # fmt: skip
     return list(changes.values()), len(come)
-
-
-def _stamp(found: tuple[int, int] | None) -> bytes | None:
-    """A file's stamp as the parse cache keeps it (None: found without a stat)."""
-    return None if found is None or found[0] == NO_STAT else STAMP.pack(*found)
 
 
 def _recluster(

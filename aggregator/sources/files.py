@@ -150,7 +150,6 @@ class FoundFiles:
             keys: list[str] = []
             sources: list[int] = []
             spans: list[SourceSpan] = []
-            pack = STAMP.pack
             for index, prefix, root in self._roots:
                 start = len(files)
                 base = root.rstrip(os.sep) + os.sep
@@ -161,8 +160,7 @@ class FoundFiles:
                     names = names_of(self.listings[folder])
                     inside = folder[len(prefix) :]
                     for name, size, mtime in sorted(zip(names, sizes, mtimes, strict=True)):
-                        files.append((base + inside + name,
-                                      None if size == NO_STAT else pack(size, mtime)))  # fmt: skip
+                        files.append((base + inside + name, file_stamp(size, mtime)))
                         keys.append(folder + name)
                 sources.extend([index] * (len(files) - start))
                 spans.append(SourceSpan(index, start, len(files), prefix, root))
@@ -220,6 +218,12 @@ class FoundFiles:
                 kept[folder] = listing([r[0] for r in rows], [r[1] for r in rows],
                                        [r[2] for r in rows])  # fmt: skip
         return kept
+
+
+def file_stamp(size: int, mtime_ns: int) -> bytes | None:
+    """A file's stamp as the parse cache keeps it, from its listing (None: found
+    without a stat)."""
+    return None if size == NO_STAT else STAMP.pack(size, mtime_ns)
 
 
 def find_files(config: Config) -> FoundFiles:
