@@ -7,7 +7,6 @@ function that runs it. `main` parses, runs and turns the typed errors into exit 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -653,36 +652,6 @@ class _Parser(argparse.ArgumentParser):
     commands: dict[str, argparse.ArgumentParser]
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's, as wide as shutil.get_terminal_size would make it, without importing
-    shutil (and bz2 and lzma with it): argparse makes a formatter for every option it
-    adds, so every run paid for it, where only help is ever formatted."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:  # fmt: skip
-        super().__init__(prog, indent_increment, max_help_position,
-                         _terminal_columns() - 2 if width is None else width)  # fmt: skip
-
-
-class _RawDescriptionFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
-    """A command's help: its description and examples as written."""
-
-
-def _terminal_columns() -> int:
-    """The terminal's width as shutil.get_terminal_size finds it: $COLUMNS, else the
-    terminal's, else 80."""
-    try:
-        columns = int(os.environ.get("COLUMNS", "0"))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns if columns > 0 else 80
-
-
 def _parser(argv: Sequence[str] = ()) -> _Parser:
     """Every command, with the options of the one `argv` names (all of them when it
     names none): a cron build does not build the options of eleven other commands."""
@@ -690,7 +659,6 @@ def _parser(argv: Sequence[str] = ()) -> _Parser:
     named = any(command.name == given for command in COMMANDS)
     parser = _Parser(
         prog="aggregator",
-        formatter_class=_Formatter,
         description="Turn news records into ranked, per-topic RSS, Atom and JSON feeds "
         "with an HTML page for each topic.",
         epilog="Run 'aggregator COMMAND --help' for a command's options, exit codes and "
@@ -705,7 +673,7 @@ def _parser(argv: Sequence[str] = ()) -> _Parser:
             help=command.summary,
             description=command.description,
             epilog=command.epilog(),
-            formatter_class=_RawDescriptionFormatter,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if not named or command.name == given:
             command.options(sub)
